@@ -1,0 +1,111 @@
+"""What every video model shares: the common configuration and input checks.
+
+Video tensors are `(batch, time, height, width, channels)`, float32 in [-1, 1]
+inside models and uint8 in [0, 255] at the edges (files, exported outputs).
+"""
+
+import keras
+import tensorflow as tf
+
+
+def check_positive_int(name, value, minimum=1):
+    """Raises ValueError naming `name` unless `value` is an int >= `minimum`."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}.")
+    return value
+
+
+class VideoModel(keras.Model):
+    """Base of every model in the zoo.
+
+    Args:
+        num_frames: int. Frames per training video. Defaults to 16.
+        height: int. Frame height in pixels. Defaults to 64.
+        width: int. Frame width in pixels. Defaults to 64.
+        channels: int. Colour channels (1 grey, 3 RGB). Defaults to 1.
+        num_classes: int. Number of classes for a conditional model; 0 means
+            unconditional. Defaults to 0.
+    """
+
+    # Whether `generate` accepts a `num_frames` different from the training length.
+    variable_length = False
+    registered_name = None
+
+    def __init__(self, num_frames=16, height=64, width=64, channels=1, num_classes=0, **kwargs):
+        super().__init__(**kwargs)
+        self.num_frames = check_positive_int("num_frames", num_frames)
+        self.height = check_positive_int("height", height)
+        self.width = check_positive_int("width", width)
+        self.channels = check_positive_int("channels", channels)
+        self.num_classes = check_positive_int("num_classes", num_classes, minimum=0)
+
+    @property
+    def video_shape(self):
+        """`(num_frames, height, width, channels)` of one training video."""
+        return (self.num_frames, self.height, self.width, self.channels)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            num_frames=self.num_frames,
+            height=self.height,
+            width=self.width,
+            channels=self.channels,
+            num_classes=self.num_classes,
+        )
+        return config
+
+    def check_videos(self, videos, allow_any_length=False):
+        """Raises ValueError naming the problem unless `videos` fits this model.
+
+        Works on static shapes, so it costs nothing inside a traced step.
+        """
+        shape = tuple(videos.shape)
+        if len(shape) != 5:
+            raise ValueError(
+                f"{type(self).__name__} expects videos shaped (batch, time, height, width, "
+                f"channels), got rank {len(shape)} shape {shape}."
+            )
+        expected = self.video_shape
+        got = shape[1:]
+        for axis, (want, have) in enumerate(zip(expected, got)):
+            if axis == 0 and allow_any_length:
+                continue
+            if have is not None and have != want:
+                raise ValueError(
+                    f"{type(self).__name__} expects videos shaped (batch, {expected[0]}, "
+                    f"{expected[1]}, {expected[2]}, {expected[3]}) (num_frames, height, width, "
+                    f"channels), got {shape}."
+                )
+        dtype = tf.as_dtype(videos.dtype)
+        if not dtype.is_floating:
+            raise ValueError(f"Videos must be float in [-1, 1], got dtype {videos.dtype}.")
+
+    def check_labels(self, labels, batch_size=None):
+        """Validates class labels against `num_classes`; returns int32 labels or None."""
+        if self.num_classes == 0:
+            if labels is not None:
+                raise ValueError(
+                    f"{type(self).__name__} is unconditional (num_classes=0) but labels were given."
+                )
+            return None
+        if labels is None:
+            raise ValueError(
+                f"{type(self).__name__} is conditional (num_classes={self.num_classes}): "
+                "labels are required."
+            )
+        labels = tf.convert_to_tensor(labels)
+        if labels.dtype.is_floating:
+            raise ValueError(f"Labels must be integers, got dtype {labels.dtype}.")
+        labels = tf.cast(labels, tf.int32)
+        if labels.shape.rank != 1:
+            raise ValueError(f"Labels must be shaped (batch,), got {tuple(labels.shape)}.")
+        if batch_size is not None and labels.shape[0] is not None and labels.shape[0] != batch_size:
+            raise ValueError(f"Got {labels.shape[0]} labels for {batch_size} videos.")
+        if tf.executing_eagerly() and labels.shape[0]:
+            low, high = int(tf.reduce_min(labels)), int(tf.reduce_max(labels))
+            if low < 0 or high >= self.num_classes:
+                raise ValueError(
+                    f"Labels must be in [0, {self.num_classes}), got values in [{low}, {high}]."
+                )
+        return labels
