@@ -1,0 +1,578 @@
+"""Reading and writing videos: MP4 (H.264), animated GIF and NPZ, through PyAV.
+
+Models work on float32 videos in [-1, 1]; files hold uint8 in [0, 255]. This
+module is the edge between the two:
+
+- `to_uint8` converts a model's output (or passes uint8 through) with checks.
+- `tile_videos` lays a batch of videos out as one grid video.
+- `write_video` picks the writer from the file extension (`.mp4`, `.gif`,
+  `.npz`) and writes atomically: a crash never leaves a half-written file under
+  the final name, and a failed write keeps the old file.
+- `read_video` decodes anything FFmpeg reads (MP4, GIF, AVI, WebM, ...) into a
+  uint8 `[T, H, W, C]` array, and raises `VideoReadError` naming the file when
+  it is missing, empty, corrupt, has no video stream or no frames.
+
+Example:
+
+```python
+video = model.generate(4, seed=0)                  # (4, T, H, W, 3) in [-1, 1]
+write_video("samples.mp4", video, fps=8)           # one 2x2 grid video
+write_video("samples.gif", video, fps=8)
+frames = read_video("samples.mp4")                 # (T, H', W', 3) uint8
+```
+"""
+
+import io
+import logging
+import math
+import numbers
+import os
+import secrets
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+SUPPORTED_WRITE_EXTENSIONS = (".mp4", ".gif", ".npz")
+
+# Model outputs come from tanh or a clip and may overshoot [-1, 1] by rounding
+# noise; anything further out is a bug upstream and is reported, not clipped.
+_FLOAT_RANGE_TOLERANCE = 1e-3
+
+
+class VideoReadError(ValueError):
+    """A video file that is missing, empty, corrupt, or holds no video frames."""
+
+
+# ---------------------------------------------------------------------------
+# Array conversions
+# ---------------------------------------------------------------------------
+
+
+def _as_numpy(video, name):
+    """Returns `video` (numpy, tf.Tensor or anything array-like) as a numpy array."""
+    if hasattr(video, "numpy"):  # eager tf.Tensor / tf.Variable, without importing TF
+        video = video.numpy()
+    array = np.asarray(video)
+    if array.dtype.name == "bfloat16":  # an ml_dtypes type numpy does not call floating
+        array = array.astype(np.float32)
+    if array.dtype == object:
+        raise TypeError(f"`{name}` must be a numeric array or tensor, got {type(video).__name__}.")
+    return array
+
+
+def to_uint8(video):
+    """Converts a video to uint8 in [0, 255].
+
+    Floats are read as a model's output in [-1, 1] and mapped with
+    `round((x + 1) * 127.5)`; uint8 passes through unchanged. Values outside
+    [-1, 1] by more than 1e-3 (and NaN or infinity) are an error rather than
+    silently clipped, since they mean the caller passed the wrong scale (e.g.
+    [0, 255] floats).
+
+    Args:
+        video: array-like or tf.Tensor. Any shape; floating point in [-1, 1]
+            or uint8.
+
+    Returns:
+        A numpy uint8 array of the same shape.
+
+    Raises:
+        TypeError: for a dtype other than floating point or uint8.
+        ValueError: for floats outside [-1, 1] or non-finite values.
+    """
+    array = _as_numpy(video, "video")
+    if array.dtype == np.uint8:
+        return array
+    if not np.issubdtype(array.dtype, np.floating):
+        raise TypeError(
+            f"`video` must be floating point in [-1, 1] or uint8 in [0, 255], got dtype "
+            f"{array.dtype}. Convert it first, e.g. `video.astype('uint8')` for integer pixels."
+        )
+    array = array.astype(np.float32)
+    if array.size:
+        if not np.all(np.isfinite(array)):
+            raise ValueError("`video` contains NaN or infinite values; expected floats in [-1, 1].")
+        low, high = float(array.min()), float(array.max())
+        if low < -1 - _FLOAT_RANGE_TOLERANCE or high > 1 + _FLOAT_RANGE_TOLERANCE:
+            raise ValueError(
+                f"Float `video` must be in [-1, 1], got values in [{low:.4g}, {high:.4g}]. "
+                "Scale it to [-1, 1] (e.g. x / 127.5 - 1 for [0, 255] pixels) or pass uint8."
+            )
+    return np.clip(np.rint((array + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def tile_videos(videos, columns=None, padding=1, pad_value=0):
+    """Lays a batch of videos out as one grid video, frame by frame.
+
+    Video `i` goes to row `i // columns`, column `i % columns`. Tiles are
+    separated by `padding` pixels of `pad_value` (no border around the
+    outside, so a batch of one comes back unchanged); unused cells of the last
+    row are filled with `pad_value` too.
+
+    Args:
+        videos: array-like or tf.Tensor of shape `[B, T, H, W, C]`, any dtype.
+        columns: int. Tiles per row; clamped to B. Defaults to `ceil(sqrt(B))`.
+        padding: int. Pixels between neighbouring tiles. Defaults to 1.
+        pad_value: number. Value of the padding, in the units of `videos`
+            (0 is black for uint8, mid-grey for floats in [-1, 1]).
+            Defaults to 0.
+
+    Returns:
+        A numpy array `[T, rows * H + (rows - 1) * padding,
+        columns * W + (columns - 1) * padding, C]` of the dtype of `videos`.
+    """
+    videos = _as_numpy(videos, "videos")
+    if videos.ndim != 5:
+        raise ValueError(
+            f"`videos` must have shape [B, T, H, W, C] (rank 5), got shape {videos.shape}."
+        )
+    batch, frames, height, width, channels = videos.shape
+    if batch == 0:
+        raise ValueError(f"`videos` must hold at least one video, got shape {videos.shape}.")
+    if columns is None:
+        columns = math.ceil(math.sqrt(batch))
+    if int(columns) != columns or columns < 1:
+        raise ValueError(f"`columns` must be a positive integer, got {columns!r}.")
+    if int(padding) != padding or padding < 0:
+        raise ValueError(f"`padding` must be a non-negative integer, got {padding!r}.")
+    columns, padding = min(int(columns), batch), int(padding)
+    rows = math.ceil(batch / columns)
+
+    grid = np.full(
+        (
+            frames,
+            rows * height + (rows - 1) * padding,
+            columns * width + (columns - 1) * padding,
+            channels,
+        ),
+        pad_value,
+        dtype=videos.dtype,
+    )  # (T, H', W', C)
+    for index in range(batch):
+        top = (index // columns) * (height + padding)
+        left = (index % columns) * (width + padding)
+        grid[:, top : top + height, left : left + width, :] = videos[index]
+    return grid
+
+
+def _prepare_frames(video, rgb=True):
+    """Checks and converts a `[T, H, W, C]` or `[B, T, H, W, C]` video to uint8 frames.
+
+    A batch is tiled into one grid video (uint8 units, black padding). With
+    `rgb`, grey frames are repeated to three channels, since the MP4 and GIF
+    encoders here take RGB.
+
+    Returns:
+        A contiguous uint8 array `[T, H, W, 3]` (or `[T, H, W, C]` without `rgb`).
+    """
+    array = _as_numpy(video, "video")
+    if array.ndim not in (4, 5):
+        raise ValueError(
+            f"`video` must have shape [T, H, W, C] or [B, T, H, W, C] (rank 4 or 5), got shape "
+            f"{array.shape}."
+        )
+    if array.shape[-1] not in (1, 3):
+        raise ValueError(
+            f"`video` must have 1 (grey) or 3 (RGB) channels in its last axis, got shape "
+            f"{array.shape}."
+        )
+    if 0 in array.shape:
+        raise ValueError(f"`video` must not be empty, got shape {array.shape}.")
+    frames = to_uint8(array)
+    if frames.ndim == 5:
+        frames = tile_videos(frames)  # (T, H', W', C)
+    if rgb and frames.shape[-1] == 1:
+        frames = np.repeat(frames, 3, axis=-1)  # (T, H, W, 3)
+    return np.ascontiguousarray(frames)
+
+
+def _check_fps(fps):
+    if isinstance(fps, bool) or not isinstance(fps, numbers.Real) or not 0 < fps < math.inf:
+        raise ValueError(f"`fps` must be a positive finite number, got {fps!r}.")
+    if not isinstance(fps, numbers.Rational):
+        fps = float(fps)  # numpy floats are not accepted by Fraction
+    # FFmpeg wants a rational rate; 1001 covers the NTSC rates (29.97 = 30000/1001).
+    return Fraction(fps).limit_denominator(1001)
+
+
+# ---------------------------------------------------------------------------
+# Atomic writing
+# ---------------------------------------------------------------------------
+
+
+class _AtomicPath:
+    """Context manager giving a temporary path beside `path`, moved onto it on success.
+
+    The temporary file lives in the same directory, so `os.replace` is a rename
+    on one file system and atomic: readers see either the old file or the
+    complete new one. On an exception the temporary file is removed and
+    `path` is left as it was.
+    """
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    def __enter__(self):
+        if self.path.is_dir():
+            raise IsADirectoryError(f"Cannot write video to '{self.path}': it is a directory.")
+        directory = self.path.parent
+        if not directory.is_dir():
+            raise FileNotFoundError(
+                f"Cannot write video to '{self.path}': directory '{directory}' does not exist."
+            )
+        # Keep the real extension last so that anything guessing the format from
+        # the name still sees the right one; the leading dot hides it from globs.
+        # os.open with mode 0o666 lets the umask decide the final permissions, as a
+        # plain open() would (mkstemp would make them 0600); O_EXCL avoids races.
+        while True:
+            name = f".{self.path.name}.{secrets.token_hex(4)}.tmp{self.path.suffix}"
+            temporary = directory / name
+            try:
+                os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+                break
+            except FileExistsError:
+                continue
+        self.temporary = Path(temporary)
+        return self.temporary
+
+    def __exit__(self, error_type, error, traceback):
+        if error_type is not None:
+            self.temporary.unlink(missing_ok=True)
+            return False
+        os.replace(self.temporary, self.path)
+        return False
+
+
+def _write_bytes_atomically(path, data):
+    with _AtomicPath(path) as temporary:
+        temporary.write_bytes(data)
+
+
+# ---------------------------------------------------------------------------
+# Writers
+# ---------------------------------------------------------------------------
+
+
+def _to_av_frame(rgb, index):
+    """One RGB uint8 frame `(H, W, 3)` as a PyAV frame with presentation time `index`."""
+    frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+    frame.pts = index
+    return frame
+
+
+def _mp4_codec():
+    if "libx264" in av.codecs_available:
+        return "libx264"
+    logger.warning(
+        "PyAV's FFmpeg has no libx264 encoder; writing MP4 with the 'mpeg4' (MPEG-4 Part 2) "
+        "codec instead, which fewer browsers play. Install a PyAV build with libx264 for H.264."
+    )
+    return "mpeg4"
+
+
+def _encode_mp4(target, frames, fps, crf):
+    """Encodes uint8 frames `(T, H, W, 3)` with even H and W into an MP4 at `target`."""
+    _, height, width, _ = frames.shape
+    codec = _mp4_codec()
+    # faststart moves the index to the front so players can start before the end arrives.
+    with av.open(str(target), mode="w", format="mp4", options={"movflags": "+faststart"}) as out:
+        stream = out.add_stream(codec, rate=fps)
+        stream.width, stream.height = width, height
+        # yuv420p is the pixel format every H.264 player decodes.
+        stream.pix_fmt = "yuv420p"
+        if codec == "libx264":
+            stream.options = {"crf": str(crf), "preset": "medium"}
+        else:
+            # mpeg4 has no CRF; a generous bit rate keeps small clips sharp.
+            stream.bit_rate = max(1_000_000, int(width * height * float(fps) * 2))
+        for index, rgb in enumerate(frames):
+            for packet in stream.encode(_to_av_frame(rgb, index)):
+                out.mux(packet)
+        for packet in stream.encode():  # flush delayed frames
+            out.mux(packet)
+
+
+def write_mp4(path, video, fps=8, crf=18):
+    """Writes a video as an H.264 MP4 (libx264, yuv420p), atomically.
+
+    H.264 in yuv420p stores colour at half resolution, so a frame of odd height
+    or width cannot be encoded: such frames are padded to even size by
+    repeating their last row / column, and the file (and `read_video` of it)
+    is then one pixel taller / wider. If PyAV's FFmpeg lacks libx264, the
+    `mpeg4` codec is used instead and a warning is logged.
+
+    Args:
+        path: str or Path. The output file.
+        video: array-like or tf.Tensor. `[T, H, W, C]` or `[B, T, H, W, C]`
+            (tiled into a grid), float in [-1, 1] or uint8, C = 1 or 3.
+        fps: number. Frames per second. Defaults to 8.
+        crf: int. libx264 constant rate factor, 0 (lossless luma) to 51;
+            lower is better quality. Defaults to 18 (visually near-lossless).
+
+    Returns:
+        The `Path` written.
+    """
+    rate = _check_fps(fps)
+    if isinstance(crf, bool) or not isinstance(crf, numbers.Real) or not 0 <= crf <= 51:
+        raise ValueError(f"`crf` must be a number in [0, 51], got {crf!r}.")
+    frames = _prepare_frames(video)  # (T, H, W, 3)
+    _, height, width, _ = frames.shape
+    if height % 2 or width % 2:
+        frames = np.pad(frames, ((0, 0), (0, height % 2), (0, width % 2), (0, 0)), mode="edge")
+    path = Path(path)
+    with _AtomicPath(path) as temporary:
+        _encode_mp4(temporary, frames, rate, crf)
+    return path
+
+
+def _palette_frame(rgb):
+    """Quantises an RGB frame `(H, W, 3)` to an 8-bit palette for GIF.
+
+    Pillow's median cut picks the palette per frame and is exact for frames of
+    at most 256 colours; no dithering, so flat areas stay flat.
+
+    Returns:
+        `(indices (H, W) uint8, palette (256, 4) uint8 ARGB)`, as PyAV's pal8 wants.
+    """
+    from PIL import Image
+
+    image = Image.fromarray(rgb).quantize(  # (H, W, 3) uint8 is RGB
+        colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE
+    )
+    colours = np.asarray(image.getpalette(), dtype=np.uint8).reshape(-1, 3)[:256]
+    palette = np.zeros((256, 4), dtype=np.uint8)
+    palette[:, 0] = 255  # opaque
+    palette[: len(colours), 1:] = colours
+    return np.ascontiguousarray(np.asarray(image, dtype=np.uint8)), palette
+
+
+def _encode_gif(target, frames, fps, loop):
+    """Encodes uint8 frames `(T, H, W, 3)` as an animated GIF into `target` (path or file)."""
+    _, height, width, _ = frames.shape
+    # GIF delays are in hundredths of a second; time stamps in that unit make the
+    # muxer's delays average exactly 1 / fps even when 100 / fps is not whole.
+    with av.open(target, mode="w", format="gif", options={"loop": str(loop)}) as out:
+        stream = out.add_stream("gif", rate=fps)
+        stream.width, stream.height = width, height
+        stream.pix_fmt = "pal8"
+        stream.time_base = Fraction(1, 100)
+        for index, rgb in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(_palette_frame(rgb), format="pal8")
+            frame.pts = round(index * 100 / fps)
+            frame.time_base = Fraction(1, 100)
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+
+
+def _check_loop(loop):
+    if isinstance(loop, bool) or not isinstance(loop, numbers.Integral) or not -1 <= loop <= 65535:
+        raise ValueError(
+            f"`loop` must be an integer: 0 loops forever, -1 plays once, N repeats N times; "
+            f"got {loop!r}."
+        )
+
+
+def gif_bytes(video, fps=8, loop=0):
+    """Encodes a video as the bytes of an animated GIF (e.g. for TensorBoard).
+
+    Args:
+        video: array-like or tf.Tensor. `[T, H, W, C]` or `[B, T, H, W, C]`
+            (tiled into a grid), float in [-1, 1] or uint8, C = 1 or 3.
+        fps: number. Frames per second (GIF stores delays in 1/100 s).
+            Defaults to 8.
+        loop: int. 0 loops forever, -1 plays once, N repeats N more times.
+            Defaults to 0.
+
+    Returns:
+        `bytes` of a GIF89a file.
+    """
+    rate = _check_fps(fps)
+    _check_loop(loop)
+    frames = _prepare_frames(video)  # (T, H, W, 3)
+    buffer = io.BytesIO()
+    _encode_gif(buffer, frames, rate, loop)
+    return buffer.getvalue()
+
+
+def write_gif(path, video, fps=8, loop=0):
+    """Writes a video as an animated GIF, atomically.
+
+    Each frame gets its own 256-colour palette (exact for frames of at most 256
+    colours, e.g. flat-coloured sprites; smooth gradients are quantised).
+
+    Args:
+        path: str or Path. The output file.
+        video: array-like or tf.Tensor. `[T, H, W, C]` or `[B, T, H, W, C]`
+            (tiled into a grid), float in [-1, 1] or uint8, C = 1 or 3.
+        fps: number. Frames per second. Defaults to 8.
+        loop: int. 0 loops forever, -1 plays once, N repeats N more times.
+            Defaults to 0.
+
+    Returns:
+        The `Path` written.
+    """
+    path = Path(path)
+    data = gif_bytes(video, fps=fps, loop=loop)
+    _write_bytes_atomically(path, data)
+    return path
+
+
+def _write_npz(path, video):
+    """Writes `videos` `[B, T, H, W, C]` uint8 into an NPZ file, atomically."""
+    array = _as_numpy(video, "video")
+    if array.ndim not in (4, 5):
+        raise ValueError(
+            f"`video` must have shape [T, H, W, C] or [B, T, H, W, C] (rank 4 or 5), got shape "
+            f"{array.shape}."
+        )
+    if array.shape[-1] not in (1, 3):
+        raise ValueError(
+            f"`video` must have 1 (grey) or 3 (RGB) channels in its last axis, got shape "
+            f"{array.shape}."
+        )
+    videos = to_uint8(array)
+    if videos.ndim == 4:
+        videos = videos[np.newaxis]  # (1, T, H, W, C)
+    path = Path(path)
+    with _AtomicPath(path) as temporary:
+        # A file object, because np.savez appends '.npz' to names without it.
+        with open(temporary, "wb") as handle:
+            np.savez(handle, videos=videos)
+    return path
+
+
+def write_video(path, video, fps=8):
+    """Writes a video file, choosing the format from the extension, atomically.
+
+    - `.mp4`: H.264 via `write_mp4` (a batch is tiled into a grid).
+    - `.gif`: animated GIF via `write_gif` (a batch is tiled into a grid).
+    - `.npz`: key `videos`, uint8 `[B, T, H, W, C]` (a single video gets B = 1;
+      a batch is kept as a batch, not tiled; grey stays one channel); the format
+      the NPZ dataset loader reads.
+
+    The file is written to a temporary name in the same directory and renamed
+    over `path` at the end, so a failed write never leaves a partial file and
+    keeps any previous file.
+
+    Args:
+        path: str or Path. The output file; its extension picks the format.
+        video: array-like or tf.Tensor. `[T, H, W, C]` or `[B, T, H, W, C]`,
+            float in [-1, 1] or uint8, C = 1 or 3.
+        fps: number. Frames per second (ignored for `.npz`). Defaults to 8.
+
+    Returns:
+        The `Path` written.
+    """
+    path = Path(path)
+    extension = path.suffix.lower()
+    if extension == ".mp4":
+        return write_mp4(path, video, fps=fps)
+    if extension == ".gif":
+        return write_gif(path, video, fps=fps)
+    if extension == ".npz":
+        return _write_npz(path, video)
+    raise ValueError(
+        f"Cannot write video '{path}': unknown extension '{path.suffix}'. Supported extensions: "
+        f"{', '.join(SUPPORTED_WRITE_EXTENSIONS)}."
+    )
+
+
+# ---------------------------------------------------------------------------
+# Reader
+# ---------------------------------------------------------------------------
+
+
+def _to_grey(rgb):
+    """ITU-R BT.601 luma of uint8 RGB frames `(..., 3)` -> `(..., 1)`, full range."""
+    weights = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    luma = np.tensordot(rgb.astype(np.float32), weights, axes=([-1], [0]))
+    return np.clip(np.rint(luma), 0, 255).astype(np.uint8)[..., np.newaxis]
+
+
+def read_video(path, max_frames=None, channels=None):
+    """Decodes a video file (MP4, GIF, AVI, WebM, ... anything FFmpeg reads).
+
+    Every frame is converted to RGB at the size of the first frame (GIF
+    transparency and frame disposal are resolved by the decoder).
+
+    Args:
+        path: str or Path. The video file.
+        max_frames: int. Stop after this many frames. Defaults to None (all).
+        channels: int. 3 for RGB, 1 for grey (BT.601 luma). Defaults to None,
+            which means 3.
+
+    Returns:
+        A numpy uint8 array `[T, H, W, C]`.
+
+    Raises:
+        VideoReadError: the file is missing, empty, not a readable video, has
+            no video stream, fails to decode, or decodes to zero frames. The
+            message names the file.
+    """
+    path = Path(path)
+    if channels is None:
+        channels = 3
+    if channels not in (1, 3):
+        raise ValueError(f"`channels` must be 1 (grey) or 3 (RGB), got {channels!r}.")
+    if max_frames is not None and (
+        isinstance(max_frames, bool)
+        or not isinstance(max_frames, numbers.Integral)
+        or max_frames < 1
+    ):
+        raise ValueError(f"`max_frames` must be a positive integer or None, got {max_frames!r}.")
+
+    if not path.exists():
+        raise VideoReadError(f"Cannot read video '{path}': the file does not exist.")
+    if path.is_dir():
+        raise VideoReadError(f"Cannot read video '{path}': it is a directory, not a file.")
+    if path.stat().st_size == 0:
+        raise VideoReadError(f"Cannot read video '{path}': the file is empty (0 bytes).")
+
+    try:
+        container = av.open(str(path), mode="r")
+    except av.error.FFmpegError as error:
+        raise VideoReadError(
+            f"Cannot read video '{path}': not a readable video file (corrupt or unsupported "
+            f"format): {error}"
+        ) from error
+
+    frames = []
+    with container:
+        if not container.streams.video:
+            kinds = sorted({stream.type for stream in container.streams}) or ["none"]
+            raise VideoReadError(
+                f"Cannot read video '{path}': the file has no video stream (streams: "
+                f"{', '.join(kinds)})."
+            )
+        stream = container.streams.video[0]
+        # Let FFmpeg use both cores; tiny clips decode no slower for it.
+        stream.thread_type = "AUTO"
+        size = None
+        try:
+            for frame in container.decode(stream):
+                if size is None:
+                    size = (frame.width, frame.height)
+                rgb = frame.to_ndarray(format="rgb24", width=size[0], height=size[1])
+                frames.append(rgb)  # (H, W, 3)
+                if max_frames is not None and len(frames) >= max_frames:
+                    break
+        except av.error.FFmpegError as error:
+            raise VideoReadError(
+                f"Cannot read video '{path}': decoding failed after {len(frames)} frame(s): "
+                f"{error}"
+            ) from error
+
+    if not frames:
+        raise VideoReadError(
+            f"Cannot read video '{path}': the video stream decoded to zero frames."
+        )
+    video = np.stack(frames)  # (T, H, W, 3)
+    if channels == 1:
+        video = _to_grey(video)  # (T, H, W, 1)
+    return video
