@@ -1,0 +1,108 @@
+"""Videos from a user's `.npz` file, validated with errors that name the file and the problem.
+
+The file holds `videos`, uint8 `(N, T, H, W, C)`, and optionally `labels`, integers `(N,)`
+(as written by `np.savez(path, videos=videos, labels=labels)`). Clips longer than the
+requested `num_frames` are cut to a random window of consecutive frames.
+"""
+
+import os
+import zipfile
+
+import numpy as np
+
+
+def _fail(path, problem):
+    return ValueError(f"npz dataset file '{path}': {problem}")
+
+
+def read_npz(path, num_frames, height, width, channels, with_labels=False):
+    """Reads and validates a video `.npz` file.
+
+    Args:
+        path: str or path-like. The file.
+        num_frames: int. Frames wanted per clip; the file's clips must be at least this long.
+        height: int. Frame height the file must have.
+        width: int. Frame width the file must have.
+        channels: int. Channels the file must have.
+        with_labels: bool. Whether labels are wanted; the file must then hold `labels`.
+            Defaults to False.
+
+    Returns:
+        `(videos, labels)`: uint8 `(N, T_file, H, W, C)` and int32 `(N,)`, or None when the
+        file has no labels.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: the file is not an npz archive, or its arrays do not match the request.
+    """
+    if path is None:
+        raise ValueError(
+            "Dataset 'npz' needs `path=` pointing to a .npz file with a `videos` array."
+        )
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"npz dataset file '{path}' does not exist.")
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
+        raise _fail(path, f"not an .npz archive ({type(error).__name__}: {error}).") from error
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise _fail(path, "is a single .npy array, not an .npz archive; save it with "
+                    "np.savez(path, videos=videos).")
+    with archive:
+        keys = sorted(archive.files)
+        if "videos" not in keys:
+            raise _fail(path, f"has no 'videos' array (found keys: {keys or 'none'}).")
+        try:
+            videos = archive["videos"]
+            labels = archive["labels"] if "labels" in keys else None
+        except ValueError as error:  # object arrays need pickle, which is refused
+            raise _fail(path, f"cannot read its arrays ({error}).") from error
+
+    if videos.ndim != 5:
+        raise _fail(path, f"'videos' must have rank 5 (N, T, H, W, C), got shape {videos.shape}.")
+    if videos.dtype != np.uint8:
+        raise _fail(path, f"'videos' must have dtype uint8, got {videos.dtype}.")
+    if videos.size == 0:
+        raise _fail(path, f"'videos' is empty (shape {videos.shape}).")
+    count, length, file_height, file_width, file_channels = videos.shape
+    if (file_height, file_width) != (height, width):
+        raise _fail(path, f"frames are {file_height}x{file_width} (height x width), but "
+                    f"height={height}, width={width} was asked.")
+    if file_channels != channels:
+        raise _fail(path, f"videos have {file_channels} channels, but channels={channels} "
+                    "was asked.")
+    if length < num_frames:
+        raise _fail(path, f"videos have {length} frames, fewer than num_frames={num_frames}.")
+
+    if labels is not None:
+        if labels.ndim != 1 or labels.shape[0] != count:
+            raise _fail(path, f"'labels' must have shape ({count},), one per video, "
+                        f"got shape {labels.shape}.")
+        if not np.issubdtype(labels.dtype, np.integer):
+            raise _fail(path, f"'labels' must be integers, got dtype {labels.dtype}.")
+        if labels.min() < 0:
+            raise _fail(path, f"'labels' must be >= 0, got {labels.min()}.")
+        labels = labels.astype(np.int32)
+    elif with_labels:
+        raise _fail(path, "has no 'labels' array, but with_labels=True was asked.")
+    return videos, labels
+
+
+def take_windows(videos, num_frames, rng):
+    """Cuts each clip to `num_frames` consecutive frames starting at a random frame.
+
+    Args:
+        videos: array `(N, T, H, W, C)` with `T >= num_frames`.
+        num_frames: int. Window length.
+        rng: `np.random.Generator`. Draws the start frames.
+
+    Returns:
+        Array `(N, num_frames, H, W, C)`; `videos` itself when `T == num_frames`.
+    """
+    count, length = videos.shape[:2]
+    if length == num_frames:
+        return videos
+    starts = rng.integers(0, length - num_frames + 1, size=count)
+    frames = starts[:, None] + np.arange(num_frames)  # (N, num_frames)
+    return videos[np.arange(count)[:, None], frames]
