@@ -37,7 +37,9 @@ def list_presets():
 def _atomic_write(path, write):
     """Calls `write(tmp_path)` then renames the file into place."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    # Keras insists on the '.weights.h5' ending, so the temporary name keeps it.
+    suffix = ".weights.h5" if path.name.endswith(".weights.h5") else path.suffix
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
     os.close(fd)
     try:
         write(tmp)
@@ -95,7 +97,9 @@ def save_preset(model, directory, dataset=None, training_steps=0, description=""
     info.update(metadata)
     _write_json(directory / METADATA_FILE, info)
     if weights:
-        _atomic_write(directory / WEIGHTS_FILE, model.save_weights)
+        # A GAN with a generator EMA stores the EMA weights: they are what it generates with.
+        stored = model.preset_model() if hasattr(model, "preset_model") else model
+        _atomic_write(directory / WEIGHTS_FILE, stored.save_weights)
     return directory
 
 

@@ -28,7 +28,7 @@ def unknown_name_error(kind, name, known):
     close = difflib.get_close_matches(str(name), known, n=1, cutoff=0.0)
     hint = f" Did you mean '{close[0]}'?" if close else ""
     return UnknownNameError(
-        f"Unknown {kind} '{name}'. Known {kind}s: {', '.join(known) or '(none)'}.{hint}"
+        f"Unknown {kind} '{name}'. Known {kind} names: {', '.join(known) or '(none)'}.{hint}"
     )
 
 

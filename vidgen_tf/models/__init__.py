@@ -1,1 +1,3 @@
 """Model families. Importing this package registers every family."""
+
+from vidgen_tf.models import mocogan  # noqa: F401

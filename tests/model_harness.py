@@ -1,0 +1,108 @@
+"""One harness for every model of the zoo (keras-hub's TestCase idea).
+
+Each model's test file states its tiny configuration and calls these checks;
+the checks are the contract of DESIGN.md: config round trip, `.keras` round
+trip, a `fit` step on tf.data, generation shapes, mixed precision dtypes, and
+exports that agree.
+"""
+
+import json
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+import vidgen_tf
+
+
+def fixed_noise(model, batch_size=2, num_frames=None, seed=7):
+    return model.sample_noise(batch_size, tf.constant([seed, 3], tf.int64), num_frames=num_frames)
+
+
+def labels_for(model, batch_size=2):
+    return tf.range(batch_size, dtype=tf.int32) % max(model.num_classes, 1) if model.num_classes else None
+
+
+def outputs(model, batch_size=2, num_frames=None):
+    noise = fixed_noise(model, batch_size, num_frames)
+    return model.generate_from_noise(noise, labels_for(model, batch_size), training=False).numpy()
+
+
+def video_dataset(model, batch_size=4, num_batches=2, seed=0):
+    rng = np.random.default_rng(seed)
+    videos = rng.uniform(-1, 1, (batch_size * num_batches,) + model.video_shape).astype("float32")
+    if model.num_classes:
+        labels = rng.integers(0, model.num_classes, batch_size * num_batches).astype("int32")
+        return tf.data.Dataset.from_tensor_slices((videos, labels)).batch(batch_size, drop_remainder=True)
+    return tf.data.Dataset.from_tensor_slices(videos).batch(batch_size, drop_remainder=True)
+
+
+def check_config_round_trip(model):
+    config = model.get_config()
+    rebuilt = type(model).from_config(config)
+    assert json.dumps(rebuilt.get_config(), sort_keys=True) == json.dumps(config, sort_keys=True)
+    built = vidgen_tf.build(model.registered_name, **{k: v for k, v in config.items() if k not in ("name", "trainable", "dtype")})
+    assert built.get_config()["num_frames"] == model.num_frames
+
+
+def check_keras_round_trip(model, tmp_path):
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert type(loaded) is type(model)
+    np.testing.assert_allclose(outputs(loaded), outputs(model), atol=1e-6)
+
+
+def check_fit(model, expected_metrics, steps=2, **compile_kwargs):
+    model.compile(seed=0, **compile_kwargs)
+    history = model.fit(video_dataset(model, num_batches=steps), epochs=1, verbose=0)
+    for name in expected_metrics:
+        assert name in history.history, f"{name} not reported; got {sorted(history.history)}"
+        assert np.isfinite(history.history[name][-1]), f"{name} is not finite"
+    return history
+
+
+def check_generate(model, num_frames_options=()):
+    videos = model.generate(3, seed=1)
+    assert videos.shape == (3,) + model.video_shape
+    assert videos.dtype == tf.float32
+    assert float(tf.reduce_min(videos)) >= -1.0 and float(tf.reduce_max(videos)) <= 1.0
+    np.testing.assert_array_equal(videos.numpy(), model.generate(3, seed=1).numpy())
+    assert not np.array_equal(videos.numpy(), model.generate(3, seed=2).numpy())
+    for frames in num_frames_options:
+        longer = model.generate(2, seed=1, num_frames=frames)
+        assert longer.shape == (2, frames) + model.video_shape[1:]
+
+
+def check_exports(model, tmp_path):
+    version_dir = vidgen_tf.export_savedmodel(model, tmp_path / "serving", version=3)
+    assert version_dir == tmp_path / "serving" / model.registered_name / "3"
+    loaded = tf.saved_model.load(str(version_dir))
+    assert set(loaded.signatures) == {"serving_default", "generate"}
+
+    # serving_default: named noise inputs -> uint8 video equal to the Keras model's.
+    noise = {k: v.numpy() for k, v in fixed_noise(model).items()}
+    labels = labels_for(model)
+    if labels is not None:
+        noise["label"] = labels.numpy()
+    served = loaded.signatures["serving_default"](**{k: tf.constant(v) for k, v in noise.items()})["video"]
+    assert served.dtype == tf.uint8
+    expected = vidgen_tf.exporting.to_uint8_video(outputs(model)).numpy()
+    assert np.max(np.abs(served.numpy().astype(int) - expected.astype(int))) <= 1
+
+    # generate: the same seed gives the same video as model.generate.
+    args = {"batch_size": tf.constant(2), "seed": tf.constant(5, tf.int64)}
+    if model.variable_length:
+        args["num_frames"] = tf.constant(model.num_frames)
+    if model.num_classes:
+        args["label"] = labels
+    generated = loaded.signatures["generate"](**args)["video"].numpy()
+    reference = vidgen_tf.exporting.to_uint8_video(model.generate(2, seed=5, labels=labels)).numpy()
+    assert np.max(np.abs(generated.astype(int) - reference.astype(int))) <= 1
+
+    onnx_path = vidgen_tf.export_onnx(model, tmp_path / "model.onnx", savedmodel_dir=version_dir)
+    report = json.loads((tmp_path / "model.onnx.parity.json").read_text())
+    assert onnx_path.is_file()
+    assert report["num_checks"] >= 8
+    assert report["max_abs_diff_float"] <= 1e-4 and report["max_abs_diff_uint8"] <= 1
+    return report

@@ -1,0 +1,120 @@
+"""MoCoGAN: the model contract, its own behaviours, and that it learns."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import vidgen_tf
+from tests import model_harness as harness
+
+TINY = dict(num_frames=4, height=16, width=16, channels=1, content_dim=8, motion_dim=4,
+            generator_width=8, discriminator_width=8)
+
+
+def tiny(**overrides):
+    return vidgen_tf.build("mocogan", **{**TINY, **overrides})
+
+
+def test_paper_setting_matches_the_original_parameter_counts():
+    # The authors' modules at 64x64 RGB, widths 64, content 50, motion 10:
+    # about 3.25M (generator), 0.66M (patch image D), 11.06M (video D).
+    model = vidgen_tf.build("mocogan", num_frames=16, height=64, width=64, channels=3)
+    assert round(model.generator.count_params() / 1e6, 2) == 3.25
+    assert round(model.discriminators["image"].count_params() / 1e6, 2) == 0.66
+    assert round(model.discriminators["video"].count_params() / 1e6, 2) == 11.06
+
+
+@pytest.mark.parametrize("height,width", [(32, 32), (64, 64), (32, 64)])
+def test_builds_at_several_sizes(height, width):
+    model = tiny(height=height, width=width, num_frames=8)
+    assert model.generate(2, seed=0).shape == (2, 8, height, width, 1)
+
+
+def test_bad_frame_size_is_named():
+    with pytest.raises(ValueError, match="height and width"):
+        tiny(height=20, width=20)
+
+
+def test_config_and_keras_round_trips(tmp_path):
+    model = tiny(num_classes=3)
+    harness.check_config_round_trip(model)
+    harness.check_keras_round_trip(model, tmp_path)
+
+
+def test_fit_reports_metrics():
+    harness.check_fit(tiny(), ["d_loss", "g_loss", "d_real", "d_fake"])
+
+
+def test_generates_any_length_deterministically():
+    model = tiny()
+    harness.check_generate(model, num_frames_options=(1, 9, 32))
+
+
+def test_content_is_shared_across_frames_and_motion_varies():
+    model = tiny()
+    noise = harness.fixed_noise(model, batch_size=2, num_frames=6)
+    videos = model.generate_from_noise(noise).numpy()
+    # Frames of one video differ (motion), but changing only the content code changes every frame.
+    assert np.abs(videos[:, 1:] - videos[:, :-1]).mean() > 0
+    other = dict(noise, content=noise["content"] + 1.0)
+    changed = model.generate_from_noise(other).numpy()
+    assert np.all(np.abs(changed - videos).mean(axis=(2, 3, 4)) > 0)
+
+
+def test_categorical_variant_takes_labels_and_classifies():
+    model = tiny(num_classes=3)
+    videos = model.generate(3, seed=0, labels=[0, 1, 2])
+    assert videos.shape == (3, 4, 16, 16, 1)
+    a = model.generate(1, seed=0, labels=[0]).numpy()
+    b = model.generate(1, seed=0, labels=[2]).numpy()
+    assert not np.allclose(a, b)
+    history = harness.check_fit(model, ["d_loss", "g_loss", "class_loss"])
+    assert history.history["class_loss"][-1] > 0
+
+
+def test_exports_agree(tmp_path):
+    report = harness.check_exports(tiny(), tmp_path)
+    assert report["max_abs_diff_float"] < 1e-5
+
+
+def test_conditional_exports_take_labels(tmp_path):
+    model = tiny(num_classes=2)
+    harness.check_exports(model, tmp_path)
+    loaded = tf.saved_model.load(str(tmp_path / "serving" / "mocogan" / "3"))
+    inputs = loaded.signatures["serving_default"].structured_input_signature[1]
+    assert set(inputs) == {"content", "motion_noise", "motion_init", "label"}
+
+
+def _video_statistics(videos):
+    videos = np.asarray(videos, dtype=np.float64)
+    intensity = videos.mean(axis=(2, 3, 4))  # (B, T)
+    motion = np.square(np.diff(videos, axis=1)).mean(axis=(2, 3, 4))  # (B, T-1)
+    return intensity.mean(), motion.mean()
+
+
+@pytest.mark.large
+@pytest.mark.parametrize("update_generator", [True, False])
+def test_learns_a_moving_square(update_generator):
+    """Trained on one square moving along a path, the generated clips get the
+    data's mean intensity and frame-to-frame change; without generator updates
+    they do not (this is the same test with the update removed)."""
+    tf.keras.utils.set_random_seed(0)
+    model = vidgen_tf.build("mocogan", num_frames=8, height=16, width=16, channels=1,
+                            content_dim=16, motion_dim=8, generator_width=32, discriminator_width=16)
+    model.compile(seed=0, g_optimizer=tf.keras.optimizers.Adam(1e-3, beta_1=0.5),
+                  d_optimizer=tf.keras.optimizers.Adam(1e-3, beta_1=0.5))
+    if not update_generator:
+        model.g_optimizer.learning_rate.assign(0.0)
+    data = vidgen_tf.data.load("moving_square", num_frames=8, height=16, width=16, channels=1,
+                               batch_size=16, seed=0)
+    model.fit(data, steps_per_epoch=300, epochs=1, verbose=0)
+
+    real = next(iter(vidgen_tf.data.load("moving_square", num_frames=8, height=16, width=16,
+                                         channels=1, batch_size=64, seed=1))).numpy()
+    real_intensity, real_motion = _video_statistics(real)
+    fake_intensity, fake_motion = _video_statistics(model.generate(64, seed=0))
+    close = abs(fake_intensity - real_intensity) < 0.1 and abs(fake_motion - real_motion) < 0.5 * real_motion
+    assert close == update_generator, (
+        f"intensity {fake_intensity:.3f} vs data {real_intensity:.3f}; "
+        f"frame-difference energy {fake_motion:.4f} vs data {real_motion:.4f}"
+    )

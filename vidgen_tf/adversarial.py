@@ -1,0 +1,470 @@
+"""AdversarialModel: the training core every GAN in the zoo shares.
+
+A subclass owns its generator and discriminators (plain Keras models) and says
+how to draw noise, how to turn noise into video, and what each discriminator
+sees. This class owns training: `compile` takes one optimizer per player and a
+loss from `vidgen_tf.losses`, and `train_step` runs `n_critic` discriminator
+updates, then one generator update, then the optional generator EMA update.
+
+Under `tf.distribute` one step on N replicas with global batch B gives the same
+update as one replica with batch B: every replica draws the noise of the whole
+global batch from the same per-step seed and keeps its own slice, and losses
+are averaged over the global batch (gradients are summed across replicas).
+"""
+
+import random
+
+import keras
+import tensorflow as tf
+
+from vidgen_tf import losses as gan_losses
+from vidgen_tf.base import VideoModel, check_positive_int
+
+
+def _replica_slice(tensor, local_batch):
+    """This replica's rows of a tensor drawn for the global batch."""
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return tensor
+    start = tf.cast(context.replica_id_in_sync_group, tf.int32) * local_batch
+    return tensor[start : start + local_batch]
+
+
+def _num_replicas():
+    context = tf.distribute.get_replica_context()
+    return 1 if context is None else context.num_replicas_in_sync
+
+
+def global_uniform_ints(seed, local_batch, maxval):
+    """Per-example random ints in [0, maxval) `(B,)`, drawn for the global batch.
+
+    Every replica draws the same global vector and keeps its rows, so N
+    replicas make the same choices as one device with the whole batch.
+    """
+    global_batch = local_batch * _num_replicas()
+    draws = tf.random.stateless_uniform(
+        [global_batch], tf.cast(seed, tf.int64), maxval=tf.cast(maxval, tf.int32), dtype=tf.int32
+    )
+    return _replica_slice(draws, local_batch)
+
+
+def _fold_seed(seed, *values):
+    """A new stateless seed (shape [2], int64) from `seed` and integers."""
+    seed = tf.cast(seed, tf.int64)
+    for value in values:
+        seed = tf.random.experimental.stateless_fold_in(seed, tf.cast(value, tf.int64))
+    return seed
+
+
+class AdversarialModel(VideoModel):
+    """Base of the GANs: compile with two optimizers, train with `fit`.
+
+    Subclasses build, in `__init__`, `self.generator` and the dict
+    `self.discriminators` (name -> Keras model) and implement:
+
+    - `noise_spec(num_frames=None)`: dict name -> `tf.TensorSpec` of the noise
+      inputs for a batch (batch axis None).
+    - `sample_noise(batch_size, seed, num_frames=None)`: dict of noise tensors
+      drawn with `tf.random.stateless_*` from `seed` (shape [2] int).
+    - `make_generator()`: a new generator model, called on a dict of the
+      noise tensors (and `"label"` for conditional models), returning float
+      videos `(B, T, H, W, C)` in [-1, 1]: a pure function of its inputs.
+    - `discriminate(videos, labels, seed, training)`: dict name ->
+      `(logits, class_logits_or_None)`; `seed` serves any random choice (e.g.
+      which frames an image discriminator sees), so that real and fake
+      batches are treated alike.
+
+    Args:
+        **kwargs: the common video configuration of `VideoModel`.
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.generator = None
+        self.discriminators = {}
+        self.ema_generator = None
+        # Counts training steps; with the compile seed it gives each step's noise.
+        self.noise_step = self.add_weight(
+            shape=(), dtype="int64", initializer="zeros", trainable=False,
+            name="noise_step", aggregation="only_first_replica",
+        )
+
+    # ----------------------------------------------------------------- compile
+    def compile(
+        self,
+        g_optimizer=None,
+        d_optimizer=None,
+        loss=None,
+        n_critic=None,
+        gp_weight=10.0,
+        r1_weight=0.0,
+        ema_decay=None,
+        class_weight=1.0,
+        seed=None,
+        **kwargs,
+    ):
+        """Configures adversarial training.
+
+        Args:
+            g_optimizer: optimizer for the generator. Defaults to Adam(2e-4,
+                beta_1=0.5), the DCGAN setting most video GANs kept.
+            d_optimizer: optimizer for the discriminators. Same default.
+            loss: str. One of `vidgen_tf.losses.LOSS_NAMES`. Defaults to the
+                model's `default_loss` (the paper's choice).
+            n_critic: int. Discriminator updates per generator update.
+                Defaults to 5 for Wasserstein losses, else 1.
+            gp_weight: float. Weight of the gradient penalty (used by
+                "wgan_gp"). Defaults to 10.
+            r1_weight: float. Weight of the R1 penalty on real data (any loss);
+                0 disables it. Defaults to 0.
+            ema_decay: float or None. If set (e.g. 0.999), keeps an exponential
+                moving average of the generator that `generate` and exports
+                use. Defaults to None.
+            class_weight: float. Weight of the auxiliary classification loss of
+                conditional models whose discriminator classifies. Defaults to 1.
+            seed: int or None. Seed of the training noise; the same seed, data
+                and weights repeat a run exactly. Defaults to a random seed.
+            **kwargs: passed to `keras.Model.compile` (e.g. `jit_compile`).
+        """
+        # XLA is opt-in: it ran Conv3DTranspose ~250x slower on CPU (bench/).
+        kwargs.setdefault("jit_compile", False)
+        super().compile(**kwargs)
+        self.gan_loss = gan_losses.get_loss(loss or self.default_loss)
+        if n_critic is None:
+            n_critic = 5 if self.gan_loss.name in ("wasserstein", "wgan_gp") else 1
+        self.n_critic = check_positive_int("n_critic", n_critic)
+        self.gp_weight = float(gp_weight)
+        self.r1_weight = float(r1_weight)
+        self.class_weight = float(class_weight)
+        if ema_decay is not None and not 0.0 < float(ema_decay) < 1.0:
+            raise ValueError(f"`ema_decay` must be in (0, 1) or None, got {ema_decay!r}.")
+        self.ema_decay = None if ema_decay is None else float(ema_decay)
+        if seed is None:
+            seed = random.SystemRandom().randrange(2**31)
+        self.training_seed = int(seed)
+
+        self.g_optimizer = self._prepare_optimizer(g_optimizer)
+        self.d_optimizer = self._prepare_optimizer(d_optimizer)
+        # Build the optimizers' slots now: under MirroredStrategy, slots made
+        # lazily inside the replica step fail ('You must feed a value for
+        # placeholder').
+        self.g_optimizer.build(self.generator.trainable_variables)
+        self.d_optimizer.build(self.discriminator_trainable_variables)
+        if self.ema_decay is not None and self.ema_generator is None:
+            self.ema_generator = self.make_generator()
+            self.ema_generator.set_weights(self.generator.get_weights())
+            self.ema_generator.trainable = False
+
+        self.trackers = {
+            name: keras.metrics.Mean(name=name)
+            for name in ("d_loss", "g_loss", "d_real", "d_fake") + self.penalty_names
+        }
+
+    default_loss = "non_saturating"
+
+    @property
+    def penalty_names(self):
+        names = ()
+        if self.gan_loss.penalty == "gradient_penalty":
+            names += ("gradient_penalty",)
+        if self.r1_weight > 0:
+            names += ("r1_penalty",)
+        if self.num_classes and self.classifies:
+            names += ("class_loss",)
+        return names
+
+    # Whether the discriminators output class logits (auxiliary classifier).
+    classifies = False
+
+    def _prepare_optimizer(self, optimizer):
+        if optimizer is None:
+            optimizer = keras.optimizers.Adam(2e-4, beta_1=0.5)
+        elif isinstance(optimizer, str):
+            optimizer = keras.optimizers.get(optimizer)
+        # compile() wraps only self.optimizer for mixed float16; both players
+        # need loss scaling, so wrap them here.
+        policy = keras.mixed_precision.global_policy()
+        if policy.compute_dtype == "float16" and not isinstance(
+            optimizer, keras.optimizers.LossScaleOptimizer
+        ):
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        return optimizer
+
+    @property
+    def metrics(self):
+        return list(getattr(self, "trackers", {}).values())
+
+    @property
+    def discriminator_trainable_variables(self):
+        variables = []
+        for model in self.discriminators.values():
+            variables.extend(model.trainable_variables)
+        return variables
+
+    def make_generator(self):
+        """A new, freshly initialised generator of the same architecture."""
+        raise NotImplementedError
+
+    @property
+    def inference_generator(self):
+        """The generator used by `generate` and exports: the EMA one if kept."""
+        return self.ema_generator if self.ema_generator is not None else self.generator
+
+    # ---------------------------------------------------------------- training
+    def _unpack(self, data):
+        if isinstance(data, (tuple, list)):
+            videos = data[0]
+            labels = data[1] if len(data) > 1 and self.num_classes else None
+            if len(data) > 1 and not self.num_classes and data[1] is not None:
+                raise ValueError(
+                    f"{type(self).__name__} is unconditional (num_classes=0) but the data "
+                    "yields labels; load it without labels or set num_classes."
+                )
+        else:
+            videos, labels = data, None
+        self.check_videos(videos)
+        if self.num_classes and labels is None:
+            raise ValueError(
+                f"{type(self).__name__} is conditional (num_classes={self.num_classes}): "
+                "the data must yield (videos, labels)."
+            )
+        if labels is not None:
+            labels = tf.cast(tf.reshape(labels, [-1]), tf.int32)
+        return tf.cast(videos, tf.float32), labels
+
+    def _global_draws(self, local_batch, seed):
+        """Noise and fake labels for the global batch, sliced to this replica."""
+        global_batch = local_batch * _num_replicas()
+        noise = self.sample_noise(global_batch, _fold_seed(seed, 0))
+        noise = {k: _replica_slice(v, local_batch) for k, v in noise.items()}
+        labels = None
+        if self.num_classes:
+            labels = global_uniform_ints(_fold_seed(seed, 1), local_batch, self.num_classes)
+        return noise, labels
+
+    def _average(self, per_example, global_batch):
+        return tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
+
+    def _discriminator_loss(self, real, real_labels, noise, fake_labels, seed, global_batch):
+        fake = self.generate_from_noise(noise, fake_labels, training=True)
+        fake = tf.stop_gradient(tf.cast(fake, tf.float32))
+        view_seed = _fold_seed(seed, 2)
+        real_out = self.discriminate(real, real_labels, view_seed, training=True)
+        fake_out = self.discriminate(fake, fake_labels, view_seed, training=True)
+        per_example = 0.0
+        terms = {"d_real": 0.0, "d_fake": 0.0}
+        for name in self.discriminators:
+            real_logits, real_classes = real_out[name]
+            fake_logits, _ = fake_out[name]
+            per_example += self.gan_loss.discriminator_loss(real_logits, fake_logits)
+            terms["d_real"] += gan_losses.mean_logit(real_logits)
+            terms["d_fake"] += gan_losses.mean_logit(fake_logits)
+            if real_classes is not None:
+                class_loss = keras.losses.sparse_categorical_crossentropy(
+                    real_labels, tf.cast(real_classes, tf.float32), from_logits=True
+                )
+                terms["class_loss"] = terms.get("class_loss", 0.0) + class_loss
+                per_example += self.class_weight * class_loss
+        penalties = self.penalties(real, fake, real_labels, fake_labels, _fold_seed(seed, 3))
+        for name, value in penalties.items():
+            terms[name] = value
+        per_example += sum(
+            weight * penalties[name]
+            for name, weight in (("gradient_penalty", self.gp_weight), ("r1_penalty", self.r1_weight))
+            if name in penalties
+        )
+        num_d = float(len(self.discriminators))
+        terms["d_real"] /= num_d
+        terms["d_fake"] /= num_d
+        return self._average(per_example, global_batch), terms
+
+    def penalties(self, real, fake, real_labels, fake_labels, seed):
+        """Per-example penalty terms `(B,)` summed over the discriminators."""
+        result = {}
+        if self.gan_loss.penalty == "gradient_penalty":
+            # Drawn for the global batch and sliced, like the noise, so N replicas
+            # interpolate exactly as one device would.
+            local_batch = tf.shape(real)[0]
+            alpha = gan_losses.interpolation_weights(local_batch * _num_replicas(), seed)
+            alpha = _replica_slice(alpha, local_batch)
+            result["gradient_penalty"] = self._penalty_over_views(
+                lambda critic, r, f: gan_losses.gradient_penalty(critic, r, f, alpha),
+                real, fake, real_labels, fake_labels, seed,
+            )
+        if self.r1_weight > 0:
+            result["r1_penalty"] = self._penalty_over_views(
+                lambda critic, r, f: gan_losses.r1_penalty(critic, r),
+                real, fake, real_labels, fake_labels, seed,
+            )
+        return result
+
+    def _penalty_over_views(self, penalty, real, fake, real_labels, fake_labels, seed):
+        """Applies `penalty` to each discriminator on the input it sees."""
+        real_views = self.discriminator_views(real, _fold_seed(seed, 7))
+        fake_views = self.discriminator_views(fake, _fold_seed(seed, 7))
+        total = 0.0
+        for name, model in self.discriminators.items():
+            labels = real_labels
+
+            def critic(x, model=model, labels=labels):
+                logits = self.call_discriminator(name, model, x, labels, training=True)[0]
+                return tf.cast(logits, tf.float32)
+
+            total += penalty(critic, real_views[name], fake_views[name])
+        return total
+
+    def discriminator_views(self, videos, seed):
+        """dict name -> the tensor each discriminator sees of `videos`."""
+        return {name: videos for name in self.discriminators}
+
+    def call_discriminator(self, name, model, inputs, labels, training):
+        """`(logits, class_logits or None)` of one discriminator on its view."""
+        out = model(inputs, training=training)
+        return out, None
+
+    def discriminate(self, videos, labels, seed, training=False):
+        views = self.discriminator_views(videos, seed)
+        return {
+            name: self.call_discriminator(name, model, views[name], labels, training)
+            for name, model in self.discriminators.items()
+        }
+
+    def _generator_loss(self, noise, fake_labels, seed, global_batch):
+        fake = self.generate_from_noise(noise, fake_labels, training=True)
+        fake = tf.cast(fake, tf.float32)
+        fake_out = self.discriminate(fake, fake_labels, _fold_seed(seed, 2), training=True)
+        per_example = 0.0
+        for name in self.discriminators:
+            fake_logits, fake_classes = fake_out[name]
+            per_example += self.gan_loss.generator_loss(fake_logits)
+            if fake_classes is not None:
+                per_example += self.class_weight * keras.losses.sparse_categorical_crossentropy(
+                    fake_labels, tf.cast(fake_classes, tf.float32), from_logits=True
+                )
+        per_example += self.generator_regularizer(noise, fake_labels)
+        return self._average(per_example, global_batch)
+
+    def generator_regularizer(self, noise, labels):
+        """Extra per-example generator loss `(B,)` (e.g. VGAN's mask sparsity)."""
+        return 0.0
+
+    def train_step(self, data):
+        if not hasattr(self, "gan_loss"):
+            raise RuntimeError(f"Call {type(self).__name__}.compile() before fit().")
+        real, real_labels = self._unpack(data)
+        local_batch = tf.shape(real)[0]
+        replicas = _num_replicas()
+        global_batch = local_batch * replicas
+        step_seed = _fold_seed(tf.constant([self.training_seed, 0], tf.int64), self.noise_step)
+
+        d_vars = self.discriminator_trainable_variables
+        for i in range(self.n_critic):
+            seed = _fold_seed(step_seed, i + 1)
+            noise, fake_labels = self._global_draws(local_batch, seed)
+            with tf.GradientTape() as tape:
+                d_loss, terms = self._discriminator_loss(
+                    real, real_labels, noise, fake_labels, seed, global_batch
+                )
+                scaled = self.d_optimizer.scale_loss(d_loss)
+            grads = tape.gradient(scaled, d_vars)
+            self.d_optimizer.apply(grads, d_vars)
+            self.after_discriminator_update()
+
+        seed = _fold_seed(step_seed, 0)
+        noise, fake_labels = self._global_draws(local_batch, seed)
+        g_vars = self.generator.trainable_variables
+        with tf.GradientTape() as tape:
+            g_loss = self._generator_loss(noise, fake_labels, seed, global_batch)
+            scaled = self.g_optimizer.scale_loss(g_loss)
+        grads = tape.gradient(scaled, g_vars)
+        self.g_optimizer.apply(grads, g_vars)
+        self._update_ema()
+        self.noise_step.assign_add(1)
+
+        # Losses were divided by the global batch; times the replica count they
+        # are this replica's mean, and the Mean trackers average the replicas.
+        self.trackers["d_loss"].update_state(d_loss * replicas)
+        self.trackers["g_loss"].update_state(g_loss * replicas)
+        for name, value in terms.items():
+            if name in self.trackers:
+                self.trackers[name].update_state(tf.reduce_mean(value))
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    def after_discriminator_update(self):
+        """Hook after each discriminator update (e.g. weight clipping)."""
+
+    def _update_ema(self):
+        if self.ema_generator is None:
+            return
+        decay = self.ema_decay
+        for ema_var, var in zip(self.ema_generator.weights, self.generator.weights):
+            ema_var.assign(decay * ema_var + (1.0 - decay) * var)
+
+    def test_step(self, data):
+        raise NotImplementedError(
+            f"{type(self).__name__} has no validation loss; evaluate samples with vidgen_tf.metrics."
+        )
+
+    # -------------------------------------------------------------- generation
+    def generate_from_noise(self, noise, labels=None, training=False, generator=None):
+        """Videos `(B, T, H, W, C)` from a noise dict, by `generator` (default: the trained one)."""
+        inputs = dict(noise)
+        if self.num_classes:
+            inputs["label"] = labels
+        return (generator or self.generator)(inputs, training=training)
+
+    def call(self, noise, training=False):
+        """Videos from a noise dict (and `noise["label"]` for conditional models)."""
+        noise = dict(noise)
+        labels = noise.pop("label", None)
+        return self.generate_from_noise(
+            noise, labels, training=training, generator=None if training else self.inference_generator
+        )
+
+    def generate(self, num, seed=None, num_frames=None, labels=None):
+        """Generates `num` videos, float32 `(num, T, H, W, C)` in [-1, 1].
+
+        Args:
+            num: int. Number of videos.
+            seed: int or None. The same seed gives the same videos.
+            num_frames: int or None. Length of the videos; models with
+                `variable_length` make any length, others only `num_frames`.
+            labels: int array `(num,)` for conditional models, else None.
+        """
+        check_positive_int("num", num)
+        num_frames = self._check_num_frames(num_frames)
+        labels = self.check_labels(labels, batch_size=num)
+        if seed is None:
+            seed = random.SystemRandom().randrange(2**31)
+        noise = self.sample_noise(num, tf.constant([int(seed), 1], tf.int64), num_frames=num_frames)
+        videos = self.generate_from_noise(
+            noise, labels, training=False, generator=self.inference_generator
+        )
+        return tf.cast(videos, tf.float32)
+
+    def _check_num_frames(self, num_frames):
+        if num_frames is None:
+            return self.num_frames
+        check_positive_int("num_frames", num_frames)
+        if num_frames != self.num_frames and not self.variable_length:
+            raise ValueError(
+                f"{type(self).__name__} generates exactly {self.num_frames} frames; "
+                f"got num_frames={num_frames}."
+            )
+        return num_frames
+
+    def preset_model(self):
+        """The model a preset stores: an uncompiled copy holding the generation weights.
+
+        The copy leaves out optimizer state (a checkpoint's business, not a
+        preset's) and, when an EMA is kept, its generator holds the EMA weights.
+        """
+        config = self.get_config()
+        for key in ("name", "trainable", "dtype"):
+            config.pop(key, None)
+        copy = type(self)(**config)
+        copy.generator.set_weights(self.inference_generator.get_weights())
+        for name, model in self.discriminators.items():
+            copy.discriminators[name].set_weights(model.get_weights())
+        copy.noise_step.assign(self.noise_step)
+        return copy

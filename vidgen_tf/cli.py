@@ -1,0 +1,373 @@
+"""The `vidgen` command: list, data preview, train, generate, export, quickstart."""
+
+import argparse
+import inspect
+import json
+import logging
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """Bad command-line input: printed as `vidgen: error: ...`, exit code 2."""
+
+
+def _quiet_tensorflow():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _parse_value(text):
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _parse_sets(pairs):
+    config = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise UsageError(f"--set expects key=value, got '{pair}'.")
+        key, value = pair.split("=", 1)
+        config[key.strip().replace("-", "_")] = _parse_value(value)
+    return config
+
+
+def _add_geometry(parser, defaults_note="the model's defaults"):
+    group = parser.add_argument_group("video shape (defaults: " + defaults_note + ")")
+    group.add_argument("--num-frames", type=int, help="frames per video")
+    group.add_argument("--height", type=int, help="frame height in pixels")
+    group.add_argument("--width", type=int, help="frame width in pixels")
+    group.add_argument("--channels", type=int, choices=(1, 3), help="1 (grey) or 3 (RGB)")
+
+
+def _geometry(args):
+    return {
+        key: value
+        for key, value in (
+            ("num_frames", args.num_frames), ("height", args.height),
+            ("width", args.width), ("channels", args.channels),
+        )
+        if value is not None
+    }
+
+
+# ---------------------------------------------------------------------- list
+def cmd_list(args):
+    import vidgen_tf
+    from vidgen_tf import data, presets
+
+    print("models:")
+    for name in vidgen_tf.list_models():
+        cls = vidgen_tf.registry.get_model_class(name)
+        summary = (inspect.getdoc(cls) or "").splitlines()[0]
+        print(f"  {name:<12} {summary}")
+    print("presets:")
+    names = presets.list_presets()
+    if not names:
+        print("  (none)")
+    for name in names:
+        model_name, config, metadata = presets.load_preset_config(name)
+        shape = "x".join(str(config.get(k, "?")) for k in ("num_frames", "height", "width", "channels"))
+        trained = f"trained {metadata.get('training_steps', 0)} steps" if metadata.get("training_steps") else "untrained"
+        print(f"  {name:<28} {model_name:<10} {shape:<12} {trained}")
+    print("datasets:")
+    for name in data.list_datasets():
+        print(f"  {name}")
+    return 0
+
+
+# ---------------------------------------------------------------------- data
+def cmd_data_preview(args):
+    from vidgen_tf import data, video_io
+
+    geometry = {"num_frames": 16, "height": 64, "width": 64, "channels": 1, **_geometry(args)}
+    options = {"path": args.path} if args.path else {}
+    start = time.time()
+    videos = data.make_videos(args.dataset, args.num, seed=args.seed, **geometry, **options)
+    if isinstance(videos, tuple):
+        videos = videos[0]
+    path = video_io.write_video(args.out, videos, fps=args.fps)
+    print(f"wrote {path} ({len(videos)} videos of {videos.shape[1]} frames, {videos.shape[2]}x{videos.shape[3]}, "
+          f"{time.time() - start:.1f}s)")
+    return 0
+
+
+# --------------------------------------------------------------------- train
+def _model_defaults(cls):
+    return {
+        name: p.default
+        for name, p in inspect.signature(cls.__init__).parameters.items()
+        if p.default is not inspect.Parameter.empty
+    }
+
+
+def _resolve_model(spec, overrides):
+    """`(model_name, config, weights_path_or_None)` from a model or preset name."""
+    import vidgen_tf
+    from vidgen_tf import presets, registry
+
+    if spec in vidgen_tf.list_models():
+        cls = registry.get_model_class(spec)
+        config = {k: v for k, v in _model_defaults(cls).items() if k != "kwargs"}
+        config.update(overrides)
+        return spec, config, None
+    try:
+        directory = presets.resolve_preset(spec)
+    except KeyError:
+        known = vidgen_tf.list_models() + presets.list_presets()
+        raise registry.unknown_name_error("model or preset", spec, known) from None
+    model_name, config, _ = presets.load_preset_config(directory)
+    config.update(overrides)
+    weights = directory / presets.WEIGHTS_FILE
+    return model_name, config, weights if weights.is_file() else None
+
+
+def _compile(model, args):
+    import keras
+
+    from vidgen_tf.adversarial import AdversarialModel
+
+    if isinstance(model, AdversarialModel):
+        model.compile(
+            g_optimizer=keras.optimizers.Adam(args.lr, beta_1=0.5),
+            d_optimizer=keras.optimizers.Adam(args.lr, beta_1=0.5),
+            loss=args.loss,
+            seed=args.seed,
+        )
+    else:
+        if args.loss:
+            raise UsageError(f"--loss applies to GANs; {model.registered_name} is trained by likelihood.")
+        model.compile(optimizer=keras.optimizers.Adam(args.lr))
+
+
+def cmd_train(args):
+    _quiet_tensorflow()
+    import keras
+
+    import vidgen_tf
+    from vidgen_tf import callbacks as vcallbacks
+    from vidgen_tf import data
+
+    if args.steps < 1:
+        raise UsageError(f"--steps must be >= 1, got {args.steps}.")
+    if args.batch_size < 1:
+        raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}.")
+    if args.data not in data.list_datasets():
+        raise vidgen_tf.registry.unknown_name_error("dataset", args.data, data.list_datasets())
+    overrides = {**_geometry(args), **_parse_sets(args.set)}
+    model_name, config, weights = _resolve_model(args.model, overrides)
+    model = vidgen_tf.build(model_name, **config)
+    if weights is not None:
+        model.load_weights(weights)
+    out = Path(args.out or f"runs/{model_name}")
+    out.mkdir(parents=True, exist_ok=True)
+
+    checkpoint_every = args.checkpoint_every or min(args.steps, 100)
+    epochs = math.ceil(args.steps / checkpoint_every)
+    _compile(model, args)
+    checkpoint = vcallbacks.StepCheckpoint(out / "checkpoints", steps_per_epoch=checkpoint_every)
+    start_step = checkpoint.restore(model)
+    if start_step >= args.steps:
+        print(f"{out} already holds a checkpoint at step {start_step} >= --steps {args.steps}; nothing to train.")
+    dataset = data.load(
+        args.data,
+        num_frames=model.num_frames, height=model.height, width=model.width, channels=model.channels,
+        batch_size=args.batch_size, seed=args.seed, with_labels=bool(model.num_classes),
+        **({"path": args.path} if args.path else {}),
+    ).skip(start_step)
+    model._vidgen_initial_step = start_step
+    samples = vcallbacks.SampleWriter(out / "samples", args.sample_every, num=args.num_samples, seed=args.seed)
+    history = None
+    if start_step < args.steps:
+        print(f"training {model_name} on {args.data} for {args.steps} steps "
+              f"(from step {start_step}; checkpoints every {checkpoint_every} in {out / 'checkpoints'})")
+        history = model.fit(
+            dataset,
+            epochs=epochs,
+            initial_epoch=start_step // checkpoint_every,
+            steps_per_epoch=checkpoint_every,
+            callbacks=[checkpoint, samples, _StopAt(args.steps, checkpoint_every)],
+            verbose=0 if args.quiet else 2 if not sys.stdout.isatty() else 1,
+        )
+    vidgen_tf.save_preset(model, out, dataset=args.data, training_steps=max(start_step, args.steps),
+                          description=f"{model_name} trained by `vidgen train` on {args.data}")
+    if history is not None and history.history:
+        final = {k: round(float(v[-1]), 4) for k, v in history.history.items()}
+        print("final metrics:", json.dumps(final))
+    for path in samples.written[-len(samples.formats):]:
+        print(f"samples: {path}")
+    print(f"preset: {out} (load with vidgen_tf.from_preset('{out}'))")
+    return 0
+
+
+class _StopAt:
+    """Factory for a callback ending training at an exact step count."""
+
+    def __new__(cls, steps, steps_per_epoch):
+        import keras
+
+        class StopAt(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                self.epoch = epoch
+
+            def on_train_batch_end(self, batch, logs=None):
+                if self.epoch * steps_per_epoch + batch + 1 >= steps:
+                    self.model.stop_training = True
+
+        return StopAt()
+
+
+# ------------------------------------------------------------------ generate
+def cmd_generate(args):
+    _quiet_tensorflow()
+    import vidgen_tf
+    from vidgen_tf import video_io
+
+    if args.num < 1:
+        raise UsageError(f"--num must be >= 1, got {args.num}.")
+    model = vidgen_tf.from_preset(args.preset)
+    labels = None
+    if args.label is not None:
+        labels = [args.label] * args.num
+    elif model.num_classes:
+        labels = [i % model.num_classes for i in range(args.num)]
+    videos = model.generate(args.num, seed=args.seed, num_frames=args.frames, labels=labels)
+    path = video_io.write_video(args.out, videos.numpy(), fps=args.fps)
+    print(f"wrote {path} ({args.num} videos of {videos.shape[1]} frames)")
+    return 0
+
+
+# -------------------------------------------------------------------- export
+def cmd_export(args):
+    _quiet_tensorflow()
+    import vidgen_tf
+
+    formats = [f.strip() for f in args.format.split(",") if f.strip()]
+    unknown = sorted(set(formats) - {"savedmodel", "onnx"})
+    if unknown or not formats:
+        raise UsageError(f"--format takes savedmodel and/or onnx, got {args.format!r}.")
+    model = vidgen_tf.from_preset(args.preset)
+    out = Path(args.out)
+    savedmodel_dir = None
+    if "savedmodel" in formats:
+        savedmodel_dir = vidgen_tf.export_savedmodel(model, out, version=args.version, overwrite=args.overwrite)
+        print(f"savedmodel: {savedmodel_dir}")
+    if "onnx" in formats:
+        path = out / f"{model.registered_name}.onnx"
+        vidgen_tf.export_onnx(model, path, savedmodel_dir=savedmodel_dir)
+        parity = json.loads(Path(f"{path}.parity.json").read_text())
+        print(f"onnx: {path} (max |diff| vs SavedModel: float {parity['max_abs_diff_float']:.2e}, "
+              f"uint8 {parity['max_abs_diff_uint8']}; {path}.parity.json)")
+    return 0
+
+
+# ---------------------------------------------------------------- quickstart
+def cmd_quickstart(args):
+    """Trains the small MoCoGAN preset, writes samples, exports both formats."""
+    out = Path(args.out)
+    steps = args.steps
+    commands = [
+        ["train", "mocogan_moving_digits", "--data", "moving_digits", "--steps", str(steps),
+         "--checkpoint-every", str(max(1, steps // 4)), "--sample-every", str(max(1, steps // 2)),
+         "--out", str(out / "mocogan"), "--seed", "0"] + (["--quiet"] if args.quiet else []),
+        ["generate", str(out / "mocogan"), "--num", "8", "--frames", "24", "--seed", "1",
+         "--out", str(out / "mocogan_24_frames.mp4")],
+        ["generate", str(out / "mocogan"), "--num", "8", "--frames", "24", "--seed", "1",
+         "--out", str(out / "mocogan_24_frames.gif")],
+        ["export", str(out / "mocogan"), "--format", "savedmodel,onnx", "--out", str(out / "export"),
+         "--overwrite"],
+    ]
+    for command in commands:
+        print("$ vidgen " + " ".join(command), flush=True)
+        code = main(command)
+        if code:
+            return code
+    return 0
+
+
+# ---------------------------------------------------------------------- main
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="vidgen", description="Train, sample and export the video generation models of vidgen-tf."
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("list", help="list models, presets and datasets")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("data", help="look at the datasets")
+    data_sub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    q = data_sub.add_parser("preview", help="write a grid of dataset videos to a GIF or MP4")
+    q.add_argument("dataset", help="dataset name (see `vidgen list`)")
+    q.add_argument("--out", required=True, help="output file: .gif, .mp4 or .npz")
+    q.add_argument("--num", type=int, default=8, help="videos in the grid (default 8)")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--fps", type=int, default=8)
+    q.add_argument("--path", help="input file for the npz dataset")
+    _add_geometry(q, "16 frames, 64x64, 1 channel")
+    q.set_defaults(func=cmd_data_preview)
+
+    p = sub.add_parser("train", help="train a model with model.fit; ends with a preset in --out")
+    p.add_argument("model", help="model name or preset name/directory (see `vidgen list`)")
+    p.add_argument("--data", required=True, help="dataset name (see `vidgen list`)")
+    p.add_argument("--path", help="input file for the npz dataset")
+    _add_geometry(p)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--steps", type=int, default=1000, help="training steps (default 1000)")
+    p.add_argument("--seed", type=int, default=0, help="seed of data and noise (default 0)")
+    p.add_argument("--lr", type=float, default=2e-4, help="learning rate (default 2e-4)")
+    p.add_argument("--loss", help="GAN loss: minimax, non_saturating, lsgan, wasserstein, wgan_gp, hinge")
+    p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (default min(steps, 100))")
+    p.add_argument("--sample-every", type=int, default=0, help="steps between sample videos (0: only at the end)")
+    p.add_argument("--num-samples", type=int, default=8, help="videos per sample grid (default 8)")
+    p.add_argument("--out", help="output directory (default runs/MODEL)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="model config value, e.g. --set content_dim=32")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("generate", help="generate videos from a preset")
+    p.add_argument("preset", help="preset name or directory")
+    p.add_argument("--num", type=int, default=8)
+    p.add_argument("--frames", type=int, help="frames per video (any length for models that allow it)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--label", type=int, help="class label for conditional models")
+    p.add_argument("--fps", type=int, default=8)
+    p.add_argument("--out", required=True, help="output file: .mp4, .gif or .npz")
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("export", help="export a preset to SavedModel (TF Serving) and ONNX")
+    p.add_argument("preset", help="preset name or directory")
+    p.add_argument("--format", default="savedmodel,onnx", help="savedmodel, onnx or both (default both)")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--version", type=int, default=1, help="SavedModel version (default 1)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing version")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("quickstart", help="train the small MoCoGAN preset, write samples, export it")
+    p.add_argument("--out", default="runs/quickstart")
+    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_quickstart)
+    return parser
+
+
+def main(argv=None):
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except (UsageError, KeyError, ValueError, FileNotFoundError, FileExistsError, TypeError) as error:
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        print(f"vidgen: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,293 @@
+"""Exports: SavedModel for TF Serving and ONNX checked by onnxruntime.
+
+Every exported function is a pure graph of its inputs: noise is an input of
+`serving_default`, never drawn inside it (tf2onnx cannot convert TensorFlow's
+stateless random ops, and a graph that cannot be converted must not be
+written). The `generate` signature draws its noise from a seed with the same
+stateless ops as `model.generate`, so both give the same video for a seed.
+"""
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+logger = logging.getLogger(__name__)
+
+ONNX_OPSET = 17
+FLOAT_TOLERANCE = 1e-4
+UINT8_TOLERANCE = 1
+
+
+class ExportParityError(RuntimeError):
+    """The ONNX model's outputs differ from the SavedModel's beyond tolerance."""
+
+
+def to_uint8_video(video):
+    """Float video in [-1, 1] -> uint8 in [0, 255], rounded (graph-friendly)."""
+    video = tf.clip_by_value((tf.cast(video, tf.float32) + 1.0) * 127.5, 0.0, 255.0)
+    return tf.cast(tf.round(video), tf.uint8)
+
+
+def _input_specs(model):
+    """Named input specs of `serving_default`: the noise, then `label` if conditional."""
+    num_frames = None if model.variable_length else model.num_frames
+    specs = dict(model.noise_spec(num_frames=num_frames))
+    if model.num_classes:
+        specs["label"] = tf.TensorSpec([None], tf.int32, name="label")
+    return specs
+
+
+def _float_video_fn(model):
+    """inputs dict -> float video, with the inference (EMA) generator."""
+    generator = model.inference_generator
+
+    def video(inputs):
+        inputs = dict(inputs)
+        labels = inputs.pop("label", None)
+        return tf.cast(
+            model.generate_from_noise(inputs, labels, training=False, generator=generator), tf.float32
+        )
+
+    return video
+
+
+def _check_exportable(model):
+    for attribute in ("noise_spec", "sample_noise", "generate_from_noise", "registered_name"):
+        if getattr(model, attribute, None) is None:
+            raise TypeError(f"{type(model).__name__} cannot be exported: it has no `{attribute}`.")
+
+
+def _build_archive(model):
+    import keras
+
+    specs = _input_specs(model)
+    video_fn = _float_video_fn(model)
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+
+    def serve(inputs):
+        return {"video": to_uint8_video(video_fn(inputs))}
+
+    archive.add_endpoint("serving_default", serve, input_signature=[specs])
+
+    generate_specs = [
+        tf.TensorSpec([], tf.int32, name="batch_size"),
+        tf.TensorSpec([], tf.int64, name="seed"),
+    ]
+    if model.variable_length:
+        generate_specs.append(tf.TensorSpec([], tf.int32, name="num_frames"))
+    if model.num_classes:
+        generate_specs.append(tf.TensorSpec([None], tf.int32, name="label"))
+
+    def generate(batch_size, seed, *rest):
+        rest = list(rest)
+        num_frames = rest.pop(0) if model.variable_length else model.num_frames
+        noise = model.sample_noise(
+            batch_size, tf.stack([seed, tf.constant(1, tf.int64)]), num_frames=num_frames
+        )
+        if model.num_classes:
+            label = rest.pop(0)
+            tf.debugging.assert_equal(
+                tf.shape(label)[0], batch_size, message="`label` must hold `batch_size` labels"
+            )
+            noise["label"] = label
+        return {"video": to_uint8_video(video_fn(noise))}
+
+    archive.add_endpoint("generate", generate, input_signature=generate_specs)
+
+    if getattr(model, "has_log_prob", False):
+        frames = None if model.variable_length else model.num_frames
+        video_spec = tf.TensorSpec([None, frames, model.height, model.width, model.channels], tf.float32, name="videos")
+
+        def log_prob(videos):
+            return {"log_prob": tf.cast(model.log_prob(videos), tf.float32)}
+
+        archive.add_endpoint("log_prob", log_prob, input_signature=[video_spec])
+    return archive
+
+
+def export_savedmodel(model, directory, version=1, overwrite=False):
+    """Writes a SavedModel to `<directory>/<model name>/<version>/`, atomically.
+
+    Signatures:
+      - `serving_default`: the model's noise inputs (and `label` for
+        conditional models) -> `video` uint8 `(B, T, H, W, C)`.
+      - `generate`: `batch_size` int32, `seed` int64 (and `num_frames` int32
+        for models of any length, `label` int32 `(B,)` for conditional ones)
+        -> `video`.
+      - `log_prob`, for models with `has_log_prob`: `videos` float32 in
+        [-1, 1] -> `log_prob` `(B,)` in nats per video.
+
+    The SavedModel is written to a temporary directory beside the target and
+    renamed into place, so an existing version is never half-overwritten.
+
+    Args:
+        model: a vidgen_tf model.
+        directory: str or Path. The model base path TF Serving watches.
+        version: int. Version number (TF Serving serves the highest).
+        overwrite: bool. Replace an existing version. Defaults to False.
+
+    Returns:
+        The version directory as a `Path`.
+    """
+    _check_exportable(model)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+        raise ValueError(f"`version` must be a non-negative integer, got {version!r}.")
+    base = Path(directory) / model.registered_name
+    target = base / str(version)
+    if target.exists() and not overwrite:
+        raise FileExistsError(f"{target} already exists; pass overwrite=True to replace it.")
+    base.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=base, prefix=f".{version}.tmp-"))
+    try:
+        archive = _build_archive(model)
+        archive.write_out(str(tmp), verbose=False)
+        if target.exists():
+            old = Path(tempfile.mkdtemp(dir=base, prefix=f".{version}.old-"))
+            os.replace(target, old / "v")
+            os.replace(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    logger.info("Wrote SavedModel %s", target)
+    return target
+
+
+def _random_inputs(model, rng, batch_size, num_frames):
+    specs = _input_specs(model)
+    inputs = {}
+    for name, spec in specs.items():
+        if name == "label":
+            inputs[name] = rng.integers(0, model.num_classes, size=[batch_size]).astype(np.int32)
+            continue
+        shape = [batch_size] + [num_frames if d is None else d for d in spec.shape[1:]]
+        inputs[name] = rng.standard_normal(shape).astype(spec.dtype.as_numpy_dtype)
+    return inputs
+
+
+def export_onnx(model, path, opset=ONNX_OPSET, num_checks=8, savedmodel_dir=None, seed=0):
+    """Converts `serving_default` to ONNX and checks it against the SavedModel.
+
+    The ONNX graph takes the same named inputs and returns `video` (uint8) and
+    `video_float` (float32 in [-1, 1]). It is checked with `onnx.checker`, then
+    run by onnxruntime on `num_checks` random inputs of varying batch size (and
+    length, where the model allows it): `video_float` must match the
+    TensorFlow function within 1e-4 and `video` the SavedModel's
+    `serving_default` within one level. The maximum differences are written to
+    `<path>.parity.json`; the ONNX file is written only when the check passes.
+
+    Args:
+        model: a vidgen_tf model.
+        path: str or Path. The `.onnx` file to write.
+        opset: int. ONNX opset, >= 17. Defaults to 17.
+        num_checks: int. Random inputs to compare, >= 8. Defaults to 8.
+        savedmodel_dir: str or Path. A version directory written by
+            `export_savedmodel` to compare against; by default one is written
+            to a temporary directory.
+        seed: int. Seed of the random check inputs. Defaults to 0.
+
+    Returns:
+        The ONNX file's `Path`.
+    """
+    import onnx
+    import onnxruntime
+    import tf2onnx
+
+    _check_exportable(model)
+    if opset < 17:
+        raise ValueError(f"`opset` must be >= 17, got {opset}.")
+    if num_checks < 8:
+        raise ValueError(f"`num_checks` must be >= 8, got {num_checks}.")
+    path = Path(path)
+    if path.suffix != ".onnx":
+        raise ValueError(f"The ONNX path must end in .onnx, got {path}.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    specs = _input_specs(model)
+    names = list(specs)
+    video_fn = _float_video_fn(model)
+
+    @tf.function(input_signature=[specs[n] for n in names])
+    def flat_serve(*args):
+        video = video_fn(dict(zip(names, args)))
+        return {"video": to_uint8_video(video), "video_float": video}
+
+    proto, _ = tf2onnx.convert.from_function(flat_serve, input_signature=[specs[n] for n in names], opset=opset)
+    proto = _rename_outputs(proto, ["video", "video_float"])
+    onnx.checker.check_model(proto)
+
+    with tempfile.TemporaryDirectory() as scratch:
+        if savedmodel_dir is None:
+            savedmodel_dir = export_savedmodel(model, scratch, version=1)
+        serving = tf.saved_model.load(str(savedmodel_dir)).signatures["serving_default"]
+        session = onnxruntime.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+        rng = np.random.default_rng(seed)
+        worst_float, worst_uint8 = 0.0, 0
+        for check in range(num_checks):
+            batch = 1 + check % 4
+            frames = model.num_frames if not model.variable_length else max(2, model.num_frames - 2 + check % 5)
+            inputs = _random_inputs(model, rng, batch, frames)
+            onnx_video, onnx_float = session.run(["video", "video_float"], inputs)
+            tf_float = flat_serve(*[tf.constant(inputs[n]) for n in names])["video_float"].numpy()
+            saved_video = serving(**{n: tf.constant(v) for n, v in inputs.items()})["video"].numpy()
+            if onnx_float.shape != tf_float.shape or onnx_video.shape != saved_video.shape:
+                raise ExportParityError(
+                    f"ONNX output shape {onnx_float.shape} differs from TensorFlow's {tf_float.shape}."
+                )
+            worst_float = max(worst_float, float(np.max(np.abs(onnx_float - tf_float))))
+            worst_uint8 = max(
+                worst_uint8, int(np.max(np.abs(onnx_video.astype(np.int16) - saved_video.astype(np.int16))))
+            )
+    report = {
+        "model": model.registered_name,
+        "opset": opset,
+        "num_checks": num_checks,
+        "max_abs_diff_float": worst_float,
+        "max_abs_diff_uint8": worst_uint8,
+        "tolerance_float": FLOAT_TOLERANCE,
+        "tolerance_uint8": UINT8_TOLERANCE,
+        "versions": {"tf2onnx": tf2onnx.__version__, "onnx": onnx.__version__,
+                     "onnxruntime": onnxruntime.__version__, "tensorflow": tf.__version__},
+    }
+    _write_atomically(Path(f"{path}.parity.json"), json.dumps(report, indent=2).encode())
+    if worst_float > FLOAT_TOLERANCE or worst_uint8 > UINT8_TOLERANCE:
+        raise ExportParityError(
+            f"ONNX export of {model.registered_name} disagrees with TensorFlow: max |float diff| "
+            f"{worst_float:.3g} (tolerance {FLOAT_TOLERANCE}), max uint8 diff {worst_uint8} "
+            f"(tolerance {UINT8_TOLERANCE}); {path} was not written."
+        )
+    _write_atomically(path, proto.SerializeToString())
+    logger.info("Wrote ONNX %s (max float diff %.3g)", path, worst_float)
+    return path
+
+
+def _rename_outputs(proto, names):
+    """Gives the ONNX graph outputs stable names (tf2onnx keeps TF's Identity names)."""
+    renames = {}
+    for output, name in zip(proto.graph.output, names):
+        renames[output.name] = name
+        output.name = name
+    for node in proto.graph.node:
+        node.output[:] = [renames.get(o, o) for o in node.output]
+        node.input[:] = [renames.get(i, i) for i in node.input]
+    return proto
+
+
+def _write_atomically(path, data):
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
