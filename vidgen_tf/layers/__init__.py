@@ -1,14 +1,20 @@
 """Shared Keras layers: spectral normalisation, convolutional GRU, sampling blocks."""
 
+from vidgen_tf.layers.conditioning import LabelEmbedding, ProjectionHead
+from vidgen_tf.layers.conv3d import Conv3D, Conv3DTranspose
 from vidgen_tf.layers.blocks import Down2D, Down3D, Up2D, Up3D
 from vidgen_tf.layers.conv_gru import ConvGRU2D, ConvGRU2DCell
 from vidgen_tf.layers.spectral_norm import SpectralNorm
 
 __all__ = [
+    "Conv3D",
+    "Conv3DTranspose",
     "ConvGRU2D",
     "ConvGRU2DCell",
     "Down2D",
     "Down3D",
+    "LabelEmbedding",
+    "ProjectionHead",
     "SpectralNorm",
     "Up2D",
     "Up3D",

@@ -17,6 +17,7 @@ Normalisations (`norm`):
 
 import keras
 
+from vidgen_tf.layers.conv3d import Conv3D, Conv3DTranspose
 from vidgen_tf.layers.spectral_norm import SpectralNorm
 
 NORMS = ("batch", "layer", "instance", "none")
@@ -81,7 +82,8 @@ class _SamplingBlock(keras.layers.Layer):
             conv = SpectralNorm(conv, name="conv_sn")
         self.conv = conv
         if norm == "batch":
-            self.norm = keras.layers.BatchNormalization(dtype=self.dtype_policy, name="norm")
+            # Synchronised: under MirroredStrategy the moments are the global batch's.
+            self.norm = keras.layers.BatchNormalization(synchronized=True, dtype=self.dtype_policy, name="norm")
         elif norm == "layer":
             self.norm = keras.layers.LayerNormalization(dtype=self.dtype_policy, name="norm")
         elif norm == "instance":
@@ -166,7 +168,7 @@ class Up3D(_SamplingBlock):
     """
 
     _rank = 3
-    _convolution = keras.layers.Conv3DTranspose
+    _convolution = Conv3DTranspose
 
     def __init__(
         self,
@@ -219,7 +221,7 @@ class Down3D(_SamplingBlock):
     """
 
     _rank = 3
-    _convolution = keras.layers.Conv3D
+    _convolution = Conv3D
 
     def __init__(
         self,

@@ -25,6 +25,7 @@ from keras import layers, ops
 
 from vidgen_tf.adversarial import AdversarialModel, global_uniform_ints
 from vidgen_tf.base import check_positive_int
+from vidgen_tf.layers import Conv3D
 from vidgen_tf.registry import register
 
 
@@ -124,14 +125,14 @@ def _image_discriminator(channels, width_multiplier, name="image_discriminator")
 
 def _video_discriminator(channels, width_multiplier, outputs, name="video_discriminator"):
     """3-D convolutions with stride (1, 2, 2): clips -> patch logits `(B, T, h, w, outputs)`."""
-    stack = [layers.Conv3D(width_multiplier, 4, strides=(1, 2, 2), padding="same", use_bias=False), layers.LeakyReLU(0.2)]
+    stack = [Conv3D(width_multiplier, 4, strides=(1, 2, 2), padding="same", use_bias=False), layers.LeakyReLU(0.2)]
     for multiplier in (2, 4, 8):
         stack += [
-            layers.Conv3D(width_multiplier * multiplier, 4, strides=(1, 2, 2), padding="same", use_bias=False),
+            Conv3D(width_multiplier * multiplier, 4, strides=(1, 2, 2), padding="same", use_bias=False),
             _batch_norm(),
             layers.LeakyReLU(0.2),
         ]
-    stack.append(layers.Conv3D(outputs, 4, strides=(1, 2, 2), padding="same", use_bias=False, dtype="float32"))
+    stack.append(Conv3D(outputs, 4, strides=(1, 2, 2), padding="same", use_bias=False, dtype="float32"))
     return keras.Sequential(stack, name=name)
 
 
