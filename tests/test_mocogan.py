@@ -41,6 +41,7 @@ def test_config_and_keras_round_trips(tmp_path):
     harness.check_keras_round_trip(model, tmp_path)
 
 
+@pytest.mark.oldest
 def test_fit_reports_metrics():
     harness.check_fit(tiny(), ["d_loss", "g_loss", "d_real", "d_fake"])
 
@@ -72,6 +73,7 @@ def test_categorical_variant_takes_labels_and_classifies():
     assert history.history["class_loss"][-1] > 0
 
 
+@pytest.mark.oldest
 def test_exports_agree(tmp_path):
     report = harness.check_exports(tiny(), tmp_path)
     assert report["max_abs_diff_float"] < 1e-5

@@ -27,9 +27,11 @@ class SampleWriter(keras.callbacks.Callback):
         fps: int. Frames per second. Defaults to 8.
         labels: int array `(num,)` for conditional models; by default classes
             cycle 0, 1, 2, ...
+        initial_step: int. Steps done before this `fit` (when resuming).
     """
 
-    def __init__(self, directory, every_steps, num=8, seed=0, formats=("gif", "mp4"), fps=8, labels=None):
+    def __init__(self, directory, every_steps, num=8, seed=0, formats=("gif", "mp4"), fps=8, labels=None,
+                 initial_step=0):
         super().__init__()
         self.directory = Path(directory)
         self.every_steps = int(every_steps)
@@ -39,10 +41,7 @@ class SampleWriter(keras.callbacks.Callback):
         self.fps = int(fps)
         self.labels = labels
         self.written = []
-        self._step = 0
-
-    def on_train_begin(self, logs=None):
-        self._step = int(getattr(self.model, "_vidgen_initial_step", 0))
+        self._step = int(initial_step)
 
     def on_train_batch_end(self, batch, logs=None):
         self._step += 1
@@ -70,27 +69,26 @@ _CHECKPOINT = re.compile(r"^ckpt-(\d+)\.weights\.h5$")
 
 
 class StepCheckpoint(keras.callbacks.Callback):
-    """Saves the full training state every epoch, atomically; restores the newest.
+    """Saves the full training state at every epoch end and at the end, atomically.
 
     The state is `model.save_weights` of the compiled model: every weight,
     the optimizers' slots and step counters, the noise step (so the noise
     sequence continues where it stopped) and the generator EMA. A file is
     written under a temporary name and renamed into place, so a kill leaves
     either the old or the new checkpoint, never half of one. `keep` files are
-    kept; when the newest cannot be read, the one before is used, with a
+    kept; when the newest cannot be read, `restore` uses the one before, with a
     warning.
 
     Args:
         directory: str or Path. Where `ckpt-<step>.weights.h5` files go.
-        steps_per_epoch: int. Steps per epoch (a checkpoint each epoch).
         keep: int. Checkpoints to keep. Defaults to 2.
     """
 
-    def __init__(self, directory, steps_per_epoch, keep=2):
+    def __init__(self, directory, keep=2):
         super().__init__()
         self.directory = Path(directory)
-        self.steps_per_epoch = int(steps_per_epoch)
         self.keep = max(1, int(keep))
+        self.step = 0
 
     def checkpoints(self):
         """`[(step, path)]` of the checkpoints present, oldest first."""
@@ -112,13 +110,23 @@ class StepCheckpoint(keras.callbacks.Callback):
                 logger.warning("Checkpoint %s could not be read (%s); trying the previous one.", path, error)
                 continue
             logger.info("Resumed from %s (step %d).", path, step)
+            self.step = step
             return step
         return 0
 
+    def on_train_batch_end(self, batch, logs=None):
+        self.step += 1
+
     def on_epoch_end(self, epoch, logs=None):
-        step = (epoch + 1) * self.steps_per_epoch
+        self.save()
+
+    def on_train_end(self, logs=None):
+        if not any(step == self.step for step, _ in self.checkpoints()):
+            self.save()
+
+    def save(self):
         self.directory.mkdir(parents=True, exist_ok=True)
-        final = self.directory / f"ckpt-{step}.weights.h5"
+        final = self.directory / f"ckpt-{self.step}.weights.h5"
         fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=".weights.h5")
         os.close(fd)
         try:
@@ -129,3 +137,17 @@ class StepCheckpoint(keras.callbacks.Callback):
                 os.remove(tmp)
         for _, old in self.checkpoints()[: -self.keep]:
             old.unlink(missing_ok=True)
+
+
+class StopAtStep(keras.callbacks.Callback):
+    """Ends training once `steps` steps are done in all, counting from `initial_step`."""
+
+    def __init__(self, steps, initial_step=0):
+        super().__init__()
+        self.steps = int(steps)
+        self.step = int(initial_step)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.step += 1
+        if self.step >= self.steps:
+            self.model.stop_training = True

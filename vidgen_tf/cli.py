@@ -148,8 +148,6 @@ def _compile(model, args):
 
 def cmd_train(args):
     _quiet_tensorflow()
-    import keras
-
     import vidgen_tf
     from vidgen_tf import callbacks as vcallbacks
     from vidgen_tf import data
@@ -169,31 +167,33 @@ def cmd_train(args):
     out.mkdir(parents=True, exist_ok=True)
 
     checkpoint_every = args.checkpoint_every or min(args.steps, 100)
-    epochs = math.ceil(args.steps / checkpoint_every)
+    if checkpoint_every < 1:
+        raise UsageError(f"--checkpoint-every must be >= 1, got {checkpoint_every}.")
     _compile(model, args)
-    checkpoint = vcallbacks.StepCheckpoint(out / "checkpoints", steps_per_epoch=checkpoint_every)
+    checkpoint = vcallbacks.StepCheckpoint(out / "checkpoints")
     start_step = checkpoint.restore(model)
-    if start_step >= args.steps:
-        print(f"{out} already holds a checkpoint at step {start_step} >= --steps {args.steps}; nothing to train.")
+    # Generated data is addressed by batch index, so skipping the batches
+    # already trained on continues the same stream.
     dataset = data.load(
         args.data,
         num_frames=model.num_frames, height=model.height, width=model.width, channels=model.channels,
         batch_size=args.batch_size, seed=args.seed, with_labels=bool(model.num_classes),
         **({"path": args.path} if args.path else {}),
     ).skip(start_step)
-    model._vidgen_initial_step = start_step
-    samples = vcallbacks.SampleWriter(out / "samples", args.sample_every, num=args.num_samples, seed=args.seed)
+    samples = vcallbacks.SampleWriter(out / "samples", args.sample_every, num=args.num_samples,
+                                      seed=args.seed, initial_step=start_step)
     history = None
-    if start_step < args.steps:
+    if start_step >= args.steps:
+        print(f"{out} already holds a checkpoint at step {start_step} >= --steps {args.steps}; nothing to train.")
+    else:
         print(f"training {model_name} on {args.data} for {args.steps} steps "
-              f"(from step {start_step}; checkpoints every {checkpoint_every} in {out / 'checkpoints'})")
+              f"(from step {start_step}; checkpoints every {checkpoint_every} in {out / 'checkpoints'})", flush=True)
         history = model.fit(
             dataset,
-            epochs=epochs,
-            initial_epoch=start_step // checkpoint_every,
+            epochs=math.ceil((args.steps - start_step) / checkpoint_every),
             steps_per_epoch=checkpoint_every,
-            callbacks=[checkpoint, samples, _StopAt(args.steps, checkpoint_every)],
-            verbose=0 if args.quiet else 2 if not sys.stdout.isatty() else 1,
+            callbacks=[checkpoint, samples, vcallbacks.StopAtStep(args.steps, start_step)],
+            verbose=0 if args.quiet else 1 if sys.stdout.isatty() else 2,
         )
     vidgen_tf.save_preset(model, out, dataset=args.data, training_steps=max(start_step, args.steps),
                           description=f"{model_name} trained by `vidgen train` on {args.data}")
@@ -204,23 +204,6 @@ def cmd_train(args):
         print(f"samples: {path}")
     print(f"preset: {out} (load with vidgen_tf.from_preset('{out}'))")
     return 0
-
-
-class _StopAt:
-    """Factory for a callback ending training at an exact step count."""
-
-    def __new__(cls, steps, steps_per_epoch):
-        import keras
-
-        class StopAt(keras.callbacks.Callback):
-            def on_epoch_begin(self, epoch, logs=None):
-                self.epoch = epoch
-
-            def on_train_batch_end(self, batch, logs=None):
-                if self.epoch * steps_per_epoch + batch + 1 >= steps:
-                    self.model.stop_training = True
-
-        return StopAt()
 
 
 # ------------------------------------------------------------------ generate

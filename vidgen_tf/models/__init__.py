@@ -1,3 +1,4 @@
 """Model families. Importing this package registers every family."""
 
 from vidgen_tf.models import mocogan  # noqa: F401
+from vidgen_tf.models import hmm  # noqa: F401

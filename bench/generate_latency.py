@@ -1,0 +1,72 @@
+"""Generation latency of every model: Keras call, SavedModel and onnxruntime.
+
+    python bench/generate_latency.py [--models mocogan ...] [--batch-sizes 1 32] [--repeats 5]
+
+For each model at its zoo preset's setting: the `serving_default` function
+(noise in, uint8 video out) timed as a Keras call (a tf.function of the
+model), as the exported SavedModel, and as the ONNX file in onnxruntime, at
+each batch size, in this one process. Prints milliseconds and ratios to the
+fastest of the three; writes JSON.
+"""
+
+import argparse
+import tempfile
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from _common import model_names, settings, write_json
+
+import vidgen_tf  # noqa: E402
+from vidgen_tf import exporting  # noqa: E402
+
+
+def best_of(function, repeats):
+    function()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return min(times) * 1000
+
+
+def main():
+    import onnxruntime
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="*")
+    parser.add_argument("--batch-sizes", type=int, nargs="*", default=[1, 32])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--json", default="bench/results/generate_latency.json")
+    args = parser.parse_args()
+    rows = []
+    print(f"{'setting':<32} {'batch':>5} {'keras ms':>9} {'savedmodel ms':>14} {'onnxruntime ms':>15}   ratios to fastest")
+    for label, name, config in settings(model_names(args.models), include_paper=False):
+        model = vidgen_tf.build(name, **config)
+        with tempfile.TemporaryDirectory() as scratch:
+            version = vidgen_tf.export_savedmodel(model, scratch)
+            onnx_path = vidgen_tf.export_onnx(model, f"{scratch}/model.onnx", savedmodel_dir=version)
+            serving = tf.saved_model.load(str(version)).signatures["serving_default"]
+            session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+            video_fn = exporting._float_video_fn(model)
+            keras_fn = tf.function(lambda inputs: exporting.to_uint8_video(video_fn(inputs)))
+            for batch in args.batch_sizes:
+                inputs = exporting._random_inputs(model, np.random.default_rng(0), batch, model.num_frames)
+                tensors = {k: tf.constant(v) for k, v in inputs.items()}
+                times = {
+                    "keras": best_of(lambda: keras_fn(tensors).numpy(), args.repeats),
+                    "savedmodel": best_of(lambda: serving(**tensors)["video"].numpy(), args.repeats),
+                    "onnxruntime": best_of(lambda: session.run(["video"], inputs), args.repeats),
+                }
+                fastest = min(times.values())
+                ratios = {k: v / fastest for k, v in times.items()}
+                rows.append({"setting": label, "model": name, "batch_size": batch, "ms": times, "ratio_to_fastest": ratios})
+                print(f"{label:<32} {batch:>5} {times['keras']:>9.1f} {times['savedmodel']:>14.1f} {times['onnxruntime']:>15.1f}   "
+                      + " ".join(f"{k} {v:.2f}x" for k, v in ratios.items()), flush=True)
+    write_json(args.json, rows, repeats=args.repeats)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""The `vidgen` command, run in-process through `vidgen_tf.cli.main`."""
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import vidgen_tf
+from vidgen_tf import cli, video_io
+
+TINY_SET = ["--set", "content_dim=8", "--set", "motion_dim=4", "--set", "generator_width=8",
+            "--set", "discriminator_width=8"]
+
+
+def run(capsys, *argv):
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_list_shows_models_presets_and_datasets(capsys):
+    code, out, _ = run(capsys, "list")
+    assert code == 0
+    assert "mocogan" in out and "mocogan_moving_digits" in out and "moving_digits" in out
+
+
+def test_data_preview_writes_an_animated_gif(capsys, tmp_path):
+    path = tmp_path / "d.gif"
+    code, out, _ = run(capsys, "data", "preview", "moving_digits", "--out", str(path), "--num", "4",
+                       "--num-frames", "6", "--height", "32", "--width", "32")
+    assert code == 0 and str(path) in out
+    frames = video_io.read_video(path)
+    assert frames.shape[0] == 6 and frames.shape[1] > 32  # a 2x2 grid of 32x32 clips
+    assert np.abs(np.diff(frames.astype(int), axis=0)).sum() > 0  # it moves
+
+
+@pytest.mark.parametrize("argv,named", [
+    (["data", "preview", "moving_digit", "--out", "x.gif"], "moving_digit"),
+    (["train", "mocogn", "--data", "moving_digits"], "mocogn"),
+    (["train", "mocogan", "--data", "moving_digit"], "moving_digit"),
+    (["generate", "no_such_preset", "--out", "x.gif"], "no_such_preset"),
+    (["train", "mocogan", "--data", "moving_digits", "--steps", "0"], "--steps"),
+    (["train", "mocogan", "--data", "moving_digits", "--set", "content_dim"], "key=value"),
+    (["export", "mocogan_moving_digits", "--format", "tflite", "--out", "x"], "--format"),
+])
+def test_bad_input_is_named_with_exit_code_2(capsys, argv, named):
+    code, _, err = run(capsys, *argv)
+    assert code == 2
+    assert named in err and err.startswith("vidgen: error:")
+
+
+def test_argparse_errors_exit_2(capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(["train"])
+    assert info.value.code == 2
+    assert "--data" in capsys.readouterr().err
+
+
+@pytest.mark.large
+def test_train_generate_export_end_to_end(capsys, tmp_path):
+    out = tmp_path / "run"
+    code, text, err = run(capsys, "train", "mocogan", "--data", "moving_square", "--num-frames", "4",
+                          "--height", "16", "--width", "16", "--channels", "1", "--batch-size", "4",
+                          "--steps", "3", "--checkpoint-every", "2", "--sample-every", "2",
+                          "--out", str(out), "--quiet", *TINY_SET)
+    assert code == 0, err
+    assert (out / "samples" / "step_000002.gif").is_file() and (out / "samples" / "final.mp4").is_file()
+    # A checkpoint every 2 steps and one at the end (step 3); the two newest are kept.
+    assert sorted(p.name for p in (out / "checkpoints").glob("ckpt-*")) == ["ckpt-2.weights.h5", "ckpt-3.weights.h5"]
+    metadata = json.loads((out / "metadata.json").read_text())
+    assert metadata["training_steps"] == 3 and metadata["dataset"] == "moving_square"
+    model = vidgen_tf.from_preset(out)
+    assert model.generate(1, seed=0).shape == (1, 4, 16, 16, 1)
+
+    # Started again with the same output directory, it resumes instead of starting over.
+    code, text, _ = run(capsys, "train", "mocogan", "--data", "moving_square", "--num-frames", "4",
+                        "--height", "16", "--width", "16", "--channels", "1", "--batch-size", "4",
+                        "--steps", "4", "--checkpoint-every", "2", "--out", str(out), "--quiet", *TINY_SET)
+    assert code == 0 and "from step 3" in text
+    assert json.loads((out / "metadata.json").read_text())["training_steps"] == 4
+    assert (out / "checkpoints" / "ckpt-4.weights.h5").is_file()
+
+    code, text, _ = run(capsys, "generate", str(out), "--num", "2", "--frames", "7", "--out", str(tmp_path / "g.gif"))
+    assert code == 0
+    assert video_io.read_video(tmp_path / "g.gif").shape[0] == 7
+
+    code, text, err = run(capsys, "export", str(out), "--format", "savedmodel,onnx", "--out", str(tmp_path / "exp"))
+    assert code == 0, err
+    assert (tmp_path / "exp" / "mocogan" / "1" / "saved_model.pb").is_file()
+    assert (tmp_path / "exp" / "mocogan.onnx").is_file()
+    parity = json.loads((tmp_path / "exp" / "mocogan.onnx.parity.json").read_text())
+    assert parity["max_abs_diff_float"] <= 1e-4
+    loaded = tf.saved_model.load(str(tmp_path / "exp" / "mocogan" / "1"))
+    assert {"serving_default", "generate"} <= set(loaded.signatures)
+
+    # Exporting the same version again refuses to overwrite it.
+    code, _, err = run(capsys, "export", str(out), "--format", "savedmodel", "--out", str(tmp_path / "exp"))
+    assert code == 2 and "already exists" in err

@@ -1,0 +1,289 @@
+"""LikelihoodModel: the training core every density model in the zoo shares.
+
+A subclass says how likely a video is (`log_prob`, nats per video), how to
+draw generation noise and how to turn that noise into video. This class owns
+training: `compile` takes one optimizer, `train_step` minimises the negative
+log-likelihood (or the negative evidence lower bound, for models without an
+exact likelihood) averaged over the global batch, and both `train_step` and
+`test_step` report `nll` (nats per video) and `bits_per_dim`.
+
+Bits per dimension on 8-bit video
+---------------------------------
+Videos enter models as `y = x / 127.5 - 1` from uint8 `x` in {0, ..., 255}.
+A continuous density on `y` is made comparable with published likelihoods of
+8-bit video by uniform dequantisation (Theis et al., 2016, "A note on the
+evaluation of generative models"; Dinh et al., 2017; Ho et al., 2019): the
+model is trained and evaluated on `y + u / 127.5`, `u ~ U[0, 1)^D`, i.e. on
+the 8-bit value plus uniform noise over its bin, rescaled. A density `p_y` on
+`y` is a density on `v = x + u` of `p_v(v) = p_y(y) / 127.5^D` (the change of
+variables `y = v / 127.5 - 1` has Jacobian `1 / 127.5` per dimension), and
+by Jensen's inequality `-E_u[log2 p_v(x + u)]` bounds the discrete model's
+`-log2 P(x)` from above. Hence, with `nll = -log p_y` in nats per video and
+`D = frames * height * width * channels` dimensions,
+
+    bits_per_dim = nll / (D * ln 2) + log2(127.5)          (continuous)
+    bits_per_dim = nll / (D * ln 2)                        (discrete)
+
+`log2(127.5) = 6.9944`. A density uniform on `[-1, 1 + 1/127.5)` has
+`nll = D * ln(256 / 127.5)` and so exactly 8 bits/dim, the cost of storing
+raw bytes. Discrete likelihoods (e.g. Bernoulli on binary frames) are
+probabilities already: their bits/dim need no correction, and they are bits
+per binary pixel, not per 8-bit value. A model whose likelihood lives in a
+feature space (see `likelihood_space`) reports bits per feature dimension
+with the same formula; such figures are not comparable with pixel figures.
+"""
+
+import math
+import random
+
+import keras
+import tensorflow as tf
+
+from vidgen_tf.adversarial import _fold_seed, _num_replicas, _replica_slice
+from vidgen_tf.base import VideoModel, check_positive_int
+
+# The change of variables from [-1, 1] space to 8-bit units, in bits per dimension.
+EIGHT_BIT_CORRECTION_BITS = math.log2(127.5)
+
+
+def bits_per_dim(nll, num_dims, discrete=False):
+    """Bits per dimension of a negative log-likelihood in nats per video.
+
+    Args:
+        nll: float or tensor. Negative log-likelihood (or negative ELBO) in
+            nats per video.
+        num_dims: int or tensor. Dimensions per video (frames * height *
+            width * channels, or frames * features).
+        discrete: bool. Whether `nll` is of a probability mass (no
+            dequantisation correction). Defaults to False: `nll` is of a
+            density on `y = x / 127.5 - 1`, and `log2(127.5)` converts it to
+            8-bit units.
+
+    Returns:
+        `nll / (num_dims * ln 2)`, plus `log2(127.5)` when not `discrete`.
+    """
+    nll = tf.cast(nll, tf.float32)
+    bits = nll / (tf.cast(num_dims, tf.float32) * math.log(2.0))
+    return bits if discrete else bits + EIGHT_BIT_CORRECTION_BITS
+
+
+class LikelihoodModel(VideoModel):
+    """Base of the density models: compile with one optimizer, train with `fit`.
+
+    Subclasses build their weights in `__init__` (then set `self.built =
+    True`) and implement:
+
+    - `log_prob(videos, training=False)`: `(B,)` log-likelihood in nats per
+      video of float videos `(B, T, H, W, C)` in [-1, 1] (an evidence lower
+      bound when `log_prob_is_bound`).
+    - `noise_spec(num_frames=None)`: dict name -> `tf.TensorSpec` of the
+      generation noise (batch axis None).
+    - `sample_noise(batch_size, seed, num_frames=None)`: dict of noise drawn
+      with `tf.random.stateless_*` from `seed` (shape [2] int).
+    - `generate_from_noise(noise, labels=None, training=False,
+      generator=None)`: float videos `(B, T, H, W, C)` in [-1, 1], a pure
+      deterministic function of the noise (uniform noise for discrete
+      choices, by inverse CDF; Gaussian noise for continuous ones).
+
+    and may override `likelihood_is_discrete` (True for probability masses,
+    e.g. Bernoulli pixels) and `dims_per_frame` (for a feature space).
+
+    Args:
+        **kwargs: the common video configuration of `VideoModel`.
+    """
+
+    # Whether the exported SavedModel has a `log_prob` signature.
+    has_log_prob = True
+    # Whether `log_prob` is an evidence lower bound rather than the likelihood.
+    log_prob_is_bound = False
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        # Counts training steps; with the compile seed it gives each step's
+        # dequantisation noise.
+        self.noise_step = self.add_weight(
+            shape=(), dtype="int64", initializer="zeros", trainable=False,
+            name="noise_step", aggregation="only_first_replica",
+        )
+
+    # ------------------------------------------------------------- likelihood
+    @property
+    def likelihood_space(self):
+        """What `log_prob` is a likelihood of: "pixels" unless a subclass says otherwise."""
+        return "pixels"
+
+    @property
+    def likelihood_is_discrete(self):
+        """Whether `log_prob` is a log-probability mass (no dequantisation correction)."""
+        return False
+
+    @property
+    def dims_per_frame(self):
+        """Dimensions of one frame in the likelihood's space."""
+        return self.height * self.width * self.channels
+
+    def log_prob(self, videos, training=False):
+        """Log-likelihood `(B,)` in nats per video of videos `(B, T, H, W, C)`."""
+        raise NotImplementedError
+
+    def bits_per_dim(self, nll, num_frames=None):
+        """`nll` (nats per video) in bits per dimension; see the module docstring."""
+        num_frames = self.num_frames if num_frames is None else num_frames
+        return bits_per_dim(nll, num_frames * self.dims_per_frame, self.likelihood_is_discrete)
+
+    def call(self, videos, training=False):
+        """The log-likelihood `(B,)` of `videos`, so `model(videos)` scores them."""
+        return self.log_prob(videos, training=training)
+
+    # ----------------------------------------------------------------- compile
+    def compile(self, optimizer=None, dequantize=False, seed=None, **kwargs):
+        """Configures maximum-likelihood training.
+
+        Args:
+            optimizer: optimizer or its name. Defaults to Adam(1e-3).
+            dequantize: bool. Add uniform noise `u / 127.5`, `u ~ U[0, 1)`,
+                to every pixel of 8-bit-derived data during training and
+                evaluation, so that `bits_per_dim` bounds the 8-bit data's
+                bits per dimension (see the module docstring). Only for
+                continuous likelihoods. Defaults to False.
+            seed: int or None. Seed of the dequantisation noise; the same seed,
+                data and weights repeat a run exactly. Defaults to a random seed.
+            **kwargs: passed to `keras.Model.compile` (e.g. `jit_compile`,
+                which defaults to False).
+        """
+        if dequantize and self.likelihood_is_discrete:
+            raise ValueError(
+                f"`dequantize=True` is for continuous likelihoods, but {type(self).__name__}'s "
+                "likelihood is discrete (a probability mass): it needs no dequantisation."
+            )
+        if optimizer is None:
+            optimizer = keras.optimizers.Adam(1e-3)
+        kwargs.setdefault("jit_compile", False)
+        super().compile(optimizer=optimizer, **kwargs)
+        self.dequantize = bool(dequantize)
+        if seed is None:
+            seed = random.SystemRandom().randrange(2**31)
+        self.training_seed = int(seed)
+        # Build the slots now: under MirroredStrategy, slots made lazily inside
+        # the replica step fail ('You must feed a value for placeholder').
+        self.optimizer.build(self.trainable_variables)
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in ("nll", "bits_per_dim")}
+
+    @property
+    def metrics(self):
+        return list(getattr(self, "trackers", {}).values())
+
+    # ---------------------------------------------------------------- training
+    def _unpack(self, data):
+        if isinstance(data, (tuple, list)):
+            if len(data) > 1 and data[1] is not None:
+                raise ValueError(
+                    f"{type(self).__name__} is unconditional but the data yields labels; "
+                    "load it without labels."
+                )
+            data = data[0]
+        self.check_videos(data, allow_any_length=self.variable_length)
+        videos = tf.cast(data, tf.float32)
+        return tf.debugging.assert_all_finite(
+            videos, f"{type(self).__name__}: the training videos contain NaN or Inf."
+        )
+
+    def _dequantize(self, videos, seed):
+        """Adds `u / 127.5`, `u ~ U[0, 1)`, drawn for the global batch and sliced."""
+        if not getattr(self, "dequantize", False):
+            return videos
+        local_batch = tf.shape(videos)[0]
+        shape = tf.concat([[local_batch * _num_replicas()], tf.shape(videos)[1:]], axis=0)
+        noise = tf.random.stateless_uniform(shape, seed)
+        return videos + _replica_slice(noise, local_batch) / 127.5
+
+    def _update_trackers(self, nll, num_frames):
+        # Per-example values: the Mean trackers then hold the mean over every
+        # example of every replica (exact also for a short last batch).
+        self.trackers["nll"].update_state(nll)
+        self.trackers["bits_per_dim"].update_state(self.bits_per_dim(nll, num_frames))
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    def train_step(self, data):
+        if not hasattr(self, "trackers"):
+            raise RuntimeError(f"Call {type(self).__name__}.compile() before fit().")
+        videos = self._unpack(data)  # (B, T, H, W, C)
+        local_batch = tf.shape(videos)[0]
+        global_batch = local_batch * _num_replicas()
+        step_seed = _fold_seed(tf.constant([self.training_seed, 0], tf.int64), self.noise_step)
+        videos = self._dequantize(videos, step_seed)
+
+        variables = self.trainable_variables
+        with tf.GradientTape() as tape:
+            nll = -tf.cast(self.log_prob(videos, training=True), tf.float32)  # (B,)
+            # Gradients are summed over replicas: divide by the global batch.
+            loss = tf.nn.compute_average_loss(nll, global_batch_size=global_batch)
+            if self.losses:
+                loss += tf.nn.scale_regularization_loss(tf.add_n(self.losses))
+            scaled = self.optimizer.scale_loss(loss)
+        grads = tape.gradient(scaled, variables)
+        self.optimizer.apply(grads, variables)
+        self.noise_step.assign_add(1)
+        return self._update_trackers(nll, tf.shape(videos)[1])
+
+    def test_step(self, data):
+        if not hasattr(self, "trackers"):
+            raise RuntimeError(f"Call {type(self).__name__}.compile() before evaluate().")
+        videos = self._unpack(data)
+        # Evaluation noise has its own stream (fold 1), never training's. It
+        # depends on the training step only, so one `evaluate` scores every
+        # batch with the same noise pattern and repeated evaluations agree.
+        videos = self._dequantize(
+            videos, _fold_seed(tf.constant([self.training_seed, 1], tf.int64), self.noise_step)
+        )
+        nll = -tf.cast(self.log_prob(videos, training=False), tf.float32)
+        return self._update_trackers(nll, tf.shape(videos)[1])
+
+    # -------------------------------------------------------------- generation
+    @property
+    def inference_generator(self):
+        """Likelihood models generate with their own weights: no separate generator."""
+        return None
+
+    def generate(self, num, seed=None, num_frames=None):
+        """Generates `num` videos, float32 `(num, T, H, W, C)` in [-1, 1].
+
+        Equals `generate_from_noise(sample_noise(num, [seed, 1], num_frames))`,
+        as the exported `generate` signature does.
+
+        Args:
+            num: int. Number of videos.
+            seed: int or None. The same seed gives the same videos.
+            num_frames: int or None. Length of the videos; models with
+                `variable_length` make any length, others only `num_frames`.
+        """
+        check_positive_int("num", num)
+        num_frames = self._check_num_frames(num_frames)
+        if seed is None:
+            seed = random.SystemRandom().randrange(2**31)
+        noise = self.sample_noise(num, tf.constant([int(seed), 1], tf.int64), num_frames=num_frames)
+        return tf.cast(self.generate_from_noise(noise, training=False), tf.float32)
+
+    def _check_num_frames(self, num_frames):
+        if num_frames is None:
+            return self.num_frames
+        check_positive_int("num_frames", num_frames)
+        if num_frames != self.num_frames and not self.variable_length:
+            raise ValueError(
+                f"{type(self).__name__} generates exactly {self.num_frames} frames; "
+                f"got num_frames={num_frames}."
+            )
+        return num_frames
+
+    def preset_model(self):
+        """The model a preset stores: an uncompiled copy holding the weights.
+
+        The copy leaves out optimizer state and metrics (a checkpoint's
+        business, not a preset's).
+        """
+        config = self.get_config()
+        for key in ("name", "trainable", "dtype"):
+            config.pop(key, None)
+        copy = type(self)(**config)
+        copy.set_weights(self.get_weights())
+        return copy

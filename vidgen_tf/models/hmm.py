@@ -1,0 +1,664 @@
+"""Hidden Markov model of videos: one discrete state per frame.
+
+Rabiner, "A tutorial on hidden Markov models and selected applications in
+speech recognition", Proc. IEEE 77(2), 1989.
+
+A video `x_1..x_T` is explained by a chain of hidden states `z_1..z_T` in
+{0, ..., K-1}:
+
+    p(x_1..x_T) = sum_z p(z_1) prod_{t>1} p(z_t | z_{t-1}) prod_t p(x_t | z_t)
+
+with initial probabilities `softmax(initial_logits)`, transition
+probabilities `softmax(transition_logits)` row by row, and a per-state
+emission over the whole frame:
+
+- `"gaussian"`: `p(x_t | z_t = k) = prod_d N(x_td; mean_kd, scale_kd)`, a
+  diagonal Gaussian on the frame in [-1, 1] space (scales `"per_state"` or
+  one `"shared"` vector), `scale = min_scale + softplus(raw)`. A continuous
+  density: its bits/dim take the 8-bit dequantisation correction (see
+  `vidgen_tf.likelihood`).
+- `"bernoulli"`: binary frames (a pixel is on when its value is > 0),
+  `p(x_td = 1 | z_t = k) = sigmoid(logit_kd)`. A probability mass: bits/dim
+  are bits per binary pixel, with no correction.
+
+The sum over the `K^T` state paths is the forward algorithm, done by
+`tfp.distributions.HiddenMarkovModel`; `log_prob` is exact (not a bound).
+For large frames a fixed linear projection to `feature_dim` dimensions (PCA
+fitted on the data by `fit_projection`, stored as non-trainable weights so
+presets and exports keep it) replaces the pixels: the Gaussian emission and
+so the likelihood are then of the features `W (x - mean)`, not of the
+pixels (`likelihood_space == "pca_features"`), and generated frames are the
+sampled features mapped back, `mean + W^T f`, clipped to [-1, 1].
+
+Training is by gradient (`compile` then `fit`) or by Baum-Welch EM
+(`fit_em`, k-means initialisation), whose log-likelihood never decreases.
+"""
+
+import logging
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from vidgen_tf.base import check_positive_int
+from vidgen_tf.likelihood import LikelihoodModel
+from vidgen_tf.registry import register
+
+logger = logging.getLogger(__name__)
+
+EMISSIONS = ("gaussian", "bernoulli")
+SCALES = ("per_state", "shared")
+# EM keeps scales at least this factor above `min_scale`, so that
+# `min_scale + softplus(raw)` represents them with a finite `raw`.
+_EM_SCALE_MARGIN = 1.01
+# EM keeps Bernoulli probabilities in [eps, 1 - eps], so logits stay finite.
+_EM_PROB_EPS = 1e-6
+# Probabilities written as logits get this floor, so no logit is -inf.
+_LOGIT_FLOOR = 1e-30
+
+
+def _tfd():
+    # Imported here: tensorflow_probability is heavy and needs tf_keras.
+    import tensorflow_probability as tfp
+
+    return tfp.distributions
+
+
+def _inverse_softplus(value):
+    value = np.asarray(value, np.float64)
+    # log(expm1(v)), written to stay finite for large v.
+    return value + np.log(-np.expm1(-value))
+
+
+def _logsumexp(values, axis):
+    """log sum exp over `axis`, exact for -inf entries (numpy, float64)."""
+    peak = np.max(values, axis=axis, keepdims=True)
+    peak = np.where(np.isfinite(peak), peak, 0.0)
+    with np.errstate(divide="ignore"):
+        total = np.log(np.sum(np.exp(values - peak), axis=axis))
+    return total + np.squeeze(peak, axis=axis)
+
+
+def forward_backward(log_initial, log_transition, log_emission):
+    """Forward-backward in log space (numpy, float64).
+
+    Args:
+        log_initial: `(K,)` log initial probabilities.
+        log_transition: `(K, K)` log transition probabilities, rows = from.
+        log_emission: `(N, T, K)` log p(x_t | z_t = k) of N sequences.
+
+    Returns:
+        `(log_likelihood (N,), posteriors (N, T, K), expected_transitions (K, K))`,
+        the last summed over sequences and time.
+    """
+    num, steps, _ = log_emission.shape
+    log_alpha = np.empty_like(log_emission)
+    log_alpha[:, 0] = log_initial + log_emission[:, 0]
+    for t in range(1, steps):
+        log_alpha[:, t] = (
+            _logsumexp(log_alpha[:, t - 1, :, None] + log_transition[None], axis=1) + log_emission[:, t]
+        )
+    log_likelihood = _logsumexp(log_alpha[:, -1], axis=1)  # (N,)
+    log_beta = np.zeros_like(log_emission)
+    for t in range(steps - 2, -1, -1):
+        ahead = log_emission[:, t + 1] + log_beta[:, t + 1]  # (N, K)
+        log_beta[:, t] = _logsumexp(log_transition[None] + ahead[:, None, :], axis=2)
+    posteriors = np.exp(log_alpha + log_beta - log_likelihood[:, None, None])
+    expected = np.zeros_like(log_transition)
+    # One step at a time: the (N, T-1, K, K) array of all steps can be gigabytes.
+    for t in range(steps - 1):
+        ahead = log_emission[:, t + 1] + log_beta[:, t + 1]  # (N, K)
+        log_xi = (
+            log_alpha[:, t, :, None] + log_transition[None] + ahead[:, None, :]
+            - log_likelihood[:, None, None]
+        )  # (N, K, K)
+        expected += np.exp(log_xi).sum(axis=0)
+    return log_likelihood, posteriors, expected
+
+
+@register("hmm")
+class VideoHMM(LikelihoodModel):
+    """Hidden Markov model of videos (one hidden state per frame).
+
+    Args:
+        num_frames: int. Frames per training video (any length can be scored
+            and generated). Defaults to 16.
+        height: int. Frame height. Defaults to 64.
+        width: int. Frame width. Defaults to 64.
+        channels: int. Colour channels. Defaults to 1.
+        num_classes: int. Must be 0: the model is unconditional. Defaults to 0.
+        num_states: int. Number of hidden states K >= 1. Defaults to 8.
+        emission: str. `"gaussian"` (diagonal Gaussian on the frame) or
+            `"bernoulli"` (binary frames, a pixel is on when > 0). Defaults to
+            `"gaussian"`.
+        scale: str. Gaussian scales `"per_state"` (K x D) or `"shared"` (one
+            D-vector for every state). Defaults to `"per_state"`.
+        feature_dim: int or None. If set, Gaussian emissions are over a fixed
+            PCA projection of each frame to `feature_dim` dimensions (fitted
+            by `fit_projection`; `fit_em` fits it when needed), and the
+            likelihood is of those features. Defaults to None (pixels).
+        min_scale: float. Floor of the Gaussian scales, in [-1, 1] units.
+            Defaults to 0.01.
+
+    Example:
+        >>> model = vidgen_tf.build("hmm", num_frames=8, height=16, width=16,
+        ...                         num_states=4, emission="bernoulli")
+        >>> videos = vidgen_tf.data.make_videos("moving_square", 64, num_frames=8,
+        ...                                     height=16, width=16) / 127.5 - 1
+        >>> history = model.fit_em(videos, iterations=20)  # mean log-lik per video
+        >>> model.posterior_mode(videos[:2])  # (2, 8) Viterbi state paths
+        >>> model.generate(4, seed=0, num_frames=20)  # any length
+        >>> model = vidgen_tf.from_preset("hmm_moving_square")
+    """
+
+    variable_length = True
+
+    def __init__(
+        self,
+        num_frames=16,
+        height=64,
+        width=64,
+        channels=1,
+        num_classes=0,
+        num_states=8,
+        emission="gaussian",
+        scale="per_state",
+        feature_dim=None,
+        min_scale=0.01,
+        **kwargs,
+    ):
+        super().__init__(
+            num_frames=num_frames, height=height, width=width, channels=channels,
+            num_classes=num_classes, **kwargs,
+        )
+        if self.num_classes:
+            raise ValueError(f"The hmm model is unconditional: `num_classes` must be 0, got {num_classes}.")
+        self.num_states = check_positive_int("num_states", num_states)
+        if emission not in EMISSIONS:
+            raise ValueError(f"`emission` must be one of {EMISSIONS}, got {emission!r}.")
+        if scale not in SCALES:
+            raise ValueError(f"`scale` must be one of {SCALES}, got {scale!r}.")
+        pixels = self.height * self.width * self.channels
+        if feature_dim is not None:
+            check_positive_int("feature_dim", feature_dim)
+            if emission != "gaussian":
+                raise ValueError(
+                    f"`feature_dim` (a PCA projection) needs emission='gaussian', got emission={emission!r}."
+                )
+            if feature_dim > pixels:
+                raise ValueError(
+                    f"`feature_dim` must be <= height * width * channels = {pixels}, got {feature_dim}."
+                )
+        min_scale = float(min_scale)
+        if not (math.isfinite(min_scale) and min_scale > 0):
+            raise ValueError(f"`min_scale` must be a positive float, got {min_scale!r}.")
+        self.emission = emission
+        self.scale = scale
+        self.feature_dim = feature_dim
+        self.min_scale = min_scale
+
+        num_states, features = self.num_states, self.dims_per_frame
+        self.initial_logits = self.add_weight(
+            shape=(num_states,), initializer="zeros", dtype="float32", name="initial_logits"
+        )
+        self.transition_logits = self.add_weight(
+            shape=(num_states, num_states), initializer="zeros", dtype="float32", name="transition_logits"
+        )
+        if emission == "gaussian":
+            self.emission_loc = self.add_weight(
+                shape=(num_states, features), initializer=keras.initializers.RandomNormal(stddev=0.5),
+                dtype="float32", name="emission_loc",
+            )
+            start = float(_inverse_softplus(max(1.0 - min_scale, 1e-3)))
+            self.emission_scale_raw = self.add_weight(
+                shape=(num_states if scale == "per_state" else 1, features),
+                initializer=keras.initializers.Constant(start), dtype="float32", name="emission_scale_raw",
+            )
+        else:
+            self.emission_logits = self.add_weight(
+                shape=(num_states, features), initializer=keras.initializers.RandomNormal(stddev=0.5),
+                dtype="float32", name="emission_logits",
+            )
+        if feature_dim is not None:
+            # Until fitted, the projection keeps the first `feature_dim` pixels.
+            self.projection_components = self.add_weight(
+                shape=(feature_dim, pixels), initializer="identity", dtype="float32",
+                trainable=False, name="projection_components",
+            )
+            self.projection_mean = self.add_weight(
+                shape=(pixels,), initializer="zeros", dtype="float32", trainable=False, name="projection_mean",
+            )
+            self.projection_fitted = self.add_weight(
+                shape=(), initializer="zeros", dtype="int32", trainable=False, name="projection_fitted",
+            )
+        self.built = True
+
+    # ------------------------------------------------------------- properties
+    @property
+    def likelihood_space(self):
+        """`"pixels"`, or `"pca_features"` when frames are projected to `feature_dim`."""
+        return "pixels" if self.feature_dim is None else "pca_features"
+
+    @property
+    def likelihood_is_discrete(self):
+        return self.emission == "bernoulli"
+
+    @property
+    def dims_per_frame(self):
+        if self.feature_dim is not None:
+            return self.feature_dim
+        return self.height * self.width * self.channels
+
+    def emission_scales(self):
+        """Gaussian scales `(K, E)` (a shared vector broadcast to every state)."""
+        scales = self.min_scale + tf.nn.softplus(self.emission_scale_raw)
+        return tf.broadcast_to(scales, [self.num_states, self.dims_per_frame])
+
+    # ------------------------------------------------------------ likelihood
+    def _observations(self, videos):
+        """Videos `(B, T, H, W, C)` -> per-frame observations `(B, T, E)` float32."""
+        self.check_videos(videos, allow_any_length=True)
+        videos = tf.cast(videos, tf.float32)
+        batch, frames = tf.shape(videos)[0], tf.shape(videos)[1]
+        flat = tf.reshape(videos, [batch, frames, self.height * self.width * self.channels])
+        if self.emission == "bernoulli":
+            return tf.cast(flat > 0.0, tf.float32)
+        if self.feature_dim is not None:
+            return tf.matmul(flat - self.projection_mean, self.projection_components, transpose_b=True)
+        return flat
+
+    def distribution(self, num_steps):
+        """The `tfd.HiddenMarkovModel` over `num_steps` frames' observations `(T, E)`."""
+        tfd = _tfd()
+        if self.emission == "gaussian":
+            frame = tfd.Normal(loc=tf.convert_to_tensor(self.emission_loc), scale=self.emission_scales())
+        else:
+            frame = tfd.Bernoulli(logits=tf.convert_to_tensor(self.emission_logits), dtype=tf.float32)
+        return tfd.HiddenMarkovModel(
+            initial_distribution=tfd.Categorical(logits=tf.convert_to_tensor(self.initial_logits)),
+            transition_distribution=tfd.Categorical(logits=tf.convert_to_tensor(self.transition_logits)),
+            observation_distribution=tfd.Independent(frame, reinterpreted_batch_ndims=1),
+            num_steps=num_steps,
+        )
+
+    def _checked(self, videos):
+        observations = self._observations(videos)
+        observations = tf.debugging.assert_all_finite(
+            observations, "hmm: the videos contain NaN or Inf."
+        )
+        return observations, self.distribution(tf.shape(observations)[1])
+
+    def log_prob(self, videos, training=False):
+        """Exact log-likelihood `(B,)` in nats per video (forward algorithm).
+
+        Of the frames in [-1, 1] for Gaussian emissions without projection, of
+        the binarised frames for Bernoulli emissions, of the PCA features when
+        `feature_dim` is set (see `likelihood_space`).
+
+        Args:
+            videos: float `(B, T, H, W, C)` in [-1, 1], any T >= 1.
+            training: bool. Unused (the model has no dropout or noise).
+        """
+        observations, hmm = self._checked(videos)
+        return hmm.log_prob(observations)
+
+    def posterior_mode(self, videos):
+        """The most likely state path (Viterbi), int32 `(B, T)`."""
+        observations, hmm = self._checked(videos)
+        return tf.cast(hmm.posterior_mode(observations), tf.int32)
+
+    def posterior_marginals(self, videos):
+        """p(z_t = k | video), float32 `(B, T, K)` (forward-backward)."""
+        observations, hmm = self._checked(videos)
+        return hmm.posterior_marginals(observations).probs_parameter()
+
+    # ------------------------------------------------------------ generation
+    def noise_spec(self, num_frames=None):
+        return {
+            "state_noise": tf.TensorSpec([None, num_frames], tf.float32, name="state_noise"),
+            "emission_noise": tf.TensorSpec(
+                [None, num_frames, self.dims_per_frame], tf.float32, name="emission_noise"
+            ),
+        }
+
+    def sample_noise(self, batch_size, seed, num_frames=None):
+        """`state_noise` U[0, 1) `(B, T)`; `emission_noise` `(B, T, E)`, N(0, 1)
+        for Gaussian emissions and U[0, 1) for Bernoulli ones."""
+        num_frames = self.num_frames if num_frames is None else num_frames
+        seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 2)
+        shape = [batch_size, num_frames, self.dims_per_frame]
+        if self.emission == "gaussian":
+            emission = tf.random.stateless_normal(shape, seeds[1])
+        else:
+            emission = tf.random.stateless_uniform(shape, seeds[1])
+        return {
+            "state_noise": tf.random.stateless_uniform([batch_size, num_frames], seeds[0]),
+            "emission_noise": emission,
+        }
+
+    def sample_states(self, state_noise):
+        """State paths int32 `(B, T)` from uniform noise `(B, T)` by inverse CDF.
+
+        `z_1` is the first k whose cumulative initial probability exceeds
+        `u_1`, `z_t` likewise in the row `z_{t-1}` of the transition matrix.
+        """
+        u = tf.cast(state_noise, tf.float32)  # (B, T)
+        # Only the first K-1 cumulative sums: the last state takes what is left,
+        # so rounding in the sums can never give an index K.
+        initial_cdf = tf.cumsum(tf.nn.softmax(self.initial_logits))[:-1]  # (K-1,)
+        transition_cdf = tf.cumsum(tf.nn.softmax(self.transition_logits, axis=-1), axis=-1)[:, :-1]  # (K, K-1)
+
+        def inverse_cdf(values, cdf):  # (B,), (B or 1, K-1) -> (B,)
+            return tf.reduce_sum(tf.cast(values[:, None] >= cdf, tf.int32), axis=-1)
+
+        first = inverse_cdf(u[:, 0], initial_cdf[None])  # (B,)
+
+        def step(previous, values):
+            return inverse_cdf(values, tf.gather(transition_cdf, previous))
+
+        rest = tf.scan(step, tf.transpose(u[:, 1:]), initializer=first)  # (T-1, B)
+        return tf.transpose(tf.concat([first[None], rest], axis=0))  # (B, T)
+
+    def generate_from_noise(self, noise, labels=None, training=False, generator=None):
+        """Videos `(B, T, H, W, C)` in [-1, 1], a deterministic function of the noise.
+
+        Args:
+            noise: dict with `state_noise` `(B, T)` and `emission_noise`
+                `(B, T, E)` (see `sample_noise`).
+            labels: must be None (unconditional).
+            training: bool. Unused.
+            generator: unused (kept for the export contract).
+        """
+        self.check_labels(labels)
+        states = self.sample_states(noise["state_noise"])  # (B, T)
+        eps = tf.cast(noise["emission_noise"], tf.float32)  # (B, T, E)
+        if self.emission == "gaussian":
+            frames = tf.gather(self.emission_loc, states) + tf.gather(self.emission_scales(), states) * eps
+            if self.feature_dim is not None:
+                frames = tf.matmul(frames, self.projection_components) + self.projection_mean
+        else:
+            on = eps < tf.sigmoid(tf.gather(self.emission_logits, states))
+            frames = tf.where(on, 1.0, -1.0)
+        batch, steps = tf.shape(states)[0], tf.shape(states)[1]
+        videos = tf.reshape(frames, [batch, steps, self.height, self.width, self.channels])
+        return tf.clip_by_value(videos, -1.0, 1.0)
+
+    # ------------------------------------------------------------ parameters
+    def parameters(self):
+        """The model's probabilities and emission parameters as numpy arrays.
+
+        Returns:
+            dict with `initial_probs` `(K,)`, `transition_probs` `(K, K)` and
+            either `means`, `scales` `(K, E)` (Gaussian) or `probs` `(K, E)`
+            (Bernoulli: probability that a pixel is on).
+        """
+        result = {
+            "initial_probs": tf.nn.softmax(self.initial_logits).numpy(),
+            "transition_probs": tf.nn.softmax(self.transition_logits, axis=-1).numpy(),
+        }
+        if self.emission == "gaussian":
+            result["means"] = self.emission_loc.numpy()
+            result["scales"] = self.emission_scales().numpy()
+        else:
+            result["probs"] = tf.sigmoid(self.emission_logits).numpy()
+        return result
+
+    def set_parameters(self, initial_probs, transition_probs, means=None, scales=None, probs=None):
+        """Sets the model from probabilities and emission parameters.
+
+        Args:
+            initial_probs: `(K,)` probabilities of the first state.
+            transition_probs: `(K, K)` rows p(z_t | z_{t-1}).
+            means: `(K, E)` Gaussian means (Gaussian emission).
+            scales: `(K, E)` Gaussian scales, each > `min_scale`; with
+                `scale="shared"` every row must be the same (or pass `(1, E)`).
+            probs: `(K, E)` probabilities that a pixel is on (Bernoulli).
+
+        Zero initial or transition probabilities are stored as 1e-30 so that
+        every logit is finite (gradients stay defined): a path through them
+        then costs about 69 nats instead of being impossible.
+        """
+        num_states, features = self.num_states, self.dims_per_frame
+        initial = self._checked_array("initial_probs", initial_probs, (num_states,))
+        transition = self._checked_array("transition_probs", transition_probs, (num_states, num_states))
+        for name, value, axis in (("initial_probs", initial, None), ("transition_probs", transition, -1)):
+            if np.any(value < 0) or not np.allclose(value.sum(axis=axis), 1.0, atol=1e-5):
+                raise ValueError(f"`{name}` must be non-negative and sum to 1 (per row), got {value}.")
+        self.initial_logits.assign(np.log(np.maximum(initial, _LOGIT_FLOOR)))
+        self.transition_logits.assign(np.log(np.maximum(transition, _LOGIT_FLOOR)))
+        if self.emission == "gaussian":
+            if means is None or scales is None:
+                raise ValueError("Gaussian emissions need `means` and `scales`.")
+            self.emission_loc.assign(self._checked_array("means", means, (num_states, features)))
+            scales = np.asarray(scales, np.float64)
+            if self.scale == "shared":
+                scales = scales.reshape(-1, features)
+                if not np.allclose(scales, scales[:1]):
+                    raise ValueError("`scales` must be the same for every state when scale='shared'.")
+                scales = scales[:1]
+            else:
+                scales = self._checked_array("scales", scales, (num_states, features))
+            if np.any(scales <= self.min_scale):
+                raise ValueError(f"`scales` must all be > min_scale={self.min_scale}, got min {scales.min()}.")
+            self.emission_scale_raw.assign(_inverse_softplus(scales - self.min_scale))
+        else:
+            if probs is None:
+                raise ValueError("Bernoulli emissions need `probs`.")
+            probs = self._checked_array("probs", probs, (num_states, features))
+            if np.any(probs <= 0) or np.any(probs >= 1):
+                raise ValueError("`probs` must be in the open interval (0, 1).")
+            self.emission_logits.assign(np.log(probs) - np.log1p(-probs))
+
+    @staticmethod
+    def _checked_array(name, value, shape):
+        value = np.asarray(value, np.float64)
+        if value.shape != tuple(shape):
+            raise ValueError(f"`{name}` must have shape {tuple(shape)}, got {value.shape}.")
+        if not np.all(np.isfinite(value)):
+            raise ValueError(f"`{name}` contains NaN or Inf.")
+        return value
+
+    # ------------------------------------------------------------ EM fitting
+    def _numpy_videos(self, videos, name="videos"):
+        videos = np.asarray(videos)
+        if videos.dtype.kind not in "f":
+            raise ValueError(f"`{name}` must be float in [-1, 1], got dtype {videos.dtype}.")
+        self.check_videos(tf.TensorSpec(videos.shape, tf.float32), allow_any_length=True)
+        if not np.all(np.isfinite(videos)):
+            raise ValueError(f"`{name}` contain NaN or Inf (shape {videos.shape}).")
+        return videos
+
+    def fit_projection(self, videos):
+        """Fits the PCA projection on the frames of `videos` `(N, T, H, W, C)`.
+
+        Stores the top `feature_dim` principal directions and the mean frame
+        as non-trainable weights. Call it before gradient training a model
+        with `feature_dim`; `fit_em` calls it when the projection is unfitted.
+        """
+        from sklearn.decomposition import PCA
+
+        if self.feature_dim is None:
+            raise ValueError("fit_projection needs a model built with `feature_dim`.")
+        videos = self._numpy_videos(videos)
+        frames = videos.reshape(-1, self.height * self.width * self.channels).astype(np.float64)
+        if frames.shape[0] < self.feature_dim:
+            raise ValueError(
+                f"fit_projection needs at least feature_dim={self.feature_dim} frames, got {frames.shape[0]}."
+            )
+        pca = PCA(n_components=self.feature_dim, svd_solver="full").fit(frames)
+        self.projection_components.assign(pca.components_.astype(np.float32))
+        self.projection_mean.assign(pca.mean_.astype(np.float32))
+        self.projection_fitted.assign(1)
+        logger.info(
+            "PCA to %d features keeps %.1f%% of the frame variance.",
+            self.feature_dim, 100 * float(np.sum(pca.explained_variance_ratio_)),
+        )
+
+    def _numpy_observations(self, videos):
+        flat = videos.reshape(videos.shape[0], videos.shape[1], -1).astype(np.float64)
+        if self.emission == "bernoulli":
+            return (flat > 0).astype(np.float64)
+        if self.feature_dim is not None:
+            components = self.projection_components.numpy().astype(np.float64)
+            return (flat - self.projection_mean.numpy().astype(np.float64)) @ components.T
+        return flat
+
+    def _log_emission(self, observations, params):
+        """log p(x_t | z_t = k) `(N, T, K)` (numpy, float64)."""
+        if self.emission == "bernoulli":
+            probs = params["probs"]
+            return observations @ np.log(probs).T + (1.0 - observations) @ np.log1p(-probs).T
+        means, variances = params["means"], params["scales"] ** 2
+        quadratic = (
+            (observations**2) @ (1.0 / variances).T
+            - 2.0 * observations @ (means / variances).T
+            + np.sum(means**2 / variances, axis=1)
+        )
+        return (
+            -0.5 * quadratic
+            - np.sum(np.log(params["scales"]), axis=1)
+            - 0.5 * observations.shape[-1] * math.log(2 * math.pi)
+        )
+
+    def _kmeans_start(self, observations, seed):
+        """Initial parameters from k-means on every frame (numpy, float64)."""
+        from sklearn.cluster import KMeans
+
+        num, steps, features = observations.shape
+        num_states = self.num_states
+        frames = observations.reshape(-1, features)
+        labels = KMeans(n_clusters=num_states, n_init=3, random_state=seed).fit_predict(frames)
+        labels = labels.reshape(num, steps)
+        # Counts with one pseudo-observation each, so no probability starts at 0.
+        initial = np.bincount(labels[:, 0], minlength=num_states) + 1.0
+        transitions = np.ones((num_states, num_states))
+        np.add.at(transitions, (labels[:, :-1].ravel(), labels[:, 1:].ravel()), 1.0)
+        params = {
+            "initial_probs": initial / initial.sum(),
+            "transition_probs": transitions / transitions.sum(axis=1, keepdims=True),
+        }
+        flat_labels = labels.ravel()
+        centres = np.stack([
+            frames[flat_labels == k].mean(axis=0) if np.any(flat_labels == k) else frames.mean(axis=0)
+            for k in range(num_states)
+        ])
+        if self.emission == "bernoulli":
+            params["probs"] = np.clip(centres, 1e-3, 1 - 1e-3)
+            return params
+        params["means"] = centres
+        residual = (frames - centres[flat_labels]) ** 2
+        if self.scale == "shared":
+            variances = np.broadcast_to(residual.mean(axis=0), (num_states, features))
+        else:
+            variances = np.stack([
+                residual[flat_labels == k].mean(axis=0) if np.sum(flat_labels == k) > 1 else frames.var(axis=0)
+                for k in range(num_states)
+            ])
+        params["scales"] = self._floored_scales(variances)
+        return params
+
+    def _floored_scales(self, variances):
+        floor = _EM_SCALE_MARGIN * self.min_scale
+        return np.sqrt(np.maximum(variances, floor**2))
+
+    def _m_step(self, observations, posteriors, expected_transitions, params):
+        """The parameters maximising the expected complete log-likelihood.
+
+        Each update is the exact maximiser over the constraint set (scales
+        >= 1.01 * min_scale, Bernoulli probabilities in [1e-6, 1 - 1e-6]),
+        which the previous parameters satisfy, so EM cannot decrease the
+        likelihood. States with no posterior mass keep their parameters.
+        """
+        new = dict(params)
+        new["initial_probs"] = posteriors[:, 0].mean(axis=0)
+        rows = expected_transitions.sum(axis=1, keepdims=True)
+        new["transition_probs"] = np.where(
+            rows > 0, expected_transitions / np.where(rows > 0, rows, 1.0), params["transition_probs"]
+        )
+        weights = posteriors.sum(axis=(0, 1))  # (K,)
+        alive = weights > 1e-10
+        safe = np.where(alive, weights, 1.0)[:, None]
+        first = np.einsum("ntk,nte->ke", posteriors, observations) / safe  # (K, E)
+        if self.emission == "bernoulli":
+            new["probs"] = np.where(alive[:, None], np.clip(first, _EM_PROB_EPS, 1 - _EM_PROB_EPS), params["probs"])
+            return new
+        means = np.where(alive[:, None], first, params["means"])
+        second = np.einsum("ntk,nte->ke", posteriors, observations**2)  # (K, E)
+        if self.scale == "shared":
+            total = posteriors.shape[0] * posteriors.shape[1]
+            pooled = (second.sum(axis=0) - np.sum(weights[:, None] * means**2, axis=0)) / total
+            variances = np.broadcast_to(pooled, means.shape)
+        else:
+            variances = np.where(alive[:, None], second / safe - means**2, params["scales"] ** 2)
+        new["means"] = means
+        new["scales"] = self._floored_scales(variances)
+        return new
+
+    def fit_em(self, videos, iterations=100, tol=1e-3, seed=0, initialize=True):
+        """Fits the model by Baum-Welch expectation-maximisation.
+
+        Starts from k-means on every frame (state means/probabilities from the
+        clusters, initial and transition probabilities from cluster counts),
+        then alternates forward-backward (E) and closed-form updates (M) in
+        float64 numpy until the mean log-likelihood gains less than `tol` or
+        `iterations` are done. The log-likelihood never decreases. Fits the
+        PCA projection first when the model has an unfitted one.
+
+        Args:
+            videos: float array `(N, T, H, W, C)` in [-1, 1] (any T >= 1).
+            iterations: int. Maximum EM iterations. Defaults to 100.
+            tol: float. Stop when the mean log-likelihood per video rises by
+                less than this (nats). Defaults to 1e-3.
+            seed: int. Seed of the k-means initialisation. Defaults to 0.
+            initialize: bool. Start from k-means (True) or from the model's
+                current parameters (False). Defaults to True.
+
+        Returns:
+            float64 array: the mean log-likelihood per video (nats) at the
+            start and after each iteration, so `history[-1]` is the fitted
+            model's (equal to `mean(log_prob(videos))` up to float32 rounding;
+            zero probabilities are stored as 1e-30, see `set_parameters`).
+        """
+        iterations = check_positive_int("iterations", iterations)
+        tol = float(tol)
+        if not tol >= 0:
+            raise ValueError(f"`tol` must be >= 0, got {tol!r}.")
+        videos = self._numpy_videos(videos)
+        if self.feature_dim is not None and not int(self.projection_fitted.numpy()):
+            self.fit_projection(videos)
+        observations = self._numpy_observations(videos)  # (N, T, E)
+        if initialize:
+            params = self._kmeans_start(observations, seed)
+        else:
+            params = {k: np.asarray(v, np.float64) for k, v in self.parameters().items()}
+
+        def expectation(params):
+            with np.errstate(divide="ignore"):
+                log_initial = np.log(params["initial_probs"])
+                log_transition = np.log(params["transition_probs"])
+            return forward_backward(log_initial, log_transition, self._log_emission(observations, params))
+
+        log_likelihood, posteriors, expected = expectation(params)
+        history = [float(log_likelihood.mean())]
+        for iteration in range(iterations):
+            params = self._m_step(observations, posteriors, expected, params)
+            log_likelihood, posteriors, expected = expectation(params)
+            history.append(float(log_likelihood.mean()))
+            logger.info("EM iteration %d: mean log-likelihood %.4f nats/video", iteration + 1, history[-1])
+            if history[-1] - history[-2] < tol:
+                break
+        self.set_parameters(**params)
+        return np.asarray(history)
+
+    # ---------------------------------------------------------------- config
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            num_states=self.num_states,
+            emission=self.emission,
+            scale=self.scale,
+            feature_dim=self.feature_dim,
+            min_scale=self.min_scale,
+        )
+        return config
