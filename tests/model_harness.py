@@ -78,7 +78,8 @@ def check_exports(model, tmp_path):
     version_dir = vidgen_tf.export_savedmodel(model, tmp_path / "serving", version=3)
     assert version_dir == tmp_path / "serving" / model.registered_name / "3"
     loaded = tf.saved_model.load(str(version_dir))
-    assert set(loaded.signatures) == {"serving_default", "generate"}
+    expected_signatures = {"serving_default", "generate"} | ({"log_prob"} if getattr(model, "has_log_prob", False) else set())
+    assert set(loaded.signatures) == expected_signatures
 
     # serving_default: named noise inputs -> uint8 video equal to the Keras model's.
     noise = {k: v.numpy() for k, v in fixed_noise(model).items()}

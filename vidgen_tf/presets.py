@@ -34,8 +34,14 @@ def list_presets():
     return sorted(p.name for p in root.iterdir() if (p / CONFIG_FILE).is_file())
 
 
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _atomic_write(path, write):
-    """Calls `write(tmp_path)` then renames the file into place."""
+    """Calls `write(tmp_path)` then renames the file into place (mode as a plain open() gives)."""
     path = Path(path)
     # Keras insists on the '.weights.h5' ending, so the temporary name keeps it.
     suffix = ".weights.h5" if path.name.endswith(".weights.h5") else path.suffix
@@ -43,6 +49,7 @@ def _atomic_write(path, write):
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
