@@ -2,3 +2,4 @@
 
 from vidgen_tf.models import mocogan  # noqa: F401
 from vidgen_tf.models import hmm  # noqa: F401
+from vidgen_tf.models import video_vae  # noqa: F401
