@@ -442,17 +442,6 @@ class AdversarialModel(VideoModel):
         )
         return tf.cast(videos, tf.float32)
 
-    def _check_num_frames(self, num_frames):
-        if num_frames is None:
-            return self.num_frames
-        check_positive_int("num_frames", num_frames)
-        if num_frames != self.num_frames and not self.variable_length:
-            raise ValueError(
-                f"{type(self).__name__} generates exactly {self.num_frames} frames; "
-                f"got num_frames={num_frames}."
-            )
-        return num_frames
-
     def preset_model(self):
         """The model a preset stores: an uncompiled copy holding the generation weights.
 

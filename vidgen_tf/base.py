@@ -55,6 +55,18 @@ class VideoModel(keras.Model):
         )
         return config
 
+    def _check_num_frames(self, num_frames):
+        """`num_frames`, defaulting to the training length; only `variable_length` models take others."""
+        if num_frames is None:
+            return self.num_frames
+        check_positive_int("num_frames", num_frames)
+        if num_frames != self.num_frames and not self.variable_length:
+            raise ValueError(
+                f"{type(self).__name__} generates exactly {self.num_frames} frames; "
+                f"got num_frames={num_frames}."
+            )
+        return num_frames
+
     def check_videos(self, videos, allow_any_length=False):
         """Raises ValueError naming the problem unless `videos` fits this model.
 
