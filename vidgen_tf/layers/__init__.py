@@ -4,6 +4,7 @@ from vidgen_tf.layers.conditioning import LabelEmbedding, ProjectionHead
 from vidgen_tf.layers.conv3d import Conv3D, Conv3DTranspose
 from vidgen_tf.layers.blocks import Down2D, Down3D, Up2D, Up3D
 from vidgen_tf.layers.conv_gru import ConvGRU2D, ConvGRU2DCell
+from vidgen_tf.layers.geometry import doubling_stages
 from vidgen_tf.layers.spectral_norm import SpectralNorm
 
 __all__ = [
@@ -18,4 +19,5 @@ __all__ = [
     "SpectralNorm",
     "Up2D",
     "Up3D",
+    "doubling_stages",
 ]
