@@ -8,6 +8,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 EXIT_USAGE = 2
@@ -19,6 +20,8 @@ class UsageError(Exception):
 
 def _quiet_tensorflow():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # tf.data pipelines are shuffled by the dataset itself; Keras's note about it is noise here.
+    warnings.filterwarnings("ignore", message="`shuffle=True` was passed")
 
 
 def _parse_value(text):
@@ -334,13 +337,14 @@ def build_parser():
 
     p = sub.add_parser("quickstart", help="train the small MoCoGAN preset, write samples, export it")
     p.add_argument("--out", default="runs/quickstart")
-    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--steps", type=int, default=200)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_quickstart)
     return parser
 
 
 def main(argv=None):
+    _quiet_tensorflow()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     parser = build_parser()
     args = parser.parse_args(argv)
