@@ -17,15 +17,13 @@ generator has about 3.25M parameters, the patch image discriminator 0.66M and
 the video discriminator 11.06M, as in the authors' code.
 """
 
-import math
-
 import keras
 import tensorflow as tf
 from keras import layers, ops
 
 from vidgen_tf.adversarial import AdversarialModel, global_uniform_ints
 from vidgen_tf.base import check_positive_int
-from vidgen_tf.layers import Conv3D
+from vidgen_tf.layers import Conv3D, doubling_stages
 from vidgen_tf.registry import register
 
 
@@ -33,18 +31,6 @@ def _batch_norm():
     # Synchronised statistics: under MirroredStrategy N replicas then normalise
     # with the global batch's moments, as one device would.
     return layers.BatchNormalization(synchronized=True)
-
-
-def _num_upsamplings(height, width, name):
-    """Stride-2 stages from a 4-pixel side up to the frame size."""
-    side = min(height, width)
-    stages = int(round(math.log2(side / 4)))
-    if stages < 1 or side != 4 * 2**stages or height % 2**stages or width % 2**stages:
-        raise ValueError(
-            f"{name} needs height and width of the form 4 * 2**k (k >= 1, e.g. 32 or 64) or "
-            f"multiples of such a size, got height={height}, width={width}."
-        )
-    return stages
 
 
 @keras.saving.register_keras_serializable(package="vidgen_tf")
@@ -58,7 +44,7 @@ class MoCoGANGenerator(keras.Model):
 
     def __init__(self, height, width, channels, content_dim, motion_dim, width_multiplier, num_classes=0, **kwargs):
         super().__init__(**kwargs)
-        stages = _num_upsamplings(height, width, "MoCoGAN")
+        stages = doubling_stages(height, width, model="MoCoGAN")
         self.rnn = layers.GRU(motion_dim, return_sequences=True, use_cudnn=False, name="motion_gru")
         start = (height // 2**stages, width // 2**stages)
         filters = width_multiplier * 2 ** (stages - 1)
