@@ -6,9 +6,11 @@ from vidgen_tf.layers.blocks import Down2D, Down3D, Up2D, Up3D
 from vidgen_tf.layers.conv_gru import ConvGRU2D, ConvGRU2DCell
 from vidgen_tf.layers.geometry import doubling_stages
 from vidgen_tf.layers.spectral_norm import SpectralNorm
+from vidgen_tf.layers.video_discriminator import Conv3DDiscriminator
 
 __all__ = [
     "Conv3D",
+    "Conv3DDiscriminator",
     "Conv3DTranspose",
     "ConvGRU2D",
     "ConvGRU2DCell",
