@@ -15,3 +15,19 @@ try:
     )
 except RuntimeError:  # already initialised by another plugin
     pass
+
+
+import pytest  # noqa: E402
+from tensorflow.python.distribute import mirrored_strategy  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _fresh_collective_keys():
+    """Give each test's MirroredStrategy its own collective key range.
+
+    Strategies created in one process share collective group keys from a class
+    attribute; a later test's all-reduce can collide with an earlier one's and
+    hang or fail. TensorFlow's own strategy tests move the base the same way.
+    """
+    mirrored_strategy.MirroredStrategy._collective_key_base += 100000
+    yield

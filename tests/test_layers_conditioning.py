@@ -42,3 +42,16 @@ def test_round_trips_through_keras_files(tmp_path):
     for a, b in zip(loaded(x), model(x)):
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6)
     assert codes.shape == (None, 5)
+
+
+@pytest.mark.parametrize("spectral_norm", [False, True])
+def test_a_float32_head_computes_in_float32_under_mixed_precision(spectral_norm):
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        head = ProjectionHead(num_classes=2, spectral_norm=spectral_norm, dtype="float32")
+        inner = head.linear.layer if spectral_norm else head.linear
+        logits = head(tf.ones((2, 4), "float16"), tf.constant([0, 1]))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert inner.compute_dtype == "float32"
+    assert logits.dtype == tf.float32

@@ -32,8 +32,10 @@ class ProjectionHead(keras.layers.Layer):
             raise ValueError(f"`num_classes` must be an integer >= 0, got {num_classes!r}.")
         self.num_classes = num_classes
         self.spectral_norm = bool(spectral_norm)
-        linear = keras.layers.Dense(1, name="psi")
-        self.linear = SpectralNorm(linear) if spectral_norm else linear
+        # The inner layers follow this layer's policy: a head made float32 under
+        # mixed precision must compute its logits in float32 too.
+        linear = keras.layers.Dense(1, name="psi", dtype=self.dtype_policy)
+        self.linear = SpectralNorm(linear, dtype=self.dtype_policy) if spectral_norm else linear
 
     def build(self, features_shape, labels_shape=None):
         self.linear.build(features_shape)
