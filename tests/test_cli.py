@@ -97,3 +97,18 @@ def test_train_generate_export_end_to_end(capsys, tmp_path):
     # Exporting the same version again refuses to overwrite it.
     code, _, err = run(capsys, "export", str(out), "--format", "savedmodel", "--out", str(tmp_path / "exp"))
     assert code == 2 and "already exists" in err
+
+
+@pytest.mark.parametrize("name,optimizer,rate", [("tgan", "RMSprop", 5e-5), ("mocogan", "Adam", 2e-4),
+                                                 ("video_vae", "Adam", 1e-3)])
+def test_train_uses_each_model_s_own_optimizer_unless_lr_is_given(name, optimizer, rate):
+    import argparse
+
+    model = vidgen_tf.build(name, num_frames=4, height=16, width=16, channels=1)
+    cli._compile(model, argparse.Namespace(lr=None, loss=None, seed=0))
+    used = model.g_optimizer if hasattr(model, "g_optimizer") else model.optimizer
+    assert type(used).__name__ == optimizer
+    assert float(used.learning_rate) == pytest.approx(rate)
+    cli._compile(model, argparse.Namespace(lr=1e-3, loss=None, seed=0))
+    used = model.g_optimizer if hasattr(model, "g_optimizer") else model.optimizer
+    assert type(used).__name__ == optimizer and float(used.learning_rate) == pytest.approx(1e-3)

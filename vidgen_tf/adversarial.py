@@ -106,8 +106,9 @@ class AdversarialModel(VideoModel):
         """Configures adversarial training.
 
         Args:
-            g_optimizer: optimizer for the generator. Defaults to Adam(2e-4,
-                beta_1=0.5), the DCGAN setting most video GANs kept.
+            g_optimizer: optimizer for the generator. Defaults to
+                `self.make_optimizer()`: Adam(2e-4, beta_1=0.5), the DCGAN
+                setting most video GANs kept, unless the model's paper used another.
             d_optimizer: optimizer for the discriminators. Same default.
             loss: str. One of `vidgen_tf.losses.LOSS_NAMES`. Defaults to the
                 model's `default_loss` (the paper's choice).
@@ -176,9 +177,18 @@ class AdversarialModel(VideoModel):
     # Whether the discriminators output class logits (auxiliary classifier).
     classifies = False
 
+    def make_optimizer(self, learning_rate=None):
+        """A new optimizer of this model's paper setting, for either player.
+
+        Adam(2e-4, beta_1=0.5), the DCGAN setting most video GANs kept; models
+        whose authors trained otherwise override it. `learning_rate` replaces
+        the rate only.
+        """
+        return keras.optimizers.Adam(2e-4 if learning_rate is None else learning_rate, beta_1=0.5)
+
     def _prepare_optimizer(self, optimizer):
         if optimizer is None:
-            optimizer = keras.optimizers.Adam(2e-4, beta_1=0.5)
+            optimizer = self.make_optimizer()
         elif isinstance(optimizer, str):
             optimizer = keras.optimizers.get(optimizer)
         # compile() wraps only self.optimizer for mixed float16; both players

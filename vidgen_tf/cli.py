@@ -132,21 +132,19 @@ def _resolve_model(spec, overrides):
 
 
 def _compile(model, args):
-    import keras
-
     from vidgen_tf.adversarial import AdversarialModel
 
     if isinstance(model, AdversarialModel):
         model.compile(
-            g_optimizer=keras.optimizers.Adam(args.lr, beta_1=0.5),
-            d_optimizer=keras.optimizers.Adam(args.lr, beta_1=0.5),
+            g_optimizer=model.make_optimizer(args.lr),
+            d_optimizer=model.make_optimizer(args.lr),
             loss=args.loss,
             seed=args.seed,
         )
     else:
         if args.loss:
             raise UsageError(f"--loss applies to GANs; {model.registered_name} is trained by likelihood.")
-        model.compile(optimizer=keras.optimizers.Adam(args.lr))
+        model.compile(optimizer=model.make_optimizer(args.lr))
 
 
 def cmd_train(args):
@@ -307,7 +305,8 @@ def build_parser():
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--steps", type=int, default=1000, help="training steps (default 1000)")
     p.add_argument("--seed", type=int, default=0, help="seed of data and noise (default 0)")
-    p.add_argument("--lr", type=float, default=2e-4, help="learning rate (default 2e-4)")
+    p.add_argument("--lr", type=float, help="learning rate (default: the model's paper setting, e.g. "
+                   "Adam 2e-4 for most GANs, RMSprop 5e-5 for TGAN, Adam 1e-3 for likelihood models)")
     p.add_argument("--loss", help="GAN loss: minimax, non_saturating, lsgan, wasserstein, wgan_gp, hinge")
     p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (default min(steps, 100))")
     p.add_argument("--sample-every", type=int, default=0, help="steps between sample videos (0: only at the end)")

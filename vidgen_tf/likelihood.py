@@ -136,6 +136,10 @@ class LikelihoodModel(VideoModel):
         return self.log_prob(videos, training=training)
 
     # ----------------------------------------------------------------- compile
+    def make_optimizer(self, learning_rate=None):
+        """A new optimizer of this model's default setting: Adam(1e-3); `learning_rate` replaces the rate."""
+        return keras.optimizers.Adam(1e-3 if learning_rate is None else learning_rate)
+
     def compile(self, optimizer=None, dequantize=False, seed=None, **kwargs):
         """Configures maximum-likelihood training.
 
@@ -157,7 +161,7 @@ class LikelihoodModel(VideoModel):
                 "likelihood is discrete (a probability mass): it needs no dequantisation."
             )
         if optimizer is None:
-            optimizer = keras.optimizers.Adam(1e-3)
+            optimizer = self.make_optimizer()
         kwargs.setdefault("jit_compile", False)
         super().compile(optimizer=optimizer, **kwargs)
         self.dequantize = bool(dequantize)

@@ -282,6 +282,10 @@ class TGAN(AdversarialModel):
         generator(inputs)
         return generator
 
+    def make_optimizer(self, learning_rate=None):
+        """RMSprop(5e-5), the authors' optimizer for both players; `learning_rate` replaces the rate."""
+        return keras.optimizers.RMSprop(5e-5 if learning_rate is None else learning_rate)
+
     def compile(self, g_optimizer=None, d_optimizer=None, loss=None, n_critic=None, **kwargs):
         """`AdversarialModel.compile` with the paper's defaults.
 
@@ -293,8 +297,6 @@ class TGAN(AdversarialModel):
         loss_name = gan_losses.get_loss(loss or self.default_loss).name
         if n_critic is None and loss_name == "wasserstein" and self.singular_value_clipping:
             n_critic = 1
-        g_optimizer = g_optimizer if g_optimizer is not None else keras.optimizers.RMSprop(5e-5)
-        d_optimizer = d_optimizer if d_optimizer is not None else keras.optimizers.RMSprop(5e-5)
         super().compile(g_optimizer=g_optimizer, d_optimizer=d_optimizer, loss=loss, n_critic=n_critic, **kwargs)
 
     def noise_spec(self, num_frames=None):
