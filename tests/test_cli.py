@@ -112,3 +112,39 @@ def test_train_uses_each_model_s_own_optimizer_unless_lr_is_given(name, optimize
     cli._compile(model, argparse.Namespace(lr=1e-3, loss=None, seed=0))
     used = model.g_optimizer if hasattr(model, "g_optimizer") else model.optimizer
     assert type(used).__name__ == optimizer and float(used.learning_rate) == pytest.approx(1e-3)
+
+
+def test_eval_prints_the_held_out_likelihood_of_a_preset(capsys, tmp_path):
+    metadata = json.loads((vidgen_tf.presets.resolve_preset("hmm_moving_square") / "metadata.json").read_text())
+    code, out, err = run(capsys, "eval", "hmm_moving_square", "--num-videos", "500", "--seed", "1",
+                         "--json", str(tmp_path / "e.json"))
+    assert code == 0, err
+    report = json.loads((tmp_path / "e.json").read_text())
+    # The figure recorded in the preset's metadata, on the same held-out videos.
+    assert report["nll_nats_per_video"] == pytest.approx(metadata["held_out_nll_nats_per_video"], abs=1e-2)
+    assert report["bits_per_dim"] == pytest.approx(metadata["held_out_bits_per_dim"], abs=1e-4)
+    assert "exact" in out and "probability mass" in out and report["dataset"] == "moving_square"
+
+
+def test_eval_refuses_gans_and_unknown_datasets(capsys):
+    code, _, err = run(capsys, "eval", "mocogan_moving_digits")
+    assert code == 2 and "no likelihood" in err
+    code, _, err = run(capsys, "eval", "hmm_moving_square", "--data", "moving_sqare")
+    assert code == 2 and "moving_sqare" in err and "moving_square" in err
+
+
+def test_train_then_eval_a_likelihood_model_with_dataset_options(capsys, tmp_path):
+    out = tmp_path / "vae"
+    code, text, err = run(capsys, "train", "video_vae", "--data", "bouncing_balls", "--data-option", "num_balls=1",
+                          "--num-frames", "4", "--height", "16", "--width", "16", "--channels", "1",
+                          "--batch-size", "4", "--steps", "2", "--out", str(out), "--quiet",
+                          "--set", "base_filters=4", "--set", "latent_dim=4")
+    assert code == 0, err
+    assert "bits_per_dim" in text and "nll" in text
+    metadata = json.loads((out / "metadata.json").read_text())
+    assert metadata["data_options"] == {"num_balls": 1}
+    code, text, err = run(capsys, "eval", str(out), "--num-videos", "8", "--json", str(tmp_path / "e.json"))
+    assert code == 0, err
+    report = json.loads((tmp_path / "e.json").read_text())
+    assert report["data_options"] == {"num_balls": 1} and report["bound"] is True
+    assert np.isfinite(report["bits_per_dim"]) and "upper bound" in text

@@ -1,4 +1,4 @@
-"""The `vidgen` command: list, data preview, train, generate, export, quickstart."""
+"""The `vidgen` command: list, data preview, train, eval, generate, export, quickstart."""
 
 import argparse
 import inspect
@@ -39,6 +39,19 @@ def _parse_sets(pairs):
         key, value = pair.split("=", 1)
         config[key.strip().replace("-", "_")] = _parse_value(value)
     return config
+
+
+def _data_options(args):
+    """Dataset options from `--data-option key=value` (e.g. num_balls=1) and `--path`."""
+    options = {}
+    for pair in getattr(args, "data_option", None) or []:
+        if "=" not in pair:
+            raise UsageError(f"--data-option expects key=value, got '{pair}'.")
+        key, value = pair.split("=", 1)
+        options[key.strip().replace("-", "_")] = _parse_value(value)
+    if getattr(args, "path", None):
+        options["path"] = args.path
+    return options
 
 
 def _add_geometry(parser, defaults_note="the model's defaults"):
@@ -90,7 +103,7 @@ def cmd_data_preview(args):
     from vidgen_tf import data, video_io
 
     geometry = {"num_frames": 16, "height": 64, "width": 64, "channels": 1, **_geometry(args)}
-    options = {"path": args.path} if args.path else {}
+    options = _data_options(args)
     start = time.time()
     videos = data.make_videos(args.dataset, args.num, seed=args.seed, **geometry, **options)
     if isinstance(videos, tuple):
@@ -179,7 +192,7 @@ def cmd_train(args):
         args.data,
         num_frames=model.num_frames, height=model.height, width=model.width, channels=model.channels,
         batch_size=args.batch_size, seed=args.seed, with_labels=bool(model.num_classes),
-        **({"path": args.path} if args.path else {}),
+        **_data_options(args),
     ).skip(start_step)
     samples = vcallbacks.SampleWriter(out / "samples", args.sample_every, num=args.num_samples,
                                       seed=args.seed, initial_step=start_step)
@@ -196,8 +209,10 @@ def cmd_train(args):
             callbacks=[checkpoint, samples, vcallbacks.StopAtStep(args.steps, start_step)],
             verbose=0 if args.quiet else 1 if sys.stdout.isatty() else 2,
         )
+    data_options = {k: v for k, v in _data_options(args).items() if k != "path"}
     vidgen_tf.save_preset(model, out, dataset=args.data, training_steps=max(start_step, args.steps),
-                          description=f"{model_name} trained by `vidgen train` on {args.data}")
+                          description=f"{model_name} trained by `vidgen train` on {args.data}",
+                          **({"data_options": data_options} if data_options else {}))
     if history is not None and history.history:
         final = {k: round(float(v[-1]), 4) for k, v in history.history.items()}
         print("final metrics:", json.dumps(final))
@@ -224,6 +239,58 @@ def cmd_generate(args):
     videos = model.generate(args.num, seed=args.seed, num_frames=args.frames, labels=labels)
     path = video_io.write_video(args.out, videos.numpy(), fps=args.fps)
     print(f"wrote {path} ({args.num} videos of {videos.shape[1]} frames)")
+    return 0
+
+
+# ---------------------------------------------------------------------- eval
+def cmd_eval(args):
+    """Held-out NLL and bits/dim of a likelihood model's preset."""
+    _quiet_tensorflow()
+    import vidgen_tf
+    from vidgen_tf import data, presets
+    from vidgen_tf.likelihood import LikelihoodModel
+
+    if args.num_videos < 1 or args.batch_size < 1:
+        raise UsageError("--num-videos and --batch-size must be >= 1.")
+    model = vidgen_tf.from_preset(args.preset)
+    if not isinstance(model, LikelihoodModel):
+        raise UsageError(
+            f"vidgen eval scores likelihood models; {model.registered_name} is a GAN and has no likelihood."
+        )
+    metadata = presets.load_preset_config(presets.resolve_preset(args.preset))[2]
+    name = args.data or metadata.get("dataset")
+    if name is None:
+        raise UsageError(f"the preset {args.preset} does not say what it was trained on: give --data.")
+    if name not in data.list_datasets():
+        raise vidgen_tf.registry.unknown_name_error("dataset", name, data.list_datasets())
+    # The preset's dataset options (e.g. num_balls=1) hold unless another dataset or options are given.
+    same_data = name == metadata.get("dataset") and not args.data_option
+    options = {**(metadata.get("data_options", {}) if same_data else {}), **_data_options(args)}
+    # Continuous densities on 8-bit data are scored on dequantised videos, so
+    # their bits/dim bound the 8-bit data's (see vidgen_tf.likelihood).
+    dequantize = not model.likelihood_is_discrete
+    model.compile(dequantize=dequantize, seed=args.seed)
+    videos = data.load(
+        name, num_frames=args.num_frames or model.num_frames, height=model.height, width=model.width,
+        channels=model.channels, batch_size=args.batch_size, seed=args.seed, num_videos=args.num_videos,
+        drop_remainder=False, **options,
+    )
+    results = model.evaluate(videos, verbose=0, return_dict=True)
+    kind = "negative ELBO, an upper bound on the NLL" if model.log_prob_is_bound else "exact"
+    space = "" if model.likelihood_space == "pixels" else f", per dimension of its {model.likelihood_space} space"
+    report = {
+        "model": model.registered_name, "dataset": name, "data_options": options, "num_videos": args.num_videos,
+        "seed": args.seed, "nll_nats_per_video": float(results["nll"]), "bits_per_dim": float(results["bits_per_dim"]),
+        "bound": bool(model.log_prob_is_bound), "dequantized": dequantize,
+    }
+    print(f"held-out: {args.num_videos} videos of {name} (seed {args.seed}), "
+          f"{args.num_frames or model.num_frames}x{model.height}x{model.width}x{model.channels}")
+    print(f"nll: {report['nll_nats_per_video']:.3f} nats per video ({kind})")
+    print(f"bits/dim: {report['bits_per_dim']:.4f}" + (" (upper bound)" if model.log_prob_is_bound else "")
+          + (" (dequantised, 8-bit units)" if dequantize else " (probability mass, no correction)") + space)
+    if args.json:
+        presets._write_json(Path(args.json), report)
+        print(f"wrote {args.json}")
     return 0
 
 
@@ -294,6 +361,8 @@ def build_parser():
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--fps", type=int, default=8)
     q.add_argument("--path", help="input file for the npz dataset")
+    q.add_argument("--data-option", action="append", metavar="KEY=VALUE",
+                   help="dataset option, e.g. --data-option num_balls=1")
     _add_geometry(q, "16 frames, 64x64, 1 channel")
     q.set_defaults(func=cmd_data_preview)
 
@@ -301,6 +370,8 @@ def build_parser():
     p.add_argument("model", help="model name or preset name/directory (see `vidgen list`)")
     p.add_argument("--data", required=True, help="dataset name (see `vidgen list`)")
     p.add_argument("--path", help="input file for the npz dataset")
+    p.add_argument("--data-option", action="append", metavar="KEY=VALUE",
+                   help="dataset option, e.g. --data-option num_balls=1")
     _add_geometry(p)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--steps", type=int, default=1000, help="training steps (default 1000)")
@@ -315,6 +386,20 @@ def build_parser():
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="model config value, e.g. --set content_dim=32")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="held-out NLL and bits/dim of a likelihood model's preset")
+    p.add_argument("preset", help="preset name or directory of a likelihood model (hmm, kvae, video_vae)")
+    p.add_argument("--data", help="dataset name (default: the one the preset was trained on)")
+    p.add_argument("--path", help="input file for the npz dataset (a held-out file)")
+    p.add_argument("--data-option", action="append", metavar="KEY=VALUE",
+                   help="dataset option, e.g. --data-option num_balls=1 (default: the preset's)")
+    p.add_argument("--num-videos", type=int, default=256, help="held-out videos (default 256)")
+    p.add_argument("--num-frames", type=int, help="frames per video (default: the model's)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--seed", type=int, default=12345,
+                   help="seed of the held-out videos and dequantisation noise (default 12345, unlike training's 0)")
+    p.add_argument("--json", help="also write the figures to this JSON file")
+    p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("generate", help="generate videos from a preset")
     p.add_argument("preset", help="preset name or directory")
