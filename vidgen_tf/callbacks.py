@@ -1,14 +1,24 @@
-"""Keras callbacks for video models: sample videos and resumable checkpoints."""
+"""Keras callbacks for video models: samples, checkpoints, TensorBoard video, progress, divergence."""
 
 import logging
+import math
 import os
 import re
 import tempfile
+import time
 from pathlib import Path
 
 import keras
+import numpy as np
 
 logger = logging.getLogger(__name__)
+
+
+def _sample_labels(model, num, labels):
+    """The given labels, or classes cycling 0, 1, 2, ... for a conditional model, else None."""
+    if labels is None and getattr(model, "num_classes", 0):
+        labels = [i % model.num_classes for i in range(num)]
+    return labels
 
 
 class SampleWriter(keras.callbacks.Callback):
@@ -54,9 +64,7 @@ class SampleWriter(keras.callbacks.Callback):
     def write(self, stem):
         from vidgen_tf import video_io
 
-        labels = self.labels
-        if labels is None and self.model.num_classes:
-            labels = [i % self.model.num_classes for i in range(self.num)]
+        labels = _sample_labels(self.model, self.num, self.labels)
         videos = self.model.generate(self.num, seed=self.seed, labels=labels)
         self.directory.mkdir(parents=True, exist_ok=True)
         for extension in self.formats:
@@ -151,3 +159,185 @@ class StopAtStep(keras.callbacks.Callback):
         self.step += 1
         if self.step >= self.steps:
             self.model.stop_training = True
+
+
+class VideoSummary(keras.callbacks.Callback):
+    """Scalar metrics and animated sample videos for TensorBoard.
+
+    Every training step's metrics go in as scalars; every `every_steps` steps
+    (and at the end) a grid of videos generated from fixed noise goes in as an
+    image summary whose bytes are an animated GIF, which TensorBoard's image
+    dashboard plays. Steps count from `initial_step`, so a resumed run
+    continues its curves instead of starting them again at 0.
+
+    Args:
+        log_dir: str or Path. The TensorBoard log directory (`train/` inside).
+        every_steps: int. Steps between video summaries; 0 writes one at the end only.
+        num: int. Videos in the grid. Defaults to 8.
+        seed: int. Seed of the fixed noise. Defaults to 0.
+        fps: int. Frames per second of the GIF. Defaults to 8.
+        labels: int array `(num,)` for conditional models; by default classes
+            cycle 0, 1, 2, ...
+        initial_step: int. Steps done before this `fit` (when resuming).
+    """
+
+    def __init__(self, log_dir, every_steps, num=8, seed=0, fps=8, labels=None, initial_step=0):
+        super().__init__()
+        self.log_dir = Path(log_dir)
+        self.every_steps = int(every_steps)
+        self.num = int(num)
+        self.seed = int(seed)
+        self.fps = int(fps)
+        self.labels = labels
+        self.step = int(initial_step)
+        self._writer = None
+        self._last_video_step = None
+
+    @property
+    def writer(self):
+        import tensorflow as tf
+
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(str(self.log_dir / "train"))
+        return self._writer
+
+    def on_train_batch_end(self, batch, logs=None):
+        import tensorflow as tf
+
+        self.step += 1
+        with self.writer.as_default(step=self.step):
+            for name, value in (logs or {}).items():
+                value = np.asarray(value)
+                if value.size == 1:
+                    tf.summary.scalar(name, float(value), step=self.step)
+        if self.every_steps and self.step % self.every_steps == 0:
+            self.write_video()
+
+    def on_train_end(self, logs=None):
+        if self._last_video_step != self.step:
+            self.write_video()
+        self.writer.flush()
+
+    def write_video(self):
+        """Writes the fixed-noise sample grid at the current step."""
+        import tensorflow as tf
+        from tensorboard.plugins.image import metadata as image_metadata
+
+        from vidgen_tf import video_io
+
+        videos = self.model.generate(self.num, seed=self.seed, labels=_sample_labels(self.model, self.num, self.labels))
+        grid = video_io.tile_videos(video_io.to_uint8(np.asarray(videos)))  # (T, H', W', C)
+        gif = video_io.gif_bytes(grid, fps=self.fps)
+        # The image plugin's tensor layout: [width, height, encoded image...].
+        tensor = tf.constant([str(grid.shape[2]), str(grid.shape[1]), gif])
+        summary_metadata = image_metadata.create_summary_metadata(
+            display_name="samples", description="Generated from fixed noise (animated GIF).",
+            converted_to_tensor=True,
+        )
+        with self.writer.as_default(step=self.step):
+            tf.summary.write("samples", tensor, step=self.step, metadata=summary_metadata.SerializeToString())
+        self.writer.flush()
+        self._last_video_step = self.step
+
+
+def _duration(seconds):
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    if minutes:
+        return f"{minutes}m{seconds:02d}s"
+    return f"{seconds}s"
+
+
+class ProgressPrinter(keras.callbacks.Callback):
+    """Prints the step, steps per second and the time left, at every epoch end and at the end.
+
+    Keras's own progress bar shows one epoch; this line shows the whole run
+    (`total_steps`, counting from `initial_step` when resuming). The rate is
+    measured over this run's steps, after the first one (which includes
+    tracing).
+
+    Args:
+        total_steps: int. The step training ends at.
+        initial_step: int. Steps done before this `fit`. Defaults to 0.
+        print_fn: callable taking one string. Defaults to `print` (flushed).
+    """
+
+    def __init__(self, total_steps, initial_step=0, print_fn=None):
+        super().__init__()
+        self.total_steps = int(total_steps)
+        self.step = int(initial_step)
+        self.print_fn = print_fn or (lambda line: print(line, flush=True))
+        self._start = None
+        self._first_step_end = None
+        self._steps_timed = 0
+
+    def on_train_begin(self, logs=None):
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.step += 1
+        now = time.perf_counter()
+        if self._first_step_end is None:
+            self._first_step_end = now
+        else:
+            self._steps_timed += 1
+
+    def rate(self):
+        """Steps per second after the first step, or None before two steps."""
+        if not self._steps_timed:
+            return None
+        return self._steps_timed / max(time.perf_counter() - self._first_step_end, 1e-9)
+
+    def line(self):
+        rate = self.rate()
+        text = f"step {self.step}/{self.total_steps} ({100.0 * self.step / self.total_steps:.0f}%)"
+        if rate:
+            left = max(self.total_steps - self.step, 0) / rate
+            text += f", {rate:.2f} steps/s, {_duration(left)} left"
+        return text
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.print_fn(self.line())
+
+    def on_train_end(self, logs=None):
+        elapsed = time.perf_counter() - (self._start or time.perf_counter())
+        rate = self.rate()
+        self.print_fn(f"trained to step {self.step} in {_duration(elapsed)}"
+                      + (f" ({rate:.2f} steps/s after the first step)" if rate else ""))
+
+
+class TrainingDivergedError(RuntimeError):
+    """A loss or metric became NaN or infinite during training."""
+
+
+class DivergenceGuard(keras.callbacks.Callback):
+    """Stops training with `TrainingDivergedError` as soon as a metric is NaN or infinite.
+
+    The error names the step and the metric. It is raised from the step's
+    `on_train_batch_end`, before any epoch-end checkpoint, so the checkpoints
+    on disk are the last good ones. Place it before checkpointing callbacks
+    that save at batch ends.
+
+    Args:
+        initial_step: int. Steps done before this `fit` (when resuming).
+        checkpoint_dir: str, Path or None. Named in the error, for the user.
+    """
+
+    def __init__(self, initial_step=0, checkpoint_dir=None):
+        super().__init__()
+        self.step = int(initial_step)
+        self.checkpoint_dir = checkpoint_dir
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.step += 1
+        for name, value in (logs or {}).items():
+            value = np.asarray(value, dtype="float64")
+            if not np.all(np.isfinite(value)):
+                self.model.stop_training = True
+                kept = f"; the last good checkpoint is kept in {self.checkpoint_dir}" if self.checkpoint_dir else ""
+                raise TrainingDivergedError(
+                    f"Training diverged at step {self.step}: {name} = {value.tolist()}{kept}."
+                )
