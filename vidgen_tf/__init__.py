@@ -2,7 +2,7 @@
 
 __version__ = "0.1.0"
 
-from vidgen_tf import data, exporting  # noqa: E402
+from vidgen_tf import data, distribute, exporting  # noqa: E402
 from vidgen_tf.presets import from_preset, list_presets, save_preset  # noqa: E402
 from vidgen_tf.registry import build, list_models, register  # noqa: E402
 

@@ -160,59 +160,126 @@ def _compile(model, args):
         model.compile(optimizer=model.make_optimizer(args.lr))
 
 
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+
+
+def _set_determinism(enabled):
+    """Turns TensorFlow's op determinism on or off (the off switch is not public API)."""
+    import tensorflow as tf
+    from tensorflow.python.framework import config as tf_config
+
+    if enabled:
+        tf.config.experimental.enable_op_determinism()
+    elif hasattr(tf_config, "disable_op_determinism"):
+        tf_config.disable_op_determinism()
+
+
 def cmd_train(args):
     _quiet_tensorflow()
-    import vidgen_tf
-    from vidgen_tf import callbacks as vcallbacks
-    from vidgen_tf import data
+    import keras
+
+    from vidgen_tf import distribute
 
     if args.steps < 1:
         raise UsageError(f"--steps must be >= 1, got {args.steps}.")
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}.")
+    devices = [d.strip() for d in (args.devices or "").split(",") if d.strip()]
+    # The strategy comes before any other TensorFlow work: MultiWorkerMirroredStrategy
+    # configures collective ops, which must happen before the runtime starts.
+    strategy = distribute.get_strategy(args.strategy, devices=devices or None)
+    # Process-wide settings are put back afterwards: `main` also runs in-process (tests, quickstart).
+    previous_policy = keras.mixed_precision.global_policy()
+    if args.deterministic:
+        _set_determinism(True)
+    try:
+        # Before the model is built: layers read the global policy when they are made.
+        keras.mixed_precision.set_global_policy(args.precision)
+        return _train(args, strategy)
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
+        if args.deterministic:
+            _set_determinism(False)
+
+
+def _train(args, strategy):
+    import keras
+
+    import vidgen_tf
+    from vidgen_tf import callbacks as vcallbacks
+    from vidgen_tf import data, distribute
+
     if args.data not in data.list_datasets():
         raise vidgen_tf.registry.unknown_name_error("dataset", args.data, data.list_datasets())
-    overrides = {**_geometry(args), **_parse_sets(args.set)}
-    model_name, config, weights = _resolve_model(args.model, overrides)
-    model = vidgen_tf.build(model_name, **config)
-    if weights is not None:
-        model.load_weights(weights)
-    out = Path(args.out or f"runs/{model_name}")
-    out.mkdir(parents=True, exist_ok=True)
-
+    distribute.check_global_batch(args.batch_size, strategy)
     checkpoint_every = args.checkpoint_every or min(args.steps, 100)
     if checkpoint_every < 1:
         raise UsageError(f"--checkpoint-every must be >= 1, got {checkpoint_every}.")
-    _compile(model, args)
-    checkpoint = vcallbacks.StepCheckpoint(out / "checkpoints")
-    start_step = checkpoint.restore(model)
-    # Generated data is addressed by batch index, so skipping the batches
-    # already trained on continues the same stream.
-    dataset = data.load(
-        args.data,
-        num_frames=model.num_frames, height=model.height, width=model.width, channels=model.channels,
-        batch_size=args.batch_size, seed=args.seed, with_labels=bool(model.num_classes),
-        **_data_options(args),
-    ).skip(start_step)
-    samples = vcallbacks.SampleWriter(out / "samples", args.sample_every, num=args.num_samples,
-                                      seed=args.seed, initial_step=start_step)
-    history = None
-    if start_step >= args.steps:
-        print(f"{out} already holds a checkpoint at step {start_step} >= --steps {args.steps}; nothing to train.")
-    else:
-        print(f"training {model_name} on {args.data} for {args.steps} steps "
-              f"(from step {start_step}; checkpoints every {checkpoint_every} in {out / 'checkpoints'})", flush=True)
-        history = model.fit(
-            dataset,
-            epochs=math.ceil((args.steps - start_step) / checkpoint_every),
-            steps_per_epoch=checkpoint_every,
-            callbacks=[checkpoint, samples, vcallbacks.StopAtStep(args.steps, start_step)],
-            verbose=0 if args.quiet else 1 if sys.stdout.isatty() else 2,
-        )
-    data_options = {k: v for k, v in _data_options(args).items() if k != "path"}
-    vidgen_tf.save_preset(model, out, dataset=args.data, training_steps=max(start_step, args.steps),
-                          description=f"{model_name} trained by `vidgen train` on {args.data}",
-                          **({"data_options": data_options} if data_options else {}))
+    overrides = {**_geometry(args), **_parse_sets(args.set)}
+    model_name, config, weights = _resolve_model(args.model, overrides)
+    out = Path(args.out or f"runs/{model_name}")
+    # Only the chief writes into `out`; other workers of a cluster write the
+    # same files into a temporary directory, removed at the end.
+    location = distribute.WriteLocation(out, strategy)
+    try:
+        location.path.mkdir(parents=True, exist_ok=True)
+        if args.deterministic:
+            keras.utils.set_random_seed(args.seed)  # the same initial weights on every run
+        with strategy.scope():
+            model = vidgen_tf.build(model_name, **config)
+            if weights is not None:
+                model.load_weights(weights)
+            _compile(model, args)
+            # Every worker resumes from the chief's checkpoints (the output
+            # directory must be shared by the workers of a cluster).
+            start_step = vcallbacks.StepCheckpoint(out / "checkpoints").restore(model)
+        distribute.prepare_model(model, strategy)
+        checkpoint = vcallbacks.StepCheckpoint(location.path / "checkpoints")
+        checkpoint.step = start_step
+        # Generated data is addressed by batch index, so skipping the batches
+        # already trained on continues the same stream. `--batch-size` is the
+        # global batch: each replica gets its share of every batch.
+        dataset = data.load(
+            args.data,
+            num_frames=model.num_frames, height=model.height, width=model.width, channels=model.channels,
+            batch_size=args.batch_size, seed=args.seed, with_labels=bool(model.num_classes),
+            drop_remainder=True, **_data_options(args),
+        ).skip(start_step)
+        dataset = distribute.shard_dataset(dataset)
+        samples = vcallbacks.SampleWriter(location.path / "samples", args.sample_every, num=args.num_samples,
+                                          seed=args.seed, initial_step=start_step)
+        # Training callbacks, in order; the checkpoint comes first so later ones see a saved state.
+        callbacks = [checkpoint, samples, vcallbacks.StopAtStep(args.steps, start_step)]
+        history = None
+        replicas = strategy.num_replicas_in_sync
+        where = f" on {replicas} replicas ({args.strategy})" if args.strategy != "default" else ""
+        if start_step >= args.steps:
+            print(f"{out} already holds a checkpoint at step {start_step} >= --steps {args.steps}; nothing to train.")
+        else:
+            if location.chief:
+                print(f"training {model_name} on {args.data} for {args.steps} steps{where} "
+                      f"(from step {start_step}; checkpoints every {checkpoint_every} in {out / 'checkpoints'})",
+                      flush=True)
+            history = model.fit(
+                dataset,
+                epochs=math.ceil((args.steps - start_step) / checkpoint_every),
+                steps_per_epoch=checkpoint_every,
+                callbacks=callbacks,
+                verbose=0 if args.quiet or not location.chief else 1 if sys.stdout.isatty() else 2,
+            )
+        data_options = {k: v for k, v in _data_options(args).items() if k != "path"}
+        extra = {"data_options": data_options} if data_options else {}
+        if args.precision != "float32":
+            extra["precision"] = args.precision
+        vidgen_tf.save_preset(model, location.path, dataset=args.data, training_steps=max(start_step, args.steps),
+                              description=f"{model_name} trained by `vidgen train` on {args.data}", **extra)
+        if args.final_weights:
+            Path(args.final_weights).parent.mkdir(parents=True, exist_ok=True)
+            model.save_weights(args.final_weights)
+    finally:
+        location.cleanup()
+    if not location.chief:
+        return 0
     if history is not None and history.history:
         final = {k: round(float(v[-1]), 4) for k, v in history.history.items()}
         print("final metrics:", json.dumps(final))
@@ -384,6 +451,16 @@ def build_parser():
     p.add_argument("--num-samples", type=int, default=8, help="videos per sample grid (default 8)")
     p.add_argument("--out", help="output directory (default runs/MODEL)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="model config value, e.g. --set content_dim=32")
+    p.add_argument("--strategy", default="default",
+                   help="distribution: default, mirrored (local GPUs or logical CPUs), multi_worker "
+                        "(cluster from TF_CONFIG), tpu (default: default); --batch-size is the global batch")
+    p.add_argument("--devices", help="for --strategy mirrored: comma-separated devices, e.g. /cpu:0,/cpu:1")
+    p.add_argument("--precision", default="float32", choices=PRECISIONS,
+                   help="Keras dtype policy (default float32); mixed_float16 scales every optimizer's loss")
+    p.add_argument("--deterministic", action="store_true",
+                   help="TensorFlow op determinism and initial weights seeded by --seed: a run repeats exactly")
+    p.add_argument("--final-weights", metavar="PATH",
+                   help="also write the final training state (model.save_weights) to PATH, on every worker")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_train)
 
