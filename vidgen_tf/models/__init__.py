@@ -7,3 +7,4 @@ from vidgen_tf.models import vgan  # noqa: F401
 from vidgen_tf.models import tgan  # noqa: F401
 from vidgen_tf.models import dcgan  # noqa: F401
 from vidgen_tf.models import video_vae  # noqa: F401
+from vidgen_tf.models import kvae  # noqa: F401

@@ -1,0 +1,708 @@
+"""Kalman VAE: a per-frame VAE whose latents follow a switching linear-Gaussian model.
+
+Fraccaro, Kamronn, Paquet and Winther, "A Disentangled Recognition and
+Nonlinear Dynamics Model for Unsupervised Learning", NeurIPS 2017,
+https://arxiv.org/abs/1710.05741.
+
+The idea: split what a frame looks like from how things move. A convolutional
+VAE maps every frame `x_t` to a small pseudo-observation `a_t` (2 numbers for
+a bouncing ball: roughly its position), and the sequence `a_1..a_T` is
+modelled by a linear-Gaussian state space model (LGSSM) over a state `z_t`:
+
+    z_1 ~ N(0, s0 I),   z_t = A_t z_{t-1} + e_t,  e_t ~ N(0, Q),  Q = q I
+                        a_t = C_t z_t + d_t,      d_t ~ N(0, R),  R = r I
+                        x_t ~ p(x_t | a_t)        (Bernoulli pixels, decoder)
+
+The matrices are a mixture of `K` learned linear dynamics,
+`A_t = sum_k alpha_t^k A^(k)`, `C_t = sum_k alpha_t^k C^(k)`, whose weights
+`alpha_t = softmax(W h_t)` come from an LSTM `h_t` over the past
+pseudo-observations `a_1..a_{t-1}` (the "dynamics parameter network"): the
+model switches, smoothly, between linear regimes (e.g. free flight and
+bouncing off a wall). With `num_dynamics=1` the dynamics are one fixed
+learned linear model and no LSTM is built.
+
+Training maximises the evidence lower bound, with `q(a | x) = prod_t
+N(a_t; mu(x_t), sigma(x_t)^2)` from the encoder:
+
+    ELBO(x) = E_q(a|x)[ log p(x | a) - log q(a | x) + log p(a) ] <= log p(x)
+
+estimated with one reparameterised sample of `a` per video. `log p(a)` is the
+LGSSM's exact marginal likelihood of the sampled pseudo-observations,
+integrating the state out with the Kalman filter (equal to the paper's
+smoothed-posterior form `E_p(z|a)[log p(a, z) - log p(z | a)]`). Because
+`alpha_t` depends only on `a_{<t}`, `prod_t p(a_t | a_{<t})` is a proper
+density. For one fixed dynamics the term is
+`tfp.distributions.LinearGaussianStateSpaceModel.log_prob`; for a mixture the
+filter below (`KalmanVAE.filter`) computes it, a Kalman filter whose step
+also advances the LSTM (tested against TFP's filter given the same matrices).
+
+The same filter, with missing observations, gives prediction (filter a
+prefix, then keep stepping with every later frame missing: the state is
+rolled forward by the dynamics and the LSTM reads the predicted `C_t z_t`)
+and imputation (filter with the missing frames masked, then
+Rauch-Tung-Striebel smoothing). Generation samples the state space model
+from Gaussian noise inputs and decodes the sampled `a_t` (the decoder's mean
+frames), a deterministic function of the noise.
+"""
+
+import math
+
+import keras
+import tensorflow as tf
+from keras import layers
+
+from vidgen_tf.adversarial import _fold_seed, _num_replicas, _replica_slice
+from vidgen_tf.base import check_positive_int
+from vidgen_tf.layers import doubling_stages
+from vidgen_tf.likelihood import LikelihoodModel
+from vidgen_tf.models.video_vae import discretized_logistic_log_prob
+from vidgen_tf.registry import register
+
+LIKELIHOODS = ("bernoulli", "discretized_logistic")
+# The seed of the posterior sample outside training: deterministic scores.
+INFERENCE_SEED = (0, 2)
+_MIN_POSTERIOR_SCALE = 1e-4
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+def _tfd():
+    # Imported here: tensorflow_probability is heavy and needs tf_keras.
+    import tensorflow_probability as tfp
+
+    return tfp.distributions
+
+
+# --------------------------------------------------------------- Kalman maths
+
+
+def _transpose(matrix):
+    return tf.linalg.matrix_transpose(matrix)
+
+
+def kalman_update(mean, covariance, observation, observation_matrix, observation_covariance):
+    """One Kalman measurement update, batched.
+
+    Args:
+        mean: `(B, n)` predicted state mean.
+        covariance: `(B, n, n)` predicted state covariance.
+        observation: `(B, p)`.
+        observation_matrix: `(B, p, n)`.
+        observation_covariance: `(p, p)`.
+
+    Returns:
+        `(mean, covariance, log_likelihood)`: the filtered state `(B, n)`,
+        `(B, n, n)` and `log N(observation; C mean, C P C' + R)` `(B,)`.
+    """
+    c = observation_matrix
+    innovation_cov = c @ covariance @ _transpose(c) + observation_covariance  # (B, p, p)
+    innovation_cov = 0.5 * (innovation_cov + _transpose(innovation_cov))
+    chol = tf.linalg.cholesky(innovation_cov)
+    residual = observation - tf.linalg.matvec(c, mean)  # (B, p)
+    cross = covariance @ _transpose(c)  # (B, n, p)
+    gain = _transpose(tf.linalg.cholesky_solve(chol, _transpose(cross)))  # (B, n, p)
+    new_mean = mean + tf.linalg.matvec(gain, residual)
+    # Joseph form: stays symmetric positive definite in float32.
+    eye = tf.eye(tf.shape(mean)[-1], dtype=mean.dtype)
+    factor = eye - gain @ c
+    new_cov = factor @ covariance @ _transpose(factor) + gain @ observation_covariance @ _transpose(gain)
+    new_cov = 0.5 * (new_cov + _transpose(new_cov))
+    whitened = tf.linalg.triangular_solve(chol, residual[..., None], lower=True)[..., 0]
+    log_likelihood = (
+        -0.5 * tf.reduce_sum(whitened**2, axis=-1)
+        - tf.reduce_sum(tf.math.log(tf.linalg.diag_part(chol)), axis=-1)
+        - 0.5 * float(observation.shape[-1]) * _LOG_2PI
+    )
+    return new_mean, new_cov, log_likelihood
+
+
+def rts_smoother(filtered_means, filtered_covs, predicted_means, predicted_covs, transition_matrices):
+    """Rauch-Tung-Striebel smoothing of a Kalman filter's output.
+
+    Args:
+        filtered_means: `(B, T, n)`, `E[z_t | a_{1..t}]`.
+        filtered_covs: `(B, T, n, n)`.
+        predicted_means: `(B, T, n)`, `E[z_t | a_{1..t-1}]`.
+        predicted_covs: `(B, T, n, n)`.
+        transition_matrices: `(B, T, n, n)`; `[:, t]` maps `z_{t-1}` to
+            `z_t` (`[:, 0]` unused).
+
+    Returns:
+        `(means, covs)`, `(B, T, n)` and `(B, T, n, n)`: `p(z_t | a_{1..T})`.
+    """
+    time_major = [tf.einsum("bt...->tb...", x) for x in
+                  (filtered_means, filtered_covs, predicted_means, predicted_covs, transition_matrices)]
+    f_mean, f_cov, p_mean, p_cov, trans = time_major
+    # Step t (backwards from T-2) needs t's filter and t+1's prediction and matrix.
+    elems = (f_mean[:-1], f_cov[:-1], p_mean[1:], p_cov[1:], trans[1:])
+
+    def step(carry, inputs):
+        next_mean, next_cov = carry
+        mean, cov, pred_mean, pred_cov, matrix = inputs
+        # J = P_t A' P_{t+1|t}^{-1}, by a Cholesky solve of the symmetric P_{t+1|t}.
+        chol = tf.linalg.cholesky(pred_cov)
+        gain = _transpose(tf.linalg.cholesky_solve(chol, matrix @ cov))  # (B, n, n)
+        new_mean = mean + tf.linalg.matvec(gain, next_mean - pred_mean)
+        new_cov = cov + gain @ (next_cov - pred_cov) @ _transpose(gain)
+        return new_mean, 0.5 * (new_cov + _transpose(new_cov))
+
+    last = (f_mean[-1], f_cov[-1])
+    means, covs = tf.scan(step, elems, initializer=last, reverse=True)
+    means = tf.concat([means, f_mean[-1:]], axis=0)
+    covs = tf.concat([covs, f_cov[-1:]], axis=0)
+    return tf.einsum("tb...->bt...", means), tf.einsum("tb...->bt...", covs)
+
+
+# ------------------------------------------------------------------ networks
+
+
+def _encoder(frame_shape, stages, base_filters, observation_dim):
+    """Frames `(N, H, W, C)` -> parameters of q(a_t | x_t) `(N, 2 * observation_dim)`."""
+    stack = [keras.Input(frame_shape)]
+    for stage in range(stages):
+        stack += [layers.Conv2D(base_filters * 2**stage, 4, strides=2, padding="same"), layers.LeakyReLU(0.2)]
+    stack += [
+        layers.Flatten(),
+        layers.Dense(8 * base_filters),
+        layers.LeakyReLU(0.2),
+        layers.Dense(2 * observation_dim, dtype="float32", name="posterior"),
+    ]
+    return keras.Sequential(stack, name="encoder")
+
+
+def _decoder(frame_shape, stages, base_filters, observation_dim, outputs):
+    """Pseudo-observations `(N, observation_dim)` -> pixel parameters `(N, H, W, outputs)`."""
+    height, width, _ = frame_shape
+    grid = (height // 2**stages, width // 2**stages)
+    filters = base_filters * 2 ** (stages - 1)
+    stack = [
+        keras.Input((observation_dim,)),
+        layers.Dense(8 * base_filters),
+        layers.LeakyReLU(0.2),
+        layers.Dense(grid[0] * grid[1] * filters),
+        layers.LeakyReLU(0.2),
+        layers.Reshape(grid + (filters,)),
+    ]
+    for stage in reversed(range(stages)):
+        stack += [
+            layers.Conv2DTranspose(base_filters * 2**stage, 4, strides=2, padding="same"),
+            layers.LeakyReLU(0.2),
+        ]
+    stack.append(layers.Conv2D(outputs, 3, padding="same", dtype="float32", name="pixel_parameters"))
+    return keras.Sequential(stack, name="decoder")
+
+
+@register("kvae")
+class KalmanVAE(LikelihoodModel):
+    """Kalman VAE (Fraccaro et al., NeurIPS 2017): frame VAE + switching LGSSM dynamics.
+
+    Args:
+        num_frames: int. Frames per training video; the model scores,
+            generates, predicts and imputes any length. Defaults to 16.
+        height: int. Frame height, `4 * 2**k` with `k >= 1`. Defaults to 32.
+        width: int. Frame width, a multiple of `2**k`. Defaults to 32.
+        channels: int. Colour channels. Defaults to 1.
+        num_classes: int. Must be 0: the model is unconditional. Defaults to 0.
+        observation_dim: int. Size of the pseudo-observation `a_t` (2 for
+            one bouncing ball, as in the paper). Defaults to 2.
+        state_dim: int. Size of the LGSSM state `z_t`. Defaults to 4.
+        num_dynamics: int. Number `K` of linear dynamics mixed by the
+            LSTM's weights; 1 means one fixed learned linear model (no
+            LSTM). Defaults to 3.
+        dynamics_units: int. Units of the LSTM over past pseudo-observations
+            that weights the dynamics. Defaults to 32.
+        base_filters: int. Filters of the first encoder convolution, doubled
+            at each stride-2 stage down to a 4-pixel grid (the decoder
+            mirrors it). Defaults to 32.
+        likelihood: str. `"bernoulli"` (binary pixels, on when > 0, as the
+            paper) or `"discretized_logistic"` (8-bit pixels, one learned
+            log-scale per channel, as `video_vae`). Defaults to `"bernoulli"`.
+        transition_noise: float. Variance `q` of the state noise, `Q = q I`
+            (fixed). Defaults to 0.08.
+        observation_noise: float. Variance `r` of the pseudo-observation
+            noise, `R = r I` (fixed). Defaults to 0.03.
+        initial_state_variance: float. Variance `s0` of `z_1 ~ N(0, s0 I)`.
+            Defaults to 1.0.
+
+    Example:
+        >>> model = vidgen_tf.build("kvae", num_frames=12, height=16, width=16,
+        ...                         base_filters=8)
+        >>> videos = vidgen_tf.data.make_videos("bouncing_balls", 256, num_frames=12,
+        ...     height=16, width=16, num_balls=1) / 127.5 - 1
+        >>> model.compile(seed=0)
+        >>> model.fit(videos.astype("float32"), batch_size=32, epochs=10)
+        >>> model.log_prob(videos[:2])                 # (2,) ELBO, nats per video
+        >>> model.predict(videos[:2, :6], 6)           # (2, 6, 16, 16, 1) continuation
+        >>> mask = np.array([[1] * 4 + [0] * 4 + [1] * 4] * 2, bool)
+        >>> model.impute(videos[:2], mask)             # missing frames filled in
+        >>> model.generate(4, seed=0, num_frames=20)
+        >>> model = vidgen_tf.from_preset("kvae_bouncing_balls")
+    """
+
+    log_prob_is_bound = True
+    variable_length = True
+
+    def __init__(
+        self,
+        num_frames=16,
+        height=32,
+        width=32,
+        channels=1,
+        num_classes=0,
+        observation_dim=2,
+        state_dim=4,
+        num_dynamics=3,
+        dynamics_units=32,
+        base_filters=32,
+        likelihood="bernoulli",
+        transition_noise=0.08,
+        observation_noise=0.03,
+        initial_state_variance=1.0,
+        **kwargs,
+    ):
+        super().__init__(
+            num_frames=num_frames, height=height, width=width, channels=channels,
+            num_classes=num_classes, **kwargs,
+        )
+        # ---- configuration
+        if self.num_classes:
+            raise ValueError(f"The kvae model is unconditional: `num_classes` must be 0, got {num_classes}.")
+        self.observation_dim = check_positive_int("observation_dim", observation_dim)
+        self.state_dim = check_positive_int("state_dim", state_dim)
+        self.num_dynamics = check_positive_int("num_dynamics", num_dynamics)
+        self.dynamics_units = check_positive_int("dynamics_units", dynamics_units)
+        self.base_filters = check_positive_int("base_filters", base_filters)
+        if likelihood not in LIKELIHOODS:
+            raise ValueError(f"`likelihood` must be one of {LIKELIHOODS}, got {likelihood!r}.")
+        self.likelihood = likelihood
+        for name, value in (("transition_noise", transition_noise), ("observation_noise", observation_noise),
+                            ("initial_state_variance", initial_state_variance)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+                math.isfinite(value) and value > 0
+            ):
+                raise ValueError(f"`{name}` must be a finite float > 0 (a variance), got {value!r}.")
+        self.transition_noise = float(transition_noise)
+        self.observation_noise = float(observation_noise)
+        self.initial_state_variance = float(initial_state_variance)
+        stages = doubling_stages(self.height, self.width, model="kvae")
+
+        # ---- layers: frame VAE
+        frame_shape = (self.height, self.width, self.channels)
+        self.encoder = _encoder(frame_shape, stages, self.base_filters, self.observation_dim)
+        self.decoder = _decoder(frame_shape, stages, self.base_filters, self.observation_dim, self.channels)
+        if likelihood == "discretized_logistic":
+            self.log_scale = self.add_weight(
+                shape=(self.channels,), initializer=keras.initializers.Constant(-2.0),
+                dtype="float32", name="log_scale",
+            )
+        # ---- layers: K linear dynamics (A near identity, as the paper) and their weighting LSTM
+        n, p, k = self.state_dim, self.observation_dim, self.num_dynamics
+        self.transition_bank = self.add_weight(
+            shape=(k, n, n), dtype="float32", name="transition_matrices",
+            initializer=lambda shape, dtype=None: tf.eye(n, batch_shape=[k], dtype="float32"),
+        )
+        self.observation_bank = self.add_weight(
+            shape=(k, p, n), dtype="float32", name="observation_matrices",
+            initializer=keras.initializers.RandomNormal(stddev=1.0 / math.sqrt(n)),
+        )
+        if k > 1:
+            self.dynamics_cell = layers.LSTMCell(self.dynamics_units, dtype="float32", name="dynamics_lstm")
+            self.dynamics_cell.build((None, p))
+            self.dynamics_weights = layers.Dense(k, dtype="float32", name="dynamics_weights")
+            self.dynamics_weights.build((None, self.dynamics_units))
+        self.built = True
+
+    # ------------------------------------------------------------- properties
+    @property
+    def likelihood_is_discrete(self):
+        """True: Bernoulli and discretised logistic pixels are probability masses."""
+        return True
+
+    def _covariances(self):
+        n, p = self.state_dim, self.observation_dim
+        return (
+            self.transition_noise * tf.eye(n),
+            self.observation_noise * tf.eye(p),
+            self.initial_state_variance * tf.eye(n),
+        )
+
+    # ----------------------------------------------------------------- frames
+    def _checked(self, videos):
+        self.check_videos(videos, allow_any_length=True)
+        videos = tf.cast(videos, tf.float32)
+        return tf.debugging.assert_all_finite(videos, "kvae: the videos contain NaN or Inf.")
+
+    def encode(self, videos, training=False):
+        """`q(a_t | x_t)` of every frame: `(mean, scale)`, each float32 `(B, T, observation_dim)`.
+
+        Args:
+            videos: float `(B, T, H, W, C)` in [-1, 1], any `T`.
+            training: bool. Passed to the encoder. Defaults to False.
+        """
+        videos = self._checked(videos)
+        shape = tf.shape(videos)
+        frames = tf.reshape(videos, [-1, self.height, self.width, self.channels])
+        parameters = tf.cast(self.encoder(frames, training=training), tf.float32)
+        parameters = tf.reshape(parameters, [shape[0], shape[1], 2 * self.observation_dim])
+        mean, raw_scale = tf.split(parameters, 2, axis=-1)
+        return mean, tf.nn.softplus(raw_scale) + _MIN_POSTERIOR_SCALE
+
+    def decoder_parameters(self, observations, training=False):
+        """Pixel parameters of `p(x_t | a_t)` for `observations` `(B, T, observation_dim)`.
+
+        Returns:
+            dict of float32 `(B, T, H, W, C)`: `logits` (Bernoulli) or `mean`
+            and `log_scale` (discretised logistic).
+        """
+        observations = tf.cast(observations, tf.float32)
+        shape = tf.shape(observations)
+        flat = tf.reshape(observations, [-1, self.observation_dim])
+        outputs = tf.cast(self.decoder(flat, training=training), tf.float32)
+        outputs = tf.reshape(outputs, [shape[0], shape[1], self.height, self.width, self.channels])
+        if self.likelihood == "bernoulli":
+            return {"logits": outputs}
+        return {"mean": outputs, "log_scale": tf.broadcast_to(self.log_scale, tf.shape(outputs))}
+
+    def decode(self, observations, training=False):
+        """Mean frames `(B, T, H, W, C)` in [-1, 1] of pseudo-observations `(B, T, observation_dim)`."""
+        parameters = self.decoder_parameters(observations, training=training)
+        if self.likelihood == "bernoulli":
+            return 2.0 * tf.sigmoid(parameters["logits"]) - 1.0
+        return tf.clip_by_value(parameters["mean"], -1.0, 1.0)
+
+    def pixel_log_prob(self, videos, parameters):
+        """`log p(x | a)` summed over each video's frames and pixels, `(B,)` nats."""
+        if self.likelihood == "bernoulli":
+            targets = tf.cast(videos > 0.0, tf.float32)
+            logits = parameters["logits"]
+            pixels = -tf.nn.sigmoid_cross_entropy_with_logits(labels=targets, logits=logits)
+        else:
+            pixels = discretized_logistic_log_prob(videos, parameters["mean"], parameters["log_scale"])
+        return tf.reduce_sum(pixels, axis=[1, 2, 3, 4])
+
+    # --------------------------------------------------------------- dynamics
+    def _initial_rnn_state(self, batch_size):
+        if self.num_dynamics == 1:
+            return ()
+        zeros = tf.zeros([batch_size, self.dynamics_units])
+        return (zeros, zeros)
+
+    def _matrices(self, rnn_state, batch_size):
+        """`A_t` `(B, n, n)` and `C_t` `(B, p, n)` from the LSTM's state (mixture weights)."""
+        n, p, k = self.state_dim, self.observation_dim, self.num_dynamics
+        if k == 1:
+            return (tf.broadcast_to(self.transition_bank[0], [batch_size, n, n]),
+                    tf.broadcast_to(self.observation_bank[0], [batch_size, p, n]))
+        alpha = tf.nn.softmax(self.dynamics_weights(rnn_state[0]), axis=-1)  # (B, K)
+        # Matmuls of reshaped banks, not einsum: plain ops for every exporter.
+        transition = tf.reshape(alpha @ tf.reshape(self.transition_bank, [k, n * n]), [-1, n, n])
+        observation = tf.reshape(alpha @ tf.reshape(self.observation_bank, [k, p * n]), [-1, p, n])
+        return transition, observation
+
+    def _advance_rnn(self, rnn_state, observation):
+        if self.num_dynamics == 1:
+            return ()
+        _, (h, c) = self.dynamics_cell(observation, list(rnn_state))
+        return (h, c)
+
+    def filter(self, observations, mask=None):
+        """Kalman filter of pseudo-observations, the LSTM stepping with it.
+
+        At step t the LSTM, having read `a_1..a_{t-1}`, gives `A_t`, `C_t`;
+        the state is predicted and, if `a_t` is observed, updated. The LSTM
+        then reads `a_t`, or the predicted `C_t E[z_t | a_{<t}]` if `a_t`
+        is missing (as the paper does for missing data).
+
+        Args:
+            observations: float `(B, T, observation_dim)`.
+            mask: bool `(B, T)`, True where `a_t` is observed, or None (all).
+
+        Returns:
+            dict of float32: `log_likelihood` `(B,)` (`log p(observed a)`),
+            `filtered_means` `(B, T, n)`, `filtered_covs` `(B, T, n, n)`,
+            `predicted_means`, `predicted_covs` (`p(z_t | a_{<t})`),
+            `transition_matrices` `(B, T, n, n)` and `observation_matrices`
+            `(B, T, p, n)`.
+        """
+        observations = tf.cast(observations, tf.float32)
+        batch = tf.shape(observations)[0]
+        steps = tf.shape(observations)[1]
+        if mask is None:
+            mask = tf.ones([batch, steps], tf.bool)
+        mask = tf.cast(mask, tf.bool)
+        q, r, p0 = self._covariances()
+        n = self.state_dim
+        first = tf.equal(tf.range(steps), 0)
+        elems = (tf.transpose(observations, [1, 0, 2]), tf.transpose(mask), first)
+
+        def step(carry, inputs):
+            mean, cov, rnn_state = carry[0], carry[1], carry[2]
+            a_t, observed, is_first = inputs
+            transition, observation = self._matrices(rnn_state, batch)
+            pred_mean = tf.linalg.matvec(transition, mean)
+            pred_cov = transition @ cov @ _transpose(transition) + q
+            pred_mean = tf.where(is_first, tf.zeros_like(pred_mean), pred_mean)
+            pred_cov = tf.where(is_first, tf.broadcast_to(p0, tf.shape(pred_cov)), pred_cov)
+            # Missing a_t: fill with the prediction so the update stays finite.
+            predicted_a = tf.linalg.matvec(observation, pred_mean)
+            a_t = tf.where(observed[:, None], a_t, predicted_a)
+            new_mean, new_cov, log_lik = kalman_update(pred_mean, pred_cov, a_t, observation, r)
+            new_mean = tf.where(observed[:, None], new_mean, pred_mean)
+            new_cov = tf.where(observed[:, None, None], new_cov, pred_cov)
+            log_lik = tf.where(observed, log_lik, tf.zeros_like(log_lik))
+            rnn_state = self._advance_rnn(rnn_state, a_t)
+            return (new_mean, new_cov, rnn_state, pred_mean, pred_cov, log_lik, transition, observation)
+
+        initial = (
+            tf.zeros([batch, n]), tf.zeros([batch, n, n]), self._initial_rnn_state(batch),
+            tf.zeros([batch, n]), tf.zeros([batch, n, n]), tf.zeros([batch]),
+            tf.zeros([batch, n, n]), tf.zeros([batch, self.observation_dim, n]),
+        )
+        outputs = tf.scan(step, elems, initializer=initial)
+        batch_major = lambda x: tf.einsum("tb...->bt...", x)  # noqa: E731
+        return {
+            "log_likelihood": tf.reduce_sum(outputs[5], axis=0),
+            "filtered_means": batch_major(outputs[0]),
+            "filtered_covs": batch_major(outputs[1]),
+            "predicted_means": batch_major(outputs[3]),
+            "predicted_covs": batch_major(outputs[4]),
+            "transition_matrices": batch_major(outputs[6]),
+            "observation_matrices": batch_major(outputs[7]),
+        }
+
+    def state_space_model(self, num_frames):
+        """The fixed-dynamics LGSSM as `tfp.distributions.LinearGaussianStateSpaceModel`.
+
+        Only for `num_dynamics=1`, where the matrices do not depend on the data.
+        """
+        if self.num_dynamics != 1:
+            raise ValueError(
+                "state_space_model() is the fixed-dynamics LGSSM of num_dynamics=1; with "
+                f"num_dynamics={self.num_dynamics} the matrices depend on the data: use filter()."
+            )
+        tfd = _tfd()
+        linop = tf.linalg.LinearOperatorFullMatrix
+        n, p = self.state_dim, self.observation_dim
+        return tfd.LinearGaussianStateSpaceModel(
+            num_timesteps=num_frames,
+            transition_matrix=linop(tf.convert_to_tensor(self.transition_bank[0])),
+            transition_noise=tfd.MultivariateNormalDiag(
+                scale_diag=tf.fill([n], math.sqrt(self.transition_noise))),
+            observation_matrix=linop(tf.convert_to_tensor(self.observation_bank[0])),
+            observation_noise=tfd.MultivariateNormalDiag(
+                scale_diag=tf.fill([p], math.sqrt(self.observation_noise))),
+            initial_state_prior=tfd.MultivariateNormalDiag(
+                scale_diag=tf.fill([n], math.sqrt(self.initial_state_variance))),
+        )
+
+    def dynamics_log_prob(self, observations):
+        """`log p(a_1..a_T)` under the LGSSM, `(B,)` nats, the state integrated out exactly."""
+        observations = tf.cast(observations, tf.float32)
+        if self.num_dynamics == 1:
+            steps = observations.shape[1]
+            if steps is None:
+                steps = tf.shape(observations)[1]
+            return self.state_space_model(steps).log_prob(observations)
+        return self.filter(observations)["log_likelihood"]
+
+    # ------------------------------------------------------------ likelihood
+    def _posterior_noise(self, local_batch, steps, training, seed):
+        if seed is None:
+            if training:
+                # A fresh stream per step (fold 2: never the dequantisation's).
+                start = tf.constant([getattr(self, "training_seed", 0), 2], tf.int64)
+                seed = _fold_seed(start, self.noise_step)
+            else:
+                seed = tf.constant(INFERENCE_SEED, tf.int64)
+        # Drawn for the global batch and sliced, so N replicas see one device's noise.
+        noise = tf.random.stateless_normal(
+            tf.stack([local_batch * _num_replicas(), steps, self.observation_dim]), tf.cast(seed, tf.int64)
+        )
+        return _replica_slice(noise, local_batch)
+
+    def elbo_terms(self, videos, training=False, seed=None):
+        """The three terms of the ELBO, each float32 `(B,)` in nats per video.
+
+        Args:
+            videos: float `(B, T, H, W, C)` in [-1, 1].
+            training: bool. Draws the sample of `a` from the training step's
+                seed when True. Defaults to False.
+            seed: shape-[2] int seed of the sample, or None: the training
+                step's seed when training, else the fixed `INFERENCE_SEED`.
+
+        Returns:
+            dict with `reconstruction` (`log p(x | a)`), `entropy`
+            (`-log q(a | x)`) and `dynamics` (`log p(a)`, Kalman filter), all
+            at one reparameterised sample `a ~ q(a | x)`.
+        """
+        videos = self._checked(videos)
+        mean, scale = self.encode(videos, training=training)  # (B, T, p) each
+        shape = tf.shape(mean)
+        epsilon = self._posterior_noise(shape[0], shape[1], training, seed)
+        observations = mean + scale * epsilon  # reparameterised
+        entropy = tf.reduce_sum(
+            0.5 * epsilon**2 + tf.math.log(scale) + 0.5 * _LOG_2PI, axis=[1, 2]
+        )
+        parameters = self.decoder_parameters(observations, training=training)
+        return {
+            "reconstruction": self.pixel_log_prob(videos, parameters),
+            "entropy": entropy,
+            "dynamics": self.dynamics_log_prob(observations),
+        }
+
+    def log_prob(self, videos, training=False, seed=None):
+        """The evidence lower bound `(B,)` in nats per video (<= log p(x)).
+
+        One reparameterised sample of `a` per video; outside training it is
+        drawn from the fixed `INFERENCE_SEED`, so scores are deterministic.
+        See `elbo_terms` for the arguments.
+        """
+        terms = self.elbo_terms(videos, training=training, seed=seed)
+        return terms["reconstruction"] + terms["entropy"] + terms["dynamics"]
+
+    # ---------------------------------------------------- prediction, imputation
+    def predict_frames(self, prefix, num_frames):
+        """Continues videos: filter the prefix, roll the dynamics forward, decode the means.
+
+        Args:
+            prefix: float `(B, P, H, W, C)` in [-1, 1], `P >= 1` frames.
+            num_frames: int. Frames to predict after the prefix.
+
+        Returns:
+            float32 `(B, num_frames, H, W, C)` in [-1, 1]: the decoded
+            `C_t E[z_t | a_1..a_P]` of the frames after the prefix.
+        """
+        check_positive_int("num_frames", num_frames)
+        prefix = self._checked(prefix)
+        mean, _ = self.encode(prefix)
+        batch, known = tf.shape(mean)[0], tf.shape(mean)[1]
+        # Future steps are missing observations: the filter only predicts there.
+        padded = tf.concat([mean, tf.zeros([batch, num_frames, self.observation_dim])], axis=1)
+        mask = tf.concat([tf.ones([batch, known], tf.bool), tf.zeros([batch, num_frames], tf.bool)], axis=1)
+        filtered = self.filter(padded, mask)
+        predicted = tf.linalg.matvec(filtered["observation_matrices"], filtered["filtered_means"])
+        return self.decode(predicted[:, known:])
+
+    def predict(self, prefix, num_frames=None, **kwargs):
+        """`predict(prefix, num_frames)`: `predict_frames`; without `num_frames`, Keras's `predict`."""
+        if num_frames is None:
+            return super().predict(prefix, **kwargs)
+        return self.predict_frames(prefix, num_frames)
+
+    def smooth(self, observations, mask=None):
+        """`p(z_t | observed a)` by Kalman filtering then RTS smoothing.
+
+        Returns:
+            dict with `means` `(B, T, n)`, `covs` `(B, T, n, n)` and
+            `observation_matrices` `(B, T, p, n)` (the filter's `C_t`).
+        """
+        filtered = self.filter(observations, mask)
+        means, covs = rts_smoother(
+            filtered["filtered_means"], filtered["filtered_covs"], filtered["predicted_means"],
+            filtered["predicted_covs"], filtered["transition_matrices"],
+        )
+        return {"means": means, "covs": covs, "observation_matrices": filtered["observation_matrices"]}
+
+    def impute(self, videos, mask):
+        """Fills in missing frames by Kalman smoothing of the observed frames' codes.
+
+        Args:
+            videos: float `(B, T, H, W, C)` in [-1, 1]; missing frames may hold anything finite.
+            mask: bool `(B, T)`, True where a frame is observed.
+
+        Returns:
+            float32 `(B, T, H, W, C)`: observed frames as given, missing ones
+            the decoded smoothed means `C_t E[z_t | observed a]`.
+        """
+        videos = self._checked(videos)
+        mask = tf.convert_to_tensor(mask)
+        if mask.dtype != tf.bool:
+            raise ValueError(f"`mask` must be bool (True = observed frame), got dtype {mask.dtype.name}.")
+        expected = tuple(videos.shape[:2])
+        if mask.shape.rank != 2 or not mask.shape.is_compatible_with(expected):
+            raise ValueError(f"`mask` must be shaped (batch, time) = {expected}, got {tuple(mask.shape)}.")
+        mean, _ = self.encode(videos)
+        smoothed = self.smooth(mean, mask)
+        codes = tf.linalg.matvec(smoothed["observation_matrices"], smoothed["means"])
+        filled = self.decode(codes)
+        return tf.where(mask[:, :, None, None, None], videos, filled)
+
+    # ------------------------------------------------------------ generation
+    def noise_spec(self, num_frames=None):
+        """`state_noise` `(B, T, state_dim)`, `observation_noise` `(B, T, observation_dim)`: N(0, 1)."""
+        return {
+            "state_noise": tf.TensorSpec([None, num_frames, self.state_dim], tf.float32, name="state_noise"),
+            "observation_noise": tf.TensorSpec(
+                [None, num_frames, self.observation_dim], tf.float32, name="observation_noise"
+            ),
+        }
+
+    def sample_noise(self, batch_size, seed, num_frames=None):
+        """Both noises drawn from N(0, 1) with `tf.random.stateless_normal`."""
+        num_frames = self.num_frames if num_frames is None else num_frames
+        seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 2)
+        return {
+            "state_noise": tf.random.stateless_normal([batch_size, num_frames, self.state_dim], seeds[0]),
+            "observation_noise": tf.random.stateless_normal(
+                [batch_size, num_frames, self.observation_dim], seeds[1]
+            ),
+        }
+
+    def sample_observations(self, noise):
+        """Pseudo-observations `(B, T, observation_dim)` sampled from the LGSSM by its noise.
+
+        `z_1 = sqrt(s0) e_1`, `z_t = A_t z_{t-1} + sqrt(q) e_t`, `a_t = C_t
+        z_t + sqrt(r) d_t`, the LSTM reading each sampled `a_t`.
+        """
+        state_noise = tf.cast(noise["state_noise"], tf.float32)
+        observation_noise = tf.cast(noise["observation_noise"], tf.float32)
+        batch, steps = tf.shape(state_noise)[0], tf.shape(state_noise)[1]
+        first = tf.equal(tf.range(steps), 0)
+        elems = (tf.transpose(state_noise, [1, 0, 2]), tf.transpose(observation_noise, [1, 0, 2]), first)
+        q_std, r_std = math.sqrt(self.transition_noise), math.sqrt(self.observation_noise)
+        s0_std = math.sqrt(self.initial_state_variance)
+
+        def step(carry, inputs):
+            state, rnn_state = carry[0], carry[1]
+            e_t, d_t, is_first = inputs
+            transition, observation = self._matrices(rnn_state, batch)
+            state = tf.where(is_first, s0_std * e_t, tf.linalg.matvec(transition, state) + q_std * e_t)
+            a_t = tf.linalg.matvec(observation, state) + r_std * d_t
+            return (state, self._advance_rnn(rnn_state, a_t), a_t)
+
+        initial = (tf.zeros([batch, self.state_dim]), self._initial_rnn_state(batch),
+                   tf.zeros([batch, self.observation_dim]))
+        outputs = tf.scan(step, elems, initializer=initial)
+        return tf.transpose(outputs[2], [1, 0, 2])
+
+    def generate_from_noise(self, noise, labels=None, training=False, generator=None):
+        """Decoded mean frames `(B, T, H, W, C)` in [-1, 1] of the LGSSM sample given by `noise`."""
+        self.check_labels(labels)
+        return self.decode(self.sample_observations(noise), training=training)
+
+    def generate(self, num, seed=None, num_frames=None, labels=None):
+        """`num` videos of `num_frames` (any length) sampled from the model, float32 in [-1, 1].
+
+        Args:
+            num: int. Number of videos.
+            seed: int or None. The same seed gives the same videos.
+            num_frames: int or None. Length; defaults to the training length.
+            labels: must be None (the model is unconditional).
+        """
+        self.check_labels(labels)
+        return super().generate(num, seed=seed, num_frames=num_frames)
+
+    # ---------------------------------------------------------------- config
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            observation_dim=self.observation_dim,
+            state_dim=self.state_dim,
+            num_dynamics=self.num_dynamics,
+            dynamics_units=self.dynamics_units,
+            base_filters=self.base_filters,
+            likelihood=self.likelihood,
+            transition_noise=self.transition_noise,
+            observation_noise=self.observation_noise,
+            initial_state_variance=self.initial_state_variance,
+        )
+        return config
