@@ -148,3 +148,23 @@ def test_train_then_eval_a_likelihood_model_with_dataset_options(capsys, tmp_pat
     report = json.loads((tmp_path / "e.json").read_text())
     assert report["data_options"] == {"num_balls": 1} and report["bound"] is True
     assert np.isfinite(report["bits_per_dim"]) and "upper bound" in text
+
+
+def test_train_hmm_on_a_user_npz_file_lowers_its_nll(capsys, tmp_path):
+    videos = vidgen_tf.data.make_videos("moving_square", 64, num_frames=6, height=8, width=8, channels=1, seed=3)
+    np.savez(tmp_path / "clips.npz", videos=videos)
+    held_out = vidgen_tf.data.make_videos("moving_square", 64, num_frames=6, height=8, width=8, channels=1, seed=4)
+    np.savez(tmp_path / "held_out.npz", videos=held_out)
+    out = tmp_path / "hmm"
+    common = ["--data", "npz", "--path", str(tmp_path / "clips.npz"), "--num-frames", "6", "--height", "8",
+              "--width", "8", "--channels", "1", "--batch-size", "16", "--out", str(out), "--quiet",
+              "--set", "num_states=4", "--lr", "0.05"]
+    nll = []
+    for steps in ("1", "30"):
+        code, text, err = run(capsys, "train", "hmm", *common, "--steps", steps)
+        assert code == 0, err
+        code, text, err = run(capsys, "eval", str(out), "--path", str(tmp_path / "held_out.npz"),
+                              "--num-videos", "64", "--json", str(tmp_path / "e.json"))
+        assert code == 0, err
+        nll.append(json.loads((tmp_path / "e.json").read_text())["nll_nats_per_video"])
+    assert nll[1] < nll[0] - 1.0, nll

@@ -17,22 +17,6 @@ def tiny(**overrides):
     return vidgen_tf.build("tgan", **{**TINY, **overrides})
 
 
-def _fresh_mirrored_strategy():
-    """A two-CPU MirroredStrategy whose collective-op keys no other strategy in the process shares.
-
-    Every MirroredStrategy numbers its collective ops (here: synchronised batch
-    norm) from the class attribute `_collective_key_base` ("only set this in
-    tests", TF's source); two strategies with the same base reuse keys, and
-    TF's cached collective parameters then reject the second one's shapes
-    ("Shape mismatch in the collective instance"). Moving the base before and
-    after keeps this strategy's keys apart from earlier and later ones.
-    """
-    tf.distribute.MirroredStrategy._collective_key_base += 1000
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-    tf.distribute.MirroredStrategy._collective_key_base += 1000
-    return strategy
-
-
 def _trainable(model):
     return sum(int(np.prod(v.shape)) for v in model.trainable_variables)
 
@@ -208,7 +192,7 @@ def test_other_losses_train(loss, penalty):
 
 @pytest.mark.large
 def test_clipping_under_mirrored_strategy_keeps_replicas_equal():
-    strategy = _fresh_mirrored_strategy()
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])  # keys moved by conftest
     with strategy.scope():
         model = tiny(clipping_interval=1)
         model.compile(seed=0, d_optimizer=keras.optimizers.SGD(10.0))

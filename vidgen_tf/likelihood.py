@@ -249,7 +249,7 @@ class LikelihoodModel(VideoModel):
         """Likelihood models generate with their own weights: no separate generator."""
         return None
 
-    def generate(self, num, seed=None, num_frames=None):
+    def generate(self, num, seed=None, num_frames=None, labels=None):
         """Generates `num` videos, float32 `(num, T, H, W, C)` in [-1, 1].
 
         Equals `generate_from_noise(sample_noise(num, [seed, 1], num_frames))`,
@@ -260,8 +260,12 @@ class LikelihoodModel(VideoModel):
             seed: int or None. The same seed gives the same videos.
             num_frames: int or None. Length of the videos; models with
                 `variable_length` make any length, others only `num_frames`.
+            labels: must be None: the likelihood models are unconditional. It
+                is accepted so that code written for any zoo model (callbacks,
+                the CLI) can pass it.
         """
         check_positive_int("num", num)
+        self.check_labels(labels)
         num_frames = self._check_num_frames(num_frames)
         if seed is None:
             seed = random.SystemRandom().randrange(2**31)
