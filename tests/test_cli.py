@@ -133,12 +133,16 @@ def test_eval_refuses_gans_and_unknown_datasets(capsys):
     assert code == 2 and "moving_sqare" in err and "moving_square" in err
 
 
-def test_train_then_eval_a_likelihood_model_with_dataset_options(capsys, tmp_path):
-    out = tmp_path / "vae"
-    code, text, err = run(capsys, "train", "video_vae", "--data", "bouncing_balls", "--data-option", "num_balls=1",
+@pytest.mark.parametrize("name,sets", [
+    ("video_vae", ["base_filters=4", "latent_dim=4"]),
+    ("kvae", ["base_filters=4", "dynamics_units=8", "likelihood=\"bernoulli\""]),
+])
+def test_train_then_eval_a_likelihood_model_with_dataset_options(capsys, tmp_path, name, sets):
+    out = tmp_path / name
+    code, text, err = run(capsys, "train", name, "--data", "bouncing_balls", "--data-option", "num_balls=1",
                           "--num-frames", "4", "--height", "16", "--width", "16", "--channels", "1",
                           "--batch-size", "4", "--steps", "2", "--out", str(out), "--quiet",
-                          "--set", "base_filters=4", "--set", "latent_dim=4")
+                          *[arg for value in sets for arg in ("--set", value)])
     assert code == 0, err
     assert "bits_per_dim" in text and "nll" in text
     metadata = json.loads((out / "metadata.json").read_text())
