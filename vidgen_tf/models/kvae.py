@@ -679,18 +679,6 @@ class KalmanVAE(LikelihoodModel):
         self.check_labels(labels)
         return self.decode(self.sample_observations(noise), training=training)
 
-    def generate(self, num, seed=None, num_frames=None, labels=None):
-        """`num` videos of `num_frames` (any length) sampled from the model, float32 in [-1, 1].
-
-        Args:
-            num: int. Number of videos.
-            seed: int or None. The same seed gives the same videos.
-            num_frames: int or None. Length; defaults to the training length.
-            labels: must be None (the model is unconditional).
-        """
-        self.check_labels(labels)
-        return super().generate(num, seed=seed, num_frames=num_frames)
-
     # ---------------------------------------------------------------- config
     def get_config(self):
         config = super().get_config()

@@ -380,18 +380,6 @@ class VideoVAE(LikelihoodModel):
         self.check_labels(labels)
         return self.decode(noise["latent"], training=training)
 
-    def generate(self, num, seed=None, num_frames=None, labels=None):
-        """Decoder means of `num` latents from the prior, float32 `(num, T, H, W, C)`.
-
-        Args:
-            num: int. Number of videos.
-            seed: int or None. The same seed gives the same videos.
-            num_frames: int or None. Must be None or `num_frames`.
-            labels: must be None (the model is unconditional).
-        """
-        self.check_labels(labels)
-        return super().generate(num, seed=seed, num_frames=num_frames)
-
     # ---------------------------------------------------------------- config
     def get_config(self):
         config = super().get_config()
