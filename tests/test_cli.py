@@ -172,3 +172,34 @@ def test_train_hmm_on_a_user_npz_file_lowers_its_nll(capsys, tmp_path):
         assert code == 0, err
         nll.append(json.loads((tmp_path / "e.json").read_text())["nll_nats_per_video"])
     assert nll[1] < nll[0] - 1.0, nll
+
+
+def test_a_diverging_run_stops_with_the_step_and_metric_and_writes_no_preset(capsys, tmp_path):
+    # A learning rate of 1000 sends the VAE's ELBO to infinity within two steps.
+    out = tmp_path / "vae"
+    code, text, err = run(capsys, "train", "video_vae", "--data", "moving_digits", "--num-frames", "4",
+                          "--height", "16", "--width", "16", "--channels", "1", "--batch-size", "4",
+                          "--steps", "6", "--lr", "1e3", "--out", str(out), "--quiet",
+                          "--set", "base_filters=4", "--set", "latent_dim=4")
+    assert code == 1
+    assert err.startswith("vidgen: error: Training diverged at step ") and " = inf" in err
+    assert not (out / "config.json").exists()
+
+
+def test_tensorboard_and_progress_output(capsys, tmp_path):
+    code, text, err = run(capsys, "train", "hmm", "--data", "moving_square", "--num-frames", "4", "--height", "8",
+                          "--width", "8", "--channels", "1", "--batch-size", "8", "--steps", "4",
+                          "--checkpoint-every", "2", "--sample-every", "2", "--set", "num_states=3",
+                          "--out", str(tmp_path / "hmm"), "--tensorboard", str(tmp_path / "tb"))
+    assert code == 0, err
+    assert "step 2/4 (50%)" in text and "steps/s" in text and "trained to step 4 in " in text
+    tags = set()
+    for path in (tmp_path / "tb" / "train").glob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            tags.update((value.tag, event.step) for value in event.summary.value)
+    assert {("nll", 1), ("bits_per_dim", 4), ("samples", 2), ("samples", 4)} <= tags
+    # --quiet silences the progress lines.
+    code, text, _ = run(capsys, "train", "hmm", "--data", "moving_square", "--num-frames", "4", "--height", "8",
+                        "--width", "8", "--channels", "1", "--batch-size", "8", "--steps", "2",
+                        "--set", "num_states=3", "--out", str(tmp_path / "hmm2"), "--quiet")
+    assert code == 0 and "steps/s" not in text

@@ -1,7 +1,6 @@
 """Keras callbacks for video models: samples, checkpoints, TensorBoard video, progress, divergence."""
 
 import logging
-import math
 import os
 import re
 import tempfile
@@ -337,7 +336,14 @@ class DivergenceGuard(keras.callbacks.Callback):
             value = np.asarray(value, dtype="float64")
             if not np.all(np.isfinite(value)):
                 self.model.stop_training = True
-                kept = f"; the last good checkpoint is kept in {self.checkpoint_dir}" if self.checkpoint_dir else ""
                 raise TrainingDivergedError(
-                    f"Training diverged at step {self.step}: {name} = {value.tolist()}{kept}."
+                    f"Training diverged at step {self.step}: {name} = {value.tolist()}{self._kept()}."
                 )
+
+    def _kept(self):
+        if self.checkpoint_dir is None:
+            return ""
+        saved = StepCheckpoint(self.checkpoint_dir).checkpoints()
+        if not saved:
+            return f"; no checkpoint had been written yet in {self.checkpoint_dir}"
+        return f"; the last good checkpoint (step {saved[-1][0]}) is kept in {self.checkpoint_dir}"

@@ -248,8 +248,18 @@ def _train(args, strategy):
         dataset = distribute.shard_dataset(dataset)
         samples = vcallbacks.SampleWriter(location.path / "samples", args.sample_every, num=args.num_samples,
                                           seed=args.seed, initial_step=start_step)
-        # Training callbacks, in order; the checkpoint comes first so later ones see a saved state.
-        callbacks = [checkpoint, samples, vcallbacks.StopAtStep(args.steps, start_step)]
+        # Training callbacks, in order: the divergence guard first, so a NaN
+        # step raises before anything else sees it (the checkpoints on disk
+        # stay the last good ones); then the checkpoint, so later ones see a
+        # saved state.
+        callbacks = [vcallbacks.DivergenceGuard(start_step, checkpoint_dir=out / "checkpoints"), checkpoint, samples,
+                     vcallbacks.StopAtStep(args.steps, start_step)]
+        if args.tensorboard:
+            log_dir = Path(args.tensorboard) if location.chief else location.path / "tensorboard"
+            callbacks.append(vcallbacks.VideoSummary(log_dir, args.sample_every, num=args.num_samples,
+                                                     seed=args.seed, initial_step=start_step))
+        if location.chief and not args.quiet:
+            callbacks.append(vcallbacks.ProgressPrinter(args.steps, start_step))
         history = None
         replicas = strategy.num_replicas_in_sync
         where = f" on {replicas} replicas ({args.strategy})" if args.strategy != "default" else ""
@@ -461,6 +471,9 @@ def build_parser():
                    help="TensorFlow op determinism and initial weights seeded by --seed: a run repeats exactly")
     p.add_argument("--final-weights", metavar="PATH",
                    help="also write the final training state (model.save_weights) to PATH, on every worker")
+    p.add_argument("--tensorboard", metavar="DIR",
+                   help="write metrics every step and animated sample videos every --sample-every steps "
+                        "(and at the end) for TensorBoard")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_train)
 
@@ -509,8 +522,13 @@ def main(argv=None):
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     parser = build_parser()
     args = parser.parse_args(argv)
+    from vidgen_tf.callbacks import TrainingDivergedError
+
     try:
         return args.func(args) or 0
+    except TrainingDivergedError as error:
+        print(f"vidgen: error: {error}", file=sys.stderr)
+        return 1
     except (UsageError, KeyError, ValueError, FileNotFoundError, FileExistsError, TypeError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"vidgen: error: {message}", file=sys.stderr)
