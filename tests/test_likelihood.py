@@ -190,3 +190,21 @@ def test_preset_model_is_an_uncompiled_copy_of_the_weights():
         np.testing.assert_array_equal(a, b)
     videos = eight_bit_videos(2, seed=3)
     np.testing.assert_allclose(copy.log_prob(videos).numpy(), model.log_prob(videos).numpy())
+
+
+def test_xla_is_on_by_default_where_it_was_measured_faster_and_only_on_one_replica():
+    import vidgen_tf
+
+    small = dict(num_frames=4, height=8, width=8, channels=1)
+    hmm = vidgen_tf.build("hmm", num_states=2, **small)
+    hmm.compile()
+    assert hmm.jit_compile is True
+    hmm.compile(jit_compile=False)
+    assert hmm.jit_compile is False
+    vae = vidgen_tf.build("video_vae", base_filters=4, latent_dim=4, **small)
+    vae.compile()
+    assert vae.jit_compile is False
+    with tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]).scope():
+        mirrored = vidgen_tf.build("hmm", num_states=2, **small)
+        mirrored.compile()
+    assert mirrored.jit_compile is False

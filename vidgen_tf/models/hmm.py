@@ -153,6 +153,7 @@ class VideoHMM(LikelihoodModel):
     """
 
     variable_length = True
+    xla_by_default = True  # measured: see LikelihoodModel.xla_by_default
 
     def __init__(
         self,

@@ -240,6 +240,7 @@ class KalmanVAE(LikelihoodModel):
 
     log_prob_is_bound = True
     variable_length = True
+    xla_by_default = True  # measured: see LikelihoodModel.xla_by_default
 
     def __init__(
         self,
