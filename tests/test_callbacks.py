@@ -69,6 +69,10 @@ def test_video_summary_writes_metrics_and_animated_gifs(tmp_path):
     assert value.metadata.plugin_data.plugin_name == "images"
     width, height, gif = tf.make_ndarray(value.tensor)
     assert gif[:6] == b"GIF89a"
+    # TensorBoard's image dashboard serves these bytes as image/gif, which browsers animate.
+    from tensorboard.util import img_mime_type_detector
+
+    assert img_mime_type_detector.from_bytes(gif) == "image/gif"
     grid = vidgen_tf.video_io.read_video(_write(tmp_path / "s.gif", gif))
     assert grid.shape[0] == 4 and (int(width), int(height)) == (grid.shape[2], grid.shape[1])
 
