@@ -107,3 +107,9 @@ def check_exports(model, tmp_path):
     assert report["num_checks"] >= 8
     assert report["max_abs_diff_float"] <= 1e-4 and report["max_abs_diff_uint8"] <= 1
     return report
+
+
+def video_statistics(videos):
+    """`(mean intensity, mean frame-difference energy)` of videos `(B, T, H, W, C)`: what the learns tests compare."""
+    videos = np.asarray(videos, dtype=np.float64)
+    return videos.mean(), np.square(np.diff(videos, axis=1)).mean()

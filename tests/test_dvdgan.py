@@ -166,13 +166,6 @@ def test_conditional_exports_take_labels(tmp_path):
     assert inputs["frame_noise"].shape.as_list() == [None, None, 4]
 
 
-def _video_statistics(videos):
-    videos = np.asarray(videos, dtype=np.float64)
-    intensity = videos.mean()
-    motion = np.square(np.diff(videos, axis=1)).mean()  # frame-difference energy
-    return intensity, motion
-
-
 @pytest.mark.large
 def test_learns_a_moving_square():
     """One square moving 2 pixels per frame (16x16, 4 frames). 2 pixels rather than
@@ -190,15 +183,15 @@ def test_learns_a_moving_square():
                             frame_noise_dim=4, spatial_frames=2, generator_width=16, discriminator_width=16)
     options = dict(num_frames=4, height=16, width=16, channels=1, speed=2)
     real = next(iter(vidgen_tf.data.load("moving_square", batch_size=64, seed=1, **options))).numpy()
-    real_intensity, real_motion = _video_statistics(real)
-    before_intensity, before_motion = _video_statistics(model.generate(64, seed=0))
+    real_intensity, real_motion = harness.video_statistics(real)
+    before_intensity, before_motion = harness.video_statistics(model.generate(64, seed=0))
     assert abs(before_intensity - real_intensity) > 0.5 and before_motion < 0.1 * real_motion
 
     model.compile(seed=0, g_optimizer=keras.optimizers.Adam(1e-3, beta_1=0.5),
                   d_optimizer=keras.optimizers.Adam(1e-3, beta_1=0.5))
     model.fit(vidgen_tf.data.load("moving_square", batch_size=16, seed=0, **options),
               steps_per_epoch=500, epochs=1, verbose=0)
-    intensity, motion = _video_statistics(model.generate(64, seed=0))
+    intensity, motion = harness.video_statistics(model.generate(64, seed=0))
     assert abs(intensity - real_intensity) < 0.12 and abs(motion - real_motion) < 0.5 * real_motion, (
         f"intensity {intensity:.3f} vs data {real_intensity:.3f}; "
         f"frame-difference energy {motion:.4f} vs data {real_motion:.4f}"

@@ -88,13 +88,6 @@ def test_conditional_exports_take_labels(tmp_path):
     assert set(inputs) == {"content", "motion_noise", "motion_init", "label"}
 
 
-def _video_statistics(videos):
-    videos = np.asarray(videos, dtype=np.float64)
-    intensity = videos.mean(axis=(2, 3, 4))  # (B, T)
-    motion = np.square(np.diff(videos, axis=1)).mean(axis=(2, 3, 4))  # (B, T-1)
-    return intensity.mean(), motion.mean()
-
-
 @pytest.mark.large
 def test_learns_a_moving_square():
     """Trained on one square moving along a path (8x8, 8 frames, 100 batches
@@ -115,10 +108,10 @@ def test_learns_a_moving_square():
                   d_optimizer=keras.optimizers.Adam(5e-4, beta_1=0.5))
     square = dict(num_frames=8, height=8, width=8, channels=1)
     real = next(iter(vidgen_tf.data.load("moving_square", batch_size=64, seed=1, **square))).numpy()
-    real_intensity, real_motion = _video_statistics(real)
+    real_intensity, real_motion = harness.video_statistics(real)
 
     def learned(videos):
-        intensity, motion = _video_statistics(videos)
+        intensity, motion = harness.video_statistics(videos)
         return abs(intensity - real_intensity) < 0.25 and motion > 0.15 * real_motion, (intensity, motion)
 
     untrained_ok, untrained = learned(model.generate(64, seed=0))

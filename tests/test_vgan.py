@@ -183,13 +183,6 @@ def test_fit_under_mirrored_strategy():
     assert np.isfinite(history.history["g_loss"][-1])
 
 
-def _video_statistics(videos):
-    videos = np.asarray(videos, dtype=np.float64)
-    intensity = videos.mean()
-    motion = np.square(np.diff(videos, axis=1)).mean()  # frame-difference energy
-    return intensity, motion
-
-
 @pytest.mark.large
 def test_learns_a_moving_square():
     """One training run on a 2x2 square moving one pixel per frame in 8x8 frames,
@@ -211,14 +204,14 @@ def test_learns_a_moving_square():
                   d_optimizer=keras.optimizers.Adam(5e-4, beta_1=0.5))
     real = next(iter(vidgen_tf.data.load("moving_square", num_frames=8, height=8, width=8,
                                          channels=1, batch_size=64, seed=1))).numpy()
-    real_intensity, real_motion = _video_statistics(real)
-    intensity, motion = _video_statistics(model.generate(64, seed=0))
+    real_intensity, real_motion = harness.video_statistics(real)
+    intensity, motion = harness.video_statistics(model.generate(64, seed=0))
     assert abs(intensity - real_intensity) > 0.5 and motion < 0.1 * real_motion, (intensity, motion)
 
     data = vidgen_tf.data.load("moving_square", num_frames=8, height=8, width=8, channels=1,
                                batch_size=16, seed=0)
     model.fit(data, steps_per_epoch=360, epochs=1, verbose=0)
-    intensity, motion = _video_statistics(model.generate(64, seed=0))
+    intensity, motion = harness.video_statistics(model.generate(64, seed=0))
     assert abs(intensity - real_intensity) < 0.25 and real_motion / 3 < motion < 3 * real_motion, (
         f"intensity {intensity:.3f} vs data {real_intensity:.3f}; "
         f"frame-difference energy {motion:.4f} vs data {real_motion:.4f}"
