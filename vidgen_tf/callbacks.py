@@ -208,7 +208,7 @@ class VideoSummary(keras.callbacks.Callback):
             for name, value in (logs or {}).items():
                 value = np.asarray(value)
                 if value.size == 1:
-                    tf.summary.scalar(name, float(value), step=self.step)
+                    tf.summary.scalar(name, float(value))
         if self.every_steps and self.step % self.every_steps == 0:
             self.write_video()
 
@@ -234,7 +234,7 @@ class VideoSummary(keras.callbacks.Callback):
             converted_to_tensor=True,
         )
         with self.writer.as_default(step=self.step):
-            tf.summary.write("samples", tensor, step=self.step, metadata=summary_metadata.SerializeToString())
+            tf.summary.write("samples", tensor, metadata=summary_metadata.SerializeToString())
         self.writer.flush()
         self._last_video_step = self.step
 

@@ -31,24 +31,20 @@ def _parse_value(text):
         return text
 
 
-def _parse_sets(pairs):
-    config = {}
+def _parse_pairs(pairs, flag):
+    """`{key: value}` from repeated `flag key=value` arguments (values parsed as JSON when they can be)."""
+    parsed = {}
     for pair in pairs or []:
         if "=" not in pair:
-            raise UsageError(f"--set expects key=value, got '{pair}'.")
+            raise UsageError(f"{flag} expects key=value, got '{pair}'.")
         key, value = pair.split("=", 1)
-        config[key.strip().replace("-", "_")] = _parse_value(value)
-    return config
+        parsed[key.strip().replace("-", "_")] = _parse_value(value)
+    return parsed
 
 
 def _data_options(args):
     """Dataset options from `--data-option key=value` (e.g. num_balls=1) and `--path`."""
-    options = {}
-    for pair in getattr(args, "data_option", None) or []:
-        if "=" not in pair:
-            raise UsageError(f"--data-option expects key=value, got '{pair}'.")
-        key, value = pair.split("=", 1)
-        options[key.strip().replace("-", "_")] = _parse_value(value)
+    options = _parse_pairs(getattr(args, "data_option", None), "--data-option")
     if getattr(args, "path", None):
         options["path"] = args.path
     return options
@@ -215,7 +211,7 @@ def _train(args, strategy):
     checkpoint_every = args.checkpoint_every or min(args.steps, 100)
     if checkpoint_every < 1:
         raise UsageError(f"--checkpoint-every must be >= 1, got {checkpoint_every}.")
-    overrides = {**_geometry(args), **_parse_sets(args.set)}
+    overrides = {**_geometry(args), **_parse_pairs(args.set, "--set")}
     model_name, config, weights = _resolve_model(args.model, overrides)
     out = Path(args.out or f"runs/{model_name}")
     # Only the chief writes into `out`; other workers of a cluster write the
@@ -277,7 +273,7 @@ def _train(args, strategy):
                 callbacks=callbacks,
                 verbose=0 if args.quiet or not location.chief else 1 if sys.stdout.isatty() else 2,
             )
-        data_options = {k: v for k, v in _data_options(args).items() if k != "path"}
+        data_options = _parse_pairs(args.data_option, "--data-option")
         extra = {"data_options": data_options} if data_options else {}
         if args.precision != "float32":
             extra["precision"] = args.precision
@@ -334,7 +330,7 @@ def cmd_eval(args):
         raise UsageError(
             f"vidgen eval scores likelihood models; {model.registered_name} is a GAN and has no likelihood."
         )
-    metadata = presets.load_preset_config(presets.resolve_preset(args.preset))[2]
+    metadata = presets.load_preset_config(args.preset)[2]
     name = args.data or metadata.get("dataset")
     if name is None:
         raise UsageError(f"the preset {args.preset} does not say what it was trained on: give --data.")
