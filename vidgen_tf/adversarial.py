@@ -19,41 +19,7 @@ import tensorflow as tf
 
 from vidgen_tf import losses as gan_losses
 from vidgen_tf.base import VideoModel, check_positive_int
-
-
-def _replica_slice(tensor, local_batch):
-    """This replica's rows of a tensor drawn for the global batch."""
-    context = tf.distribute.get_replica_context()
-    if context is None or context.num_replicas_in_sync == 1:
-        return tensor
-    start = tf.cast(context.replica_id_in_sync_group, tf.int32) * local_batch
-    return tensor[start : start + local_batch]
-
-
-def _num_replicas():
-    context = tf.distribute.get_replica_context()
-    return 1 if context is None else context.num_replicas_in_sync
-
-
-def global_uniform_ints(seed, local_batch, maxval):
-    """Per-example random ints in [0, maxval) `(B,)`, drawn for the global batch.
-
-    Every replica draws the same global vector and keeps its rows, so N
-    replicas make the same choices as one device with the whole batch.
-    """
-    global_batch = local_batch * _num_replicas()
-    draws = tf.random.stateless_uniform(
-        [global_batch], tf.cast(seed, tf.int64), maxval=tf.cast(maxval, tf.int32), dtype=tf.int32
-    )
-    return _replica_slice(draws, local_batch)
-
-
-def _fold_seed(seed, *values):
-    """A new stateless seed (shape [2], int64) from `seed` and integers."""
-    seed = tf.cast(seed, tf.int64)
-    for value in values:
-        seed = tf.random.experimental.stateless_fold_in(seed, tf.cast(value, tf.int64))
-    return seed
+from vidgen_tf.distribute import fold_seed, global_uniform_ints, num_replicas, replica_slice
 
 
 class AdversarialModel(VideoModel):
@@ -244,12 +210,12 @@ class AdversarialModel(VideoModel):
 
     def _global_draws(self, local_batch, seed):
         """Noise and fake labels for the global batch, sliced to this replica."""
-        global_batch = local_batch * _num_replicas()
-        noise = self.sample_noise(global_batch, _fold_seed(seed, 0))
-        noise = {k: _replica_slice(v, local_batch) for k, v in noise.items()}
+        global_batch = local_batch * num_replicas()
+        noise = self.sample_noise(global_batch, fold_seed(seed, 0))
+        noise = {k: replica_slice(v, local_batch) for k, v in noise.items()}
         labels = None
         if self.num_classes:
-            labels = global_uniform_ints(_fold_seed(seed, 1), local_batch, self.num_classes)
+            labels = global_uniform_ints(fold_seed(seed, 1), local_batch, self.num_classes)
         return noise, labels
 
     def _average(self, per_example, global_batch):
@@ -258,7 +224,7 @@ class AdversarialModel(VideoModel):
     def _discriminator_loss(self, real, real_labels, noise, fake_labels, seed, global_batch):
         fake = self.generate_from_noise(noise, fake_labels, training=True)
         fake = tf.stop_gradient(tf.cast(fake, tf.float32))
-        view_seed = _fold_seed(seed, 2)
+        view_seed = fold_seed(seed, 2)
         real_out = self.discriminate(real, real_labels, view_seed, training=True)
         fake_out = self.discriminate(fake, fake_labels, view_seed, training=True)
         per_example = 0.0
@@ -275,7 +241,7 @@ class AdversarialModel(VideoModel):
                 )
                 terms["class_loss"] = terms.get("class_loss", 0.0) + class_loss
                 per_example += self.class_weight * class_loss
-        penalties = self.penalties(real, fake, real_labels, fake_labels, _fold_seed(seed, 3))
+        penalties = self.penalties(real, fake, real_labels, fake_labels, fold_seed(seed, 3))
         for name, value in penalties.items():
             terms[name] = value
         per_example += sum(
@@ -295,8 +261,8 @@ class AdversarialModel(VideoModel):
             # Drawn for the global batch and sliced, like the noise, so N replicas
             # interpolate exactly as one device would.
             local_batch = tf.shape(real)[0]
-            alpha = gan_losses.interpolation_weights(local_batch * _num_replicas(), seed)
-            alpha = _replica_slice(alpha, local_batch)
+            alpha = gan_losses.interpolation_weights(local_batch * num_replicas(), seed)
+            alpha = replica_slice(alpha, local_batch)
             result["gradient_penalty"] = self._penalty_over_views(
                 lambda critic, r, f: gan_losses.gradient_penalty(critic, r, f, alpha),
                 real, fake, real_labels, fake_labels, seed,
@@ -310,8 +276,8 @@ class AdversarialModel(VideoModel):
 
     def _penalty_over_views(self, penalty, real, fake, real_labels, fake_labels, seed):
         """Applies `penalty` to each discriminator on the input it sees."""
-        real_views = self.discriminator_views(real, _fold_seed(seed, 7))
-        fake_views = self.discriminator_views(fake, _fold_seed(seed, 7))
+        real_views = self.discriminator_views(real, fold_seed(seed, 7))
+        fake_views = self.discriminator_views(fake, fold_seed(seed, 7))
         total = 0.0
         for name, model in self.discriminators.items():
             labels = real_labels
@@ -342,7 +308,7 @@ class AdversarialModel(VideoModel):
     def _generator_loss(self, noise, fake_labels, seed, global_batch):
         fake = self.generate_from_noise(noise, fake_labels, training=True)
         fake = tf.cast(fake, tf.float32)
-        fake_out = self.discriminate(fake, fake_labels, _fold_seed(seed, 2), training=True)
+        fake_out = self.discriminate(fake, fake_labels, fold_seed(seed, 2), training=True)
         per_example = 0.0
         for name in self.discriminators:
             fake_logits, fake_classes = fake_out[name]
@@ -363,13 +329,13 @@ class AdversarialModel(VideoModel):
             raise RuntimeError(f"Call {type(self).__name__}.compile() before fit().")
         real, real_labels = self._unpack(data)
         local_batch = tf.shape(real)[0]
-        replicas = _num_replicas()
+        replicas = num_replicas()
         global_batch = local_batch * replicas
-        step_seed = _fold_seed(tf.constant([self.training_seed, 0], tf.int64), self.noise_step)
+        step_seed = fold_seed(tf.constant([self.training_seed, 0], tf.int64), self.noise_step)
 
         d_vars = self.discriminator_trainable_variables
         for i in range(self.n_critic):
-            seed = _fold_seed(step_seed, i + 1)
+            seed = fold_seed(step_seed, i + 1)
             noise, fake_labels = self._global_draws(local_batch, seed)
             with tf.GradientTape() as tape:
                 d_loss, terms = self._discriminator_loss(
@@ -380,7 +346,7 @@ class AdversarialModel(VideoModel):
             self.d_optimizer.apply(grads, d_vars)
             self.after_discriminator_update()
 
-        seed = _fold_seed(step_seed, 0)
+        seed = fold_seed(step_seed, 0)
         noise, fake_labels = self._global_draws(local_batch, seed)
         g_vars = self.generator.trainable_variables
         with tf.GradientTape() as tape:

@@ -49,6 +49,49 @@ logger = logging.getLogger(__name__)
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 
 
+# ------------------------------------------------------- per-replica noise
+# Every replica draws the noise of the whole global batch from the same
+# stateless seed and keeps its own rows, so N replicas see exactly the noise
+# one device would (a SeedGenerator gives every replica the same draws).
+
+
+def replica_slice(tensor, local_batch):
+    """This replica's rows of a tensor drawn for the global batch."""
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return tensor
+    start = tf.cast(context.replica_id_in_sync_group, tf.int32) * local_batch
+    return tensor[start : start + local_batch]
+
+
+def num_replicas():
+    """Replicas in sync in the current replica context (1 outside a strategy)."""
+    context = tf.distribute.get_replica_context()
+    return 1 if context is None else context.num_replicas_in_sync
+
+
+def global_uniform_ints(seed, local_batch, maxval):
+    """Per-example random ints in [0, maxval) `(B,)`, drawn for the global batch.
+
+    Every replica draws the same global vector and keeps its rows, so N
+    replicas make the same choices as one device with the whole batch.
+    """
+    global_batch = local_batch * num_replicas()
+    draws = tf.random.stateless_uniform(
+        [global_batch], tf.cast(seed, tf.int64), maxval=tf.cast(maxval, tf.int32), dtype=tf.int32
+    )
+    return replica_slice(draws, local_batch)
+
+
+def fold_seed(seed, *values):
+    """A new stateless seed (shape [2], int64) from `seed` and integers."""
+    seed = tf.cast(seed, tf.int64)
+    for value in values:
+        seed = tf.random.experimental.stateless_fold_in(seed, tf.cast(value, tf.int64))
+    return seed
+
+
+# ------------------------------------------------------------ strategies
 def get_strategy(name, devices=None, tpu=None):
     """A `tf.distribute.Strategy` from its name.
 

@@ -39,7 +39,7 @@ import random
 import keras
 import tensorflow as tf
 
-from vidgen_tf.adversarial import _fold_seed, _num_replicas, _replica_slice
+from vidgen_tf.distribute import fold_seed, num_replicas, replica_slice
 from vidgen_tf.base import VideoModel, check_positive_int
 
 # The change of variables from [-1, 1] space to 8-bit units, in bits per dimension.
@@ -208,9 +208,9 @@ class LikelihoodModel(VideoModel):
         if not getattr(self, "dequantize", False):
             return videos
         local_batch = tf.shape(videos)[0]
-        shape = tf.concat([[local_batch * _num_replicas()], tf.shape(videos)[1:]], axis=0)
+        shape = tf.concat([[local_batch * num_replicas()], tf.shape(videos)[1:]], axis=0)
         noise = tf.random.stateless_uniform(shape, seed)
-        return videos + _replica_slice(noise, local_batch) / 127.5
+        return videos + replica_slice(noise, local_batch) / 127.5
 
     def _update_trackers(self, nll, num_frames):
         # Per-example values: the Mean trackers then hold the mean over every
@@ -224,8 +224,8 @@ class LikelihoodModel(VideoModel):
             raise RuntimeError(f"Call {type(self).__name__}.compile() before fit().")
         videos = self._unpack(data)  # (B, T, H, W, C)
         local_batch = tf.shape(videos)[0]
-        global_batch = local_batch * _num_replicas()
-        step_seed = _fold_seed(tf.constant([self.training_seed, 0], tf.int64), self.noise_step)
+        global_batch = local_batch * num_replicas()
+        step_seed = fold_seed(tf.constant([self.training_seed, 0], tf.int64), self.noise_step)
         videos = self._dequantize(videos, step_seed)
 
         variables = self.trainable_variables
@@ -249,7 +249,7 @@ class LikelihoodModel(VideoModel):
         # depends on the training step only, so one `evaluate` scores every
         # batch with the same noise pattern and repeated evaluations agree.
         videos = self._dequantize(
-            videos, _fold_seed(tf.constant([self.training_seed, 1], tf.int64), self.noise_step)
+            videos, fold_seed(tf.constant([self.training_seed, 1], tf.int64), self.noise_step)
         )
         nll = -tf.cast(self.log_prob(videos, training=False), tf.float32)
         return self._update_trackers(nll, tf.shape(videos)[1])

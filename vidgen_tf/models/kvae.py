@@ -51,7 +51,7 @@ import keras
 import tensorflow as tf
 from keras import layers
 
-from vidgen_tf.adversarial import _fold_seed, _num_replicas, _replica_slice
+from vidgen_tf.distribute import fold_seed, num_replicas, replica_slice
 from vidgen_tf.base import check_positive_int
 from vidgen_tf.layers import doubling_stages
 from vidgen_tf.likelihood import LikelihoodModel
@@ -511,14 +511,14 @@ class KalmanVAE(LikelihoodModel):
             if training:
                 # A fresh stream per step (fold 2: never the dequantisation's).
                 start = tf.constant([getattr(self, "training_seed", 0), 2], tf.int64)
-                seed = _fold_seed(start, self.noise_step)
+                seed = fold_seed(start, self.noise_step)
             else:
                 seed = tf.constant(INFERENCE_SEED, tf.int64)
         # Drawn for the global batch and sliced, so N replicas see one device's noise.
         noise = tf.random.stateless_normal(
-            tf.stack([local_batch * _num_replicas(), steps, self.observation_dim]), tf.cast(seed, tf.int64)
+            tf.stack([local_batch * num_replicas(), steps, self.observation_dim]), tf.cast(seed, tf.int64)
         )
-        return _replica_slice(noise, local_batch)
+        return replica_slice(noise, local_batch)
 
     def elbo_terms(self, videos, training=False, seed=None):
         """The three terms of the ELBO, each float32 `(B,)` in nats per video.

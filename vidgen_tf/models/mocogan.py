@@ -21,7 +21,8 @@ import keras
 import tensorflow as tf
 from keras import layers, ops
 
-from vidgen_tf.adversarial import AdversarialModel, global_uniform_ints
+from vidgen_tf.adversarial import AdversarialModel
+from vidgen_tf.distribute import global_uniform_ints
 from vidgen_tf.base import check_positive_int
 from vidgen_tf.layers import Conv3D, doubling_stages
 from vidgen_tf.registry import register
