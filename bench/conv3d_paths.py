@@ -1,33 +1,70 @@
-"""Native vs fast-path 3-D convolutions on this CPU, forward + backward, side by side.
+"""Native vs stride-1 3-D convolutions on this CPU, forward + backward, for every strided shape the zoo uses.
 
-    python bench/conv3d_paths.py [--json bench/results/conv3d_paths.json]
+    python bench/conv3d_paths.py [--batch 8] [--repeats 3] [--models mocogan,vgan]
+                                 [--list] [--json bench/results/conv3d_paths.json]
 
-Prints, per case, milliseconds per forward+backward pass of Keras's layer and
-of vidgen_tf.layers' stride-1 path (same weights), their ratio, and which path
-the automatic rule of `vidgen_tf.layers.conv3d` picks.
+The cases are not a hand-kept list: every registered model is built at its
+paper setting (the class defaults) and at its zoo preset's setting, run once
+on a batch of one, and every strided `vidgen_tf.layers.Conv3D` /
+`Conv3DTranspose` call is recorded with its input shape, filters, kernel,
+strides and padding. Each distinct case is then timed, forward and backward
+(gradients of the input and the kernel, as a training step needs them), with
+Keras's layer and with the stride-1 path on the same weights, at `--batch`
+clips. Prints milliseconds per pass of both, their ratio, which path is
+faster, and which path the automatic rule of `vidgen_tf.layers.conv3d` picks;
+`tests/test_conv3d.py` holds the rule to the measured cases.
 """
 
 import argparse
-import json
 import os
 import time
-from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+import vidgen_tf  # noqa: E402
 from vidgen_tf.layers import conv3d  # noqa: E402
 
-CASES = [
-    # (name, layer kind, input shape, filters, strides)
-    ("video D layer 1 (16x64x64x3 -> 64)", "conv", (4, 16, 64, 64, 3), 64, (1, 2, 2)),
-    ("video D layer 3 (16x16x16x128 -> 256)", "conv", (4, 16, 16, 16, 128), 256, (1, 2, 2)),
-    ("small D (8x16x16x16 -> 32)", "conv", (16, 8, 16, 16, 16), 32, (1, 2, 2)),
-    ("VGAN-style up (4x8x8x64 -> 32)", "transpose", (4, 4, 8, 8, 64), 32, (2, 2, 2)),
-    ("VGAN-style up (8x16x16x32 -> 16)", "transpose", (4, 8, 16, 16, 32), 16, (2, 2, 2)),
-]
+from _common import model_names, small_config, write_json  # noqa: E402
+
+
+def _exercise(model):
+    """Runs every network of a model once on a batch of one."""
+    if hasattr(model, "discriminators"):
+        noise = model.sample_noise(1, tf.constant([0, 0], tf.int64))
+        labels = tf.zeros([1], tf.int32) if model.num_classes else None
+        videos = model.generate_from_noise(noise, labels)
+        model.discriminate(tf.cast(videos, tf.float32), labels, tf.constant([0, 0], tf.int64))
+    else:
+        videos = tf.zeros((1, model.num_frames, model.height, model.width, model.channels))
+        model.log_prob(videos)
+        model.generate(1, seed=0)
+
+
+def collect_cases(names):
+    """`{case: [model settings using it]}` of every strided 3-D convolution the zoo runs."""
+    cases = {}
+    original = conv3d._use_fast_path
+
+    def recording(layer, inputs):
+        if any(s != 1 for s in layer.strides):
+            kind = "transpose" if isinstance(layer, keras.layers.Conv3DTranspose) else "conv"
+            case = (kind, tuple(int(d) for d in inputs.shape[1:]), int(layer.filters),
+                    tuple(layer.kernel_size), tuple(layer.strides), layer.padding)
+            cases.setdefault(case, set()).add(current)
+        return original(layer, inputs)
+
+    conv3d._use_fast_path = recording
+    try:
+        for name in names:
+            for setting, config in (("paper", {}), ("preset", small_config(name))):
+                current = f"{name} {setting}"
+                _exercise(vidgen_tf.build(name, **config))
+    finally:
+        conv3d._use_fast_path = original
+    return cases
 
 
 def time_pass(layer, x, repeats):
@@ -39,38 +76,67 @@ def time_pass(layer, x, repeats):
         return tape.gradient(loss, [x] + layer.trainable_variables)
 
     step()
-    start = time.perf_counter()
+    best = float("inf")
     for _ in range(repeats):
+        start = time.perf_counter()
         step()
-    return (time.perf_counter() - start) / repeats * 1000
+        best = min(best, time.perf_counter() - start)
+    return best * 1000
+
+
+def describe(case):
+    kind, shape, filters, kernel, strides, padding = case
+    t, h, w, c = shape
+    stride = "x".join(map(str, strides))
+    return f"{kind} {t}x{h}x{w}x{c}->{filters} s{stride} k{kernel[0]} {padding}"
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=8, help="clips per pass (default 8)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed passes per path; the best counts (default 3)")
+    parser.add_argument("--models", default="", help="comma-separated model names (default: every registered model)")
+    parser.add_argument("--list", action="store_true", help="only list the cases and the rule's choice, time nothing")
     parser.add_argument("--json", default="bench/results/conv3d_paths.json")
     args = parser.parse_args()
+    names = model_names([n for n in args.models.split(",") if n])
+    cases = collect_cases(names)
+    if args.list:
+        for case in sorted(cases, key=lambda c: (c[0], -c[1][1], c[1])):
+            kind, shape, filters, kernel, strides, padding = case
+            layer = (conv3d.Conv3D if kind == "conv" else conv3d.Conv3DTranspose)(filters, kernel, strides=strides,
+                                                                                   padding=padding)
+            picks = "stride-1" if conv3d._use_fast_path(layer, tf.zeros((1, *shape))) else "native"
+            print(f"{describe(case):<42} {picks:>9}  {', '.join(sorted(cases[case]))}")
+        return
     rows = []
-    print(f"{'case':<40} {'keras ms':>10} {'stride-1 ms':>12} {'speed-up':>9} {'rule picks':>11}")
-    for name, kind, shape, filters, strides in CASES:
+    print(f"{len(cases)} strided 3-D convolution shapes in {', '.join(names)}; batch {args.batch}, "
+          f"best of {args.repeats}, forward + backward, ms")
+    print(f"{'case':<42} {'keras':>9} {'stride-1':>9} {'speed-up':>9} {'faster':>9} {'rule':>9}  used by")
+    for case in sorted(cases, key=lambda c: (c[0], -c[1][1], c[1])):
+        kind, shape, filters, kernel, strides, padding = case
         native_cls, fast_cls = (
             (keras.layers.Conv3D, conv3d.Conv3D) if kind == "conv" else (keras.layers.Conv3DTranspose, conv3d.Conv3DTranspose)
         )
-        native = native_cls(filters, 4, strides=strides, padding="same")
-        fast = fast_cls(filters, 4, strides=strides, padding="same", fast_path=True)
-        native.build(shape)
-        fast.build(shape)
+        batch_shape = (args.batch, *shape)
+        native = native_cls(filters, kernel, strides=strides, padding=padding)
+        fast = fast_cls(filters, kernel, strides=strides, padding=padding, fast_path=True)
+        native.build(batch_shape)
+        fast.build(batch_shape)
         fast.set_weights(native.get_weights())
-        x = tf.random.normal(shape)
+        x = tf.random.normal(batch_shape)
         native_ms, fast_ms = time_pass(native, x, args.repeats), time_pass(fast, x, args.repeats)
-        auto = fast_cls(filters, 4, strides=strides, padding="same")
+        auto = fast_cls(filters, kernel, strides=strides, padding=padding)
         picks = "stride-1" if conv3d._use_fast_path(auto, x) else "native"
-        rows.append({"case": name, "keras_ms": native_ms, "stride1_ms": fast_ms,
-                     "speedup": native_ms / fast_ms, "rule_picks": picks})
-        print(f"{name:<40} {native_ms:>10.1f} {fast_ms:>12.1f} {native_ms / fast_ms:>8.1f}x {picks:>11}", flush=True)
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps({"tensorflow": tf.__version__, "rows": rows}, indent=2))
-    print(f"wrote {args.json}")
+        faster = "stride-1" if fast_ms < native_ms else "native"
+        users = sorted(cases[case])
+        rows.append({"case": describe(case), "kind": kind, "input_shape": list(shape), "filters": filters,
+                     "kernel": list(kernel), "strides": list(strides), "padding": padding,
+                     "keras_ms": native_ms, "stride1_ms": fast_ms, "speedup": native_ms / fast_ms,
+                     "faster": faster, "rule_picks": picks, "used_by": users})
+        print(f"{describe(case):<42} {native_ms:>9.1f} {fast_ms:>9.1f} {native_ms / fast_ms:>8.2f}x {faster:>9} "
+              f"{picks:>9}  {', '.join(users)}", flush=True)
+    write_json(args.json, rows, batch=args.batch, repeats=args.repeats)
 
 
 if __name__ == "__main__":
