@@ -9,6 +9,11 @@ on them.
 - `frechet_distance`: the Frechet distance of two Gaussians (FID / FVD).
 - `polynomial_mmd`: the unbiased polynomial-kernel MMD estimator (KID / KVD).
 - `inception_score`: the Inception Score of class probabilities (IS).
+
+Video-level metrics run a pluggable `FeatureNetwork` (a Keras model, a
+callable or a SavedModel directory the user brings) over clips prepared by the
+reference FVD recipe: `fvd`, `kvd`, `fid`, `kid`, `video_inception_score`,
+each returning a `Score` (a float carrying its sample counts and network).
 """
 
 from vidgen_tf.metrics.statistics import (
@@ -17,5 +22,22 @@ from vidgen_tf.metrics.statistics import (
     inception_score,
     polynomial_mmd,
 )
+from vidgen_tf.metrics.features import FeatureNetwork, load_feature_network, prepare_clips
+from vidgen_tf.metrics.video import Score, extract_features, fid, fvd, kid, kvd, video_inception_score
 
-__all__ = ["GaussianStatistics", "frechet_distance", "inception_score", "polynomial_mmd"]
+__all__ = [
+    "FeatureNetwork",
+    "GaussianStatistics",
+    "Score",
+    "extract_features",
+    "fid",
+    "frechet_distance",
+    "fvd",
+    "inception_score",
+    "kid",
+    "kvd",
+    "load_feature_network",
+    "polynomial_mmd",
+    "prepare_clips",
+    "video_inception_score",
+]

@@ -93,7 +93,7 @@ class GaussianStatistics:
     def _check_count(self, minimum):
         if self.count < minimum:
             raise ValueError(
-                f"These statistics hold {self.count} sample(s); a covariance needs at least 2 "
+                f"These statistics hold {self.count} sample(s); a covariance needs at least 2 samples "
                 "(a mean at least 1)."
             )
 

@@ -1,0 +1,154 @@
+"""FVD / KVD / FID / KID / IS over videos: preprocessing, pluggable feature networks, cache, errors."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from vidgen_tf import data, metrics
+
+FRAMES, SIDE = 4, 16
+
+
+def _video_network():
+    """A small fixed 3-D conv net: clips (B, 4, 16, 16, 3) in [-1, 1] -> 8 features."""
+    init = keras.initializers.RandomNormal(stddev=0.3, seed=1)
+    return keras.Sequential(
+        [keras.Input((FRAMES, SIDE, SIDE, 3)), keras.layers.Conv3D(8, 3, kernel_initializer=init, activation="tanh"),
+         keras.layers.GlobalAveragePooling3D()],
+        name="tiny_video_net",
+    )
+
+
+def _frame_network():
+    init = keras.initializers.RandomNormal(stddev=0.3, seed=2)
+    return keras.Sequential(
+        [keras.Input((SIDE, SIDE, 3)), keras.layers.Conv2D(6, 3, kernel_initializer=init, activation="tanh"),
+         keras.layers.GlobalAveragePooling2D()],
+        name="tiny_frame_net",
+    )
+
+
+def _digits(num, seed, frames=FRAMES, side=SIDE):
+    return data.make_videos("moving_digits", num, num_frames=frames, height=side, width=side, seed=seed)
+
+
+def test_prepare_clips_follows_the_reference_recipe():
+    network = metrics.load_feature_network(_video_network())
+    assert (network.num_frames, network.input_size, network.channels) == (FRAMES, (SIDE, SIDE), 3)
+    videos = np.zeros((2, 10, 8, 8, 1), np.uint8)
+    videos[:, :, :, :, 0] = (np.arange(10) * 25)[None, :, None, None]  # frame t has value 25 t
+    clips = metrics.prepare_clips(videos, network, np.random.default_rng(0)).numpy()
+    assert clips.shape == (2, FRAMES, SIDE, SIDE, 3)  # grey repeated, 8x8 resized to 16x16
+    first = clips[:, 0, 0, 0, 0]
+    # Consecutive frames from an offset in [0, 10 - 4]: values 2 * 25 t / 255 - 1 step by 50/255.
+    np.testing.assert_allclose(np.diff(clips[:, :, 0, 0, 0], axis=1), 50 / 255, atol=1e-5)
+    offsets = np.rint((first + 1) * 255 / 2 / 25)
+    assert np.all((offsets >= 0) & (offsets <= 6))
+    # Float input in [-1, 1] is the same clip as its uint8 counterpart.
+    again = metrics.prepare_clips(videos.astype(np.float32) / 127.5 - 1, network, np.random.default_rng(0)).numpy()
+    np.testing.assert_allclose(again, clips, atol=1e-5)
+
+
+def test_fvd_is_zero_for_identical_sets_and_ranks_noise_worst():
+    network = _video_network()
+    real = _digits(64, seed=0)
+    held_out = _digits(64, seed=1)
+    noise = np.random.default_rng(2).integers(0, 256, real.shape, dtype=np.uint8)
+    same = metrics.fvd(real, real, feature_net=network, num_videos=64)
+    assert float(same) == pytest.approx(0.0, abs=1e-6)
+    close = metrics.fvd(real, held_out, feature_net=network, num_videos=64)
+    far = metrics.fvd(real, noise, feature_net=network, num_videos=64)
+    assert far > 5 * close
+    assert (far.num_real, far.num_fake, far.name) == (64, 64, "FVD")
+    assert "tiny_video_net (4x16x16x3 in [-1, 1])" in far.describe()
+    mean = metrics.kvd(real, noise, feature_net=network, num_videos=64, num_subsets=5, subset_size=32)
+    assert mean > 0 and mean.std is not None
+
+
+def test_a_savedmodel_feature_network_loaded_by_path(tmp_path):
+    keras_net = _video_network()
+
+    class Exported(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = keras_net
+
+        @tf.function(input_signature=[tf.TensorSpec([None, FRAMES, SIDE, SIDE, 3], tf.float32)])
+        def serve(self, clips):
+            return {"features": self.net(clips)}
+
+    module = Exported()
+    tf.saved_model.save(module, str(tmp_path / "net"), signatures={"serving_default": module.serve})
+    loaded = metrics.load_feature_network(tmp_path / "net", input_size=(SIDE, SIDE), num_frames=FRAMES)
+    videos = _digits(8, seed=3)
+    from_path = metrics.extract_features(videos, loaded, seed=5)
+    from_keras = metrics.extract_features(videos, keras_net, seed=5)
+    np.testing.assert_allclose(from_path, from_keras, atol=1e-5)
+    assert loaded.name == "net"
+
+
+def test_real_features_are_cached_by_key(tmp_path):
+    calls = []
+    net = _video_network()
+
+    def counting(x):
+        calls.append(int(x.shape[0]))
+        return net(x)
+
+    network = metrics.FeatureNetwork(counting, "counting", (SIDE, SIDE), num_frames=FRAMES)
+    real, fake = _digits(32, seed=0), _digits(32, seed=1)
+    first = metrics.fvd(real, fake, feature_net=network, num_videos=32, cache_dir=tmp_path, cache_key="digits")
+    assert sum(calls) == 64
+    second = metrics.fvd(real, fake, feature_net=network, num_videos=32, cache_dir=tmp_path, cache_key="digits")
+    assert sum(calls) == 96  # only the generated set ran again
+    assert float(second) == pytest.approx(float(first))
+    metrics.fvd(real, fake, feature_net=network, num_videos=32, cache_dir=tmp_path, cache_key="other data")
+    assert sum(calls) == 160  # another key is another cache entry
+    assert len(list(tmp_path.glob("real_features_*.npz"))) == 2
+
+
+def test_frame_metrics_and_inception_score():
+    real, fake = _digits(16, seed=0), _digits(16, seed=1)
+    frame_net = _frame_network()
+    fid = metrics.fid(real, fake, feature_net=frame_net, num_videos=16)
+    assert fid.num_real == 16 * FRAMES  # every frame counts
+    kid = metrics.kid(real, fake, feature_net=frame_net, num_videos=16, num_subsets=3, subset_size=32)
+    assert np.isfinite(float(kid))
+    # A "classifier" whose logits say which of 4 brightness bins a clip falls into.
+    def logits(clips):
+        level = tf.reduce_mean(clips, axis=[1, 2, 3, 4])  # (B,)
+        return -100.0 * tf.square(level[:, None] - tf.constant([-0.9, -0.5, 0.0, 0.5]))
+
+    network = metrics.FeatureNetwork(logits, "bins", (SIDE, SIDE), num_frames=FRAMES, kind="logits")
+    constant = np.zeros((40, FRAMES, SIDE, SIDE, 1), np.uint8)
+    assert float(metrics.video_inception_score(constant, network, num_videos=40, splits=4)) == pytest.approx(1.0)
+    levels = np.array([13, 64, 128, 191], np.uint8)[np.arange(40) % 4]
+    spread = np.broadcast_to(levels[:, None, None, None, None], constant.shape).copy()
+    assert float(metrics.video_inception_score(spread, network, num_videos=40, splits=2)) == pytest.approx(4.0, rel=1e-3)
+
+
+def test_bad_inputs_are_named(tmp_path):
+    network = _video_network()
+    real = _digits(8, seed=0)
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        metrics.fvd(real[:1], real[:1], feature_net=network, num_videos=None)
+    with pytest.raises(ValueError, match="reads 4 consecutive frames, but the videos have 3"):
+        metrics.fvd(real[:, :3], real[:, :3], feature_net=network, num_videos=8)
+    with pytest.raises(TypeError, match="uint8 in \\[0, 255\\] or float in \\[-1, 1\\]"):
+        metrics.fvd(real.astype(np.int32), real, feature_net=network, num_videos=8)
+    with pytest.raises(ValueError, match="must be in \\[-1, 1\\]"):
+        metrics.fvd(real.astype(np.float32), real, feature_net=network, num_videos=8)
+    with pytest.raises(ValueError, match="batch, time, height, width, channels"):
+        metrics.fvd(real[0], real, feature_net=network, num_videos=8)
+    with pytest.raises(FileNotFoundError, match="not a SavedModel directory"):
+        metrics.load_feature_network(tmp_path, input_size=(16, 16))
+    with pytest.raises(ValueError, match="must return features shaped"):
+        flat = metrics.FeatureNetwork(lambda x: tf.reduce_mean(x, axis=[1, 2, 3, 4]), "flat", (SIDE, SIDE), FRAMES)
+        metrics.fvd(real, real, feature_net=flat, num_videos=8)
+    with pytest.raises(ValueError, match="holds only 8"):
+        metrics.fvd(real, real, feature_net=network, num_videos=20)
+    with pytest.raises(ValueError, match="No feature network given"):
+        metrics.fvd(real, real)
+    with pytest.raises(ValueError, match="FVD needs a video feature network"):
+        metrics.fvd(real, real, feature_net=_frame_network(), num_videos=8)
