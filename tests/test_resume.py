@@ -123,6 +123,16 @@ def test_a_corrupt_newest_checkpoint_falls_back_to_the_previous_one(tmp_path, ca
     assert (out / "checkpoints" / "ckpt-5.weights.h5").is_file()
 
 
+def test_resuming_with_another_configuration_is_refused_and_keeps_the_checkpoints(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli.main([*TRAIN, "--steps", "2", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert cli.main([*TRAIN, "--set", "generator_width=4", "--steps", "4", "--out", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert "was written by another configuration" in error and "generator_width: 8 != 4" in error, error
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["ckpt-2.weights.h5"]
+
+
 # ----------------------------------------------------------------------------- StepCheckpoint.restore
 
 TINY_MOCOGAN = dict(num_frames=4, height=16, width=16, channels=1, content_dim=4, motion_dim=2,
