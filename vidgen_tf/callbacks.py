@@ -121,7 +121,7 @@ def _describe_differences(recorded, current):
         return repr(config[key]) if key in config else "(absent)"
 
     return ", ".join(f"{key}: {shown(old, key)} != {shown(new, key)}"
-                     for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key) or (key in old) != (key in new))
+                     for key in sorted(set(old) | set(new)) if shown(old, key) != shown(new, key))
 
 
 class StepCheckpoint(keras.callbacks.Callback):
