@@ -12,39 +12,55 @@ TINY_MOCOGAN = dict(num_frames=4, height=16, width=16, channels=1, content_dim=4
                     generator_width=4, discriminator_width=4)
 
 
-def _regression(nan_from_batch):
-    """A linear model and 6 batches of 4 examples; batches from `nan_from_batch` (0-based) hold NaN."""
-    x = np.random.default_rng(0).normal(size=(24, 3)).astype("float32")
-    y = x.sum(axis=1, keepdims=True)
-    x[4 * nan_from_batch:] = np.nan
-    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
-    model.compile(optimizer="sgd", loss="mse")
-    return model, tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
+LEARNING_RATE = 0.3
+
+
+def _overshooting_model():
+    """A model whose training reaches NaN at step 5 by itself.
+
+    The prediction is sqrt(w * x) with w = 1 at the start, x = 1 and target 0, so the
+    loss is w and its gradient exactly 1: plain SGD lowers w by the learning rate,
+    0.3, at every step (1, 0.7, 0.4, 0.1, -0.2). Step 5 evaluates sqrt(-0.2): the
+    loss is NaN, while the weights after step 4 are finite.
+    """
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1, use_bias=False, kernel_initializer="ones"),
+                              keras.layers.Lambda(keras.ops.sqrt)])
+    model.compile(optimizer=keras.optimizers.SGD(LEARNING_RATE), loss="mse")
+    data = tf.data.Dataset.from_tensors((tf.ones((4, 1)), tf.zeros((4, 1)))).repeat()
+    return model, data
+
+
+def test_the_overshooting_model_really_diverges_at_step_5():
+    model, data = _overshooting_model()
+    losses = model.fit(data, epochs=6, steps_per_epoch=1, verbose=0).history["loss"]
+    np.testing.assert_allclose(losses[:4], [1.0, 0.7, 0.4, 0.1], atol=1e-6)
+    assert np.isnan(losses[4])
 
 
 def test_divergence_stops_at_the_bad_step_and_keeps_the_last_good_checkpoint(tmp_path):
-    model, data = _regression(nan_from_batch=2)  # step 3 sees NaN
+    model, data = _overshooting_model()
     checkpoint = StepCheckpoint(tmp_path / "ckpt")
     guard = DivergenceGuard(checkpoint_dir=tmp_path / "ckpt")
-    with pytest.raises(TrainingDivergedError, match=r"step 3: loss = nan") as info:
-        model.fit(data, epochs=3, steps_per_epoch=2, callbacks=[guard, checkpoint], verbose=0)
-    assert f"checkpoint (step 2) is kept in {tmp_path / 'ckpt'}" in str(info.value)
-    # The epoch-end checkpoint of step 2 is there; nothing was saved after the bad step.
-    assert [step for step, _ in checkpoint.checkpoints()] == [2]
-    good = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    with pytest.raises(TrainingDivergedError, match=r"^Training diverged at step 5: loss = nan") as info:
+        model.fit(data, epochs=8, steps_per_epoch=1, callbacks=[guard, checkpoint], verbose=0)
+    assert f"checkpoint (step 4) is kept in {tmp_path / 'ckpt'}" in str(info.value)
+    assert model.stop_training
+    # The epoch-end checkpoints of steps 3 and 4 are there; nothing was saved after the bad step.
+    assert [step for step, _ in checkpoint.checkpoints()] == [3, 4]
+    good = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1, use_bias=False), keras.layers.Lambda(keras.ops.sqrt)])
     good.load_weights(checkpoint.checkpoints()[-1][1])
-    assert all(np.all(np.isfinite(w)) for w in good.get_weights())
+    np.testing.assert_allclose(good.get_weights()[0], [[1.0 - 4 * LEARNING_RATE]], atol=1e-6)
 
 
 def test_divergence_guard_counts_from_the_resumed_step():
-    model, data = _regression(nan_from_batch=0)
-    with pytest.raises(TrainingDivergedError, match="step 11:"):
-        model.fit(data, epochs=1, callbacks=[DivergenceGuard(initial_step=10)], verbose=0)
+    model, data = _overshooting_model()
+    with pytest.raises(TrainingDivergedError, match="step 15: loss = nan"):
+        model.fit(data, epochs=1, steps_per_epoch=8, callbacks=[DivergenceGuard(initial_step=10)], verbose=0)
 
 
 def test_finite_training_passes_the_guard():
-    model, data = _regression(nan_from_batch=6)
-    model.fit(data, epochs=2, callbacks=[DivergenceGuard()], verbose=0)
+    model, data = _overshooting_model()
+    model.fit(data, epochs=1, steps_per_epoch=4, callbacks=[DivergenceGuard()], verbose=0)
 
 
 def _events(log_dir):

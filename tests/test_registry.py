@@ -1,9 +1,13 @@
 """Registry, presets and the package import."""
 
 import json
+import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 
@@ -80,3 +84,111 @@ def test_missing_optional_dependency_names_the_extra():
 
     with pytest.raises(MissingExtraError, match=r"pip install 'vidgen-tf\[bench\]'"):
         require("surely_not_installed_module", "bench", "The benchmark")
+
+
+# ----------------------------------------------------------------------------- presets: overrides, bad files, atomic saves
+
+TINY_MOCOGAN = dict(num_frames=4, height=16, width=16, channels=1, content_dim=4, motion_dim=2,
+                    generator_width=8, discriminator_width=8)
+
+
+def _preset(tmp_path, seed=0, **changes):
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    model = vidgen_tf.build("mocogan", **{**TINY_MOCOGAN, **changes})
+    return model, vidgen_tf.save_preset(model, tmp_path / "p", dataset="moving_square")
+
+
+def _same_weights(a, b):
+    assert len(a.weights) == len(b.weights)
+    for x, y in zip(a.weights, b.weights):
+        np.testing.assert_array_equal(x.numpy(), y.numpy())
+
+
+def test_overrides_keep_the_weights_when_shapes_match_and_name_the_weights_that_do_not(tmp_path):
+    model, directory = _preset(tmp_path)
+    longer = vidgen_tf.from_preset(directory, num_frames=8)  # MoCoGAN's weights do not depend on the length
+    assert longer.num_frames == 8
+    _same_weights(longer, model)
+    with pytest.raises(ValueError, match="do not fit the model with overrides {'generator_width': 4}") as info:
+        vidgen_tf.from_preset(directory, generator_width=4)
+    message = str(info.value)
+    assert re.search(r"generator/frame_generator/project/kernel: \(\d+, 256\) in the preset, \(\d+, 128\) in the model",
+                     message), message
+    assert "load_weights=False" in message
+    untrained = vidgen_tf.from_preset(directory, generator_width=4, load_weights=False)
+    assert untrained.get_config()["generator_width"] == 4
+
+
+def test_bad_preset_files_are_named(tmp_path):
+    _, directory = _preset(tmp_path)
+    (directory / "metadata.json").write_text("{not json")
+    with pytest.raises(ValueError, match=r"metadata\.json is not a valid preset metadata file: it is not JSON"):
+        presets.load_preset_config(directory)
+    (directory / "metadata.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match=r"metadata\.json is not a valid preset metadata file: it must be a JSON object"):
+        vidgen_tf.from_preset(directory)
+    (directory / "metadata.json").write_text("{}")
+    for spec, error, message in [
+        ({"model": 3, "config": {}}, ValueError, r"config\.json is not a valid preset config file: it must be"),
+        ({"model": "mocogan"}, ValueError, r"config\.json is not a valid preset config file"),
+        ({"model": "mocogn", "config": {}}, KeyError, r"config\.json does not build a model: Unknown model 'mocogn'"),
+        ({"model": "mocogan", "config": {"num_frames": 0}}, ValueError, r"config\.json does not build a model: .*num_frames"),
+        ({"model": "mocogan", "config": {"no_such_argument": 1}}, ValueError,
+         r"config\.json does not build a model: Unrecognized keyword arguments"),
+    ]:
+        (directory / "config.json").write_text(json.dumps(spec))
+        with pytest.raises(error, match=message):
+            vidgen_tf.from_preset(directory)
+
+
+def test_a_crash_while_saving_keeps_the_old_preset_whole_and_no_debris(tmp_path, monkeypatch):
+    old_model, directory = _preset(tmp_path)
+    (directory / "README.md").write_text("model card")  # other files of the directory stay
+    old_files = {name: (directory / name).read_bytes() for name in presets.PRESET_FILES}
+    new_model = vidgen_tf.build("mocogan", **{**TINY_MOCOGAN, "content_dim": 6})
+
+    def crash_midway(self, path, *args, **kwargs):
+        with open(path, "wb") as f:
+            f.write(b"\x89HDF half")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(keras.Model, "save_weights", crash_midway)
+    with pytest.raises(OSError, match="disk full"):
+        vidgen_tf.save_preset(new_model, directory)
+    assert sorted(p.name for p in directory.iterdir()) == ["README.md", *sorted(presets.PRESET_FILES)]
+    assert {name: (directory / name).read_bytes() for name in presets.PRESET_FILES} == old_files
+    _same_weights(vidgen_tf.from_preset(directory), old_model)
+
+
+def test_a_save_interrupted_after_its_commit_is_finished_by_the_next_read(tmp_path, monkeypatch):
+    _, directory = _preset(tmp_path)
+    new_model = vidgen_tf.build("mocogan", **{**TINY_MOCOGAN, "content_dim": 6})
+    real_replace = os.replace
+    moved = []
+
+    def killed_after_one_file(source, destination):
+        if presets._PENDING in str(source) and Path(destination).parent == directory:
+            if moved:
+                raise KeyboardInterrupt("killed")
+            moved.append(destination)
+        return real_replace(source, destination)
+
+    monkeypatch.setattr(presets.os, "replace", killed_after_one_file)
+    with pytest.raises(KeyboardInterrupt):
+        vidgen_tf.save_preset(new_model, directory, training_steps=7)
+    monkeypatch.setattr(presets.os, "replace", real_replace)
+    # On disk: one new file moved in, the rest still in the committed pending directory.
+    assert (directory / presets._PENDING).is_dir()
+    loaded = vidgen_tf.from_preset(directory)
+    assert loaded.get_config()["content_dim"] == 6 and presets.load_preset_config(directory)[2]["training_steps"] == 7
+    _same_weights(loaded, new_model)
+    assert sorted(p.name for p in directory.iterdir()) == sorted(presets.PRESET_FILES)
+
+
+def test_a_preset_saved_without_weights_drops_the_old_weights(tmp_path):
+    _, directory = _preset(tmp_path)
+    vidgen_tf.save_preset(vidgen_tf.build("mocogan", **{**TINY_MOCOGAN, "content_dim": 6}), directory, weights=False)
+    assert not (directory / "model.weights.h5").exists()
+    assert vidgen_tf.from_preset(directory).get_config()["content_dim"] == 6

@@ -11,10 +11,13 @@ import sys
 import time
 
 import h5py
+import keras
 import numpy as np
 import pytest
 
+import vidgen_tf
 from vidgen_tf import cli
+from vidgen_tf.callbacks import CheckpointMismatchError, StepCheckpoint
 
 TIMEOUT_S = 300  # per run; a tiny run takes ~40 s on the shared 2-core machine
 STEPS = 8
@@ -118,3 +121,74 @@ def test_a_corrupt_newest_checkpoint_falls_back_to_the_previous_one(tmp_path, ca
     assert any("ckpt-4.weights.h5 could not be read" in m and "previous one" in m for m in warnings), warnings
     # Steps 3-5 were trained again from step 2's state; the newest checkpoint is step 5.
     assert (out / "checkpoints" / "ckpt-5.weights.h5").is_file()
+
+
+def test_resuming_with_another_configuration_is_refused_and_keeps_the_checkpoints(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli.main([*TRAIN, "--steps", "2", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert cli.main([*TRAIN, "--set", "generator_width=4", "--steps", "4", "--out", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert "was written by another configuration" in error and "generator_width: 8 != 4" in error, error
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["ckpt-2.weights.h5"]
+
+
+# ----------------------------------------------------------------------------- StepCheckpoint.restore
+
+TINY_MOCOGAN = dict(num_frames=4, height=16, width=16, channels=1, content_dim=4, motion_dim=2,
+                    generator_width=4, discriminator_width=4)
+
+
+def _save(model, directory, step, keep=2):
+    checkpoint = StepCheckpoint(directory, keep=keep)
+    checkpoint.set_model(model)
+    checkpoint.step = step
+    checkpoint.save()
+    return checkpoint
+
+
+def _dense(units=2):
+    return keras.Sequential([keras.Input((3,)), keras.layers.Dense(units)])
+
+
+def test_a_checkpoint_of_another_configuration_is_an_error_naming_both(tmp_path):
+    _save(vidgen_tf.build("mocogan", **TINY_MOCOGAN), tmp_path, step=6)
+    other = vidgen_tf.build("mocogan", **{**TINY_MOCOGAN, "generator_width": 8})
+    with pytest.raises(CheckpointMismatchError, match=r"ckpt-6\.weights\.h5 was written by another configuration") as info:
+        StepCheckpoint(tmp_path).restore(other)
+    message = str(info.value)
+    assert "generator_width: 4 != 8" in message
+    assert '"generator_width": 4' in message.split("model:")[0] and '"generator_width": 8' in message.split("model:")[1]
+    # The same configuration resumes, with the saved weights.
+    model = vidgen_tf.build("mocogan", **TINY_MOCOGAN)
+    saved = vidgen_tf.build("mocogan", **TINY_MOCOGAN)
+    saved.load_weights(tmp_path / "ckpt-6.weights.h5")
+    assert StepCheckpoint(tmp_path).restore(model) == 6
+    for restored, wanted in zip(model.weights, saved.weights):
+        np.testing.assert_array_equal(restored.numpy(), wanted.numpy())
+
+
+def test_a_checkpoint_that_does_not_load_is_an_error_not_a_fresh_start(tmp_path):
+    _save(_dense(2), tmp_path, step=4)
+    with pytest.raises(CheckpointMismatchError, match=r"ckpt-4\.weights\.h5 does not load into this model"):
+        StepCheckpoint(tmp_path).restore(_dense(5))
+
+
+def test_an_unreadable_newer_checkpoint_is_set_aside_and_never_outranks_new_ones(tmp_path, caplog):
+    model = _dense()
+    _save(model, tmp_path, step=2)
+    (tmp_path / "ckpt-4.weights.h5").write_bytes(b"\x89HDF\r\n\x1a\n truncated")
+    with caplog.at_level(logging.WARNING, logger="vidgen_tf.callbacks"):
+        assert StepCheckpoint(tmp_path).restore(model) == 2
+    assert any("ckpt-4.weights.h5 could not be read" in r.getMessage() for r in caplog.records)
+    assert (tmp_path / "ckpt-4.weights.h5.unreadable").is_file()
+    # Training goes on from step 2: the next checkpoint is the one kept, not the stale step 4.
+    assert [step for step, _ in _save(model, tmp_path, step=3, keep=1).checkpoints()] == [3]
+
+
+def test_checkpoints_none_of_which_can_be_read_are_an_error(tmp_path):
+    (tmp_path / "ckpt-4.weights.h5").write_bytes(b"")
+    (tmp_path / "ckpt-2.weights.h5").write_bytes(b"not hdf5")
+    with pytest.raises(OSError, match=r"None of the checkpoints in .* can be read \(ckpt-4\.weights\.h5: .*ckpt-2"):
+        StepCheckpoint(tmp_path).restore(_dense())
+    assert StepCheckpoint(tmp_path / "empty").restore(_dense()) == 0  # no checkpoint at all: step 0

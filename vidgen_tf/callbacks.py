@@ -1,14 +1,16 @@
 """Keras callbacks for video models: samples, checkpoints, TensorBoard video, progress, divergence."""
 
+import json
 import logging
 import os
 import re
-import tempfile
 import time
 from pathlib import Path
 
 import keras
 import numpy as np
+
+from vidgen_tf.atomic import atomic_file
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +75,53 @@ class SampleWriter(keras.callbacks.Callback):
 
 
 _CHECKPOINT = re.compile(r"^ckpt-(\d+)\.weights\.h5$")
+# The HDF5 attribute of a checkpoint holding the JSON of the model's configuration.
+_CONFIG_ATTRIBUTE = "vidgen_model"
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint was written by a model of another configuration than the one resuming."""
+
+
+def model_configuration(model):
+    """`{"model": name, "config": {...}}` of a registered vidgen_tf model as JSON data, else None.
+
+    The entries Keras adds for every layer (`name`, `trainable`, `dtype`) are left
+    out, as in a preset's `config.json`.
+    """
+    name = getattr(model, "registered_name", None)
+    if name is None:
+        return None
+    config = {k: v for k, v in model.get_config().items() if k not in ("name", "trainable", "dtype")}
+    try:
+        return json.loads(json.dumps({"model": name, "config": config}, sort_keys=True))
+    except TypeError:  # a value JSON cannot hold: the configuration is not recorded
+        return None
+
+
+def _recorded_configuration(path):
+    """The configuration stored in checkpoint `path` (None if it holds none).
+
+    Raises OSError when the file is not a readable HDF5 file (truncated, corrupt).
+    """
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        text = f.attrs.get(_CONFIG_ATTRIBUTE)
+    return None if text is None else json.loads(text)
+
+
+def _describe_differences(recorded, current):
+    """`key: checkpoint value != model value` for the entries that differ."""
+    if recorded.get("model") != current.get("model"):
+        return f"model: {recorded.get('model')!r} != {current.get('model')!r}"
+    old, new = recorded.get("config", {}), current.get("config", {})
+
+    def shown(config, key):
+        return repr(config[key]) if key in config else "(absent)"
+
+    return ", ".join(f"{key}: {shown(old, key)} != {shown(new, key)}"
+                     for key in sorted(set(old) | set(new)) if shown(old, key) != shown(new, key))
 
 
 class StepCheckpoint(keras.callbacks.Callback):
@@ -80,11 +129,18 @@ class StepCheckpoint(keras.callbacks.Callback):
 
     The state is `model.save_weights` of the compiled model: every weight,
     the optimizers' slots and step counters, the noise step (so the noise
-    sequence continues where it stopped) and the generator EMA. A file is
-    written under a temporary name and renamed into place, so a kill leaves
-    either the old or the new checkpoint, never half of one. `keep` files are
-    kept; when the newest cannot be read, `restore` uses the one before, with a
-    warning.
+    sequence continues where it stopped) and the generator EMA. For a
+    registered vidgen_tf model the file also records the model's configuration
+    (an HDF5 attribute), so that resuming with another configuration fails
+    with an error naming both. Files are written through `vidgen_tf.atomic`, so
+    a kill leaves either the old or the new checkpoint, never half of one.
+    `keep` files are kept.
+
+    `restore` loads the newest checkpoint. One that cannot be read at all (a
+    truncated or corrupt file) is renamed to `<name>.unreadable`, with a
+    warning, and the one before is tried; one that can be read but does not fit
+    the model raises `CheckpointMismatchError`; when checkpoints exist and none
+    can be read, `restore` raises instead of starting again at step 0.
 
     Args:
         directory: str or Path. Where `ckpt-<step>.weights.h5` files go.
@@ -109,17 +165,60 @@ class StepCheckpoint(keras.callbacks.Callback):
         return sorted(found)
 
     def restore(self, model):
-        """Loads the newest readable checkpoint into `model`; returns its step (0 if none)."""
+        """Loads the newest readable checkpoint into `model`; returns its step (0 if there is none).
+
+        Raises:
+            CheckpointMismatchError: the newest readable checkpoint was written by
+                a model of another configuration, or does not load into `model`.
+            OSError: checkpoints exist but none of them can be read.
+        """
+        unreadable = []
+        current = model_configuration(model)
         for step, path in reversed(self.checkpoints()):
             try:
-                model.load_weights(path)
-            except Exception as error:  # a truncated or corrupt file
-                logger.warning("Checkpoint %s could not be read (%s); trying the previous one.", path, error)
+                recorded = _recorded_configuration(path)
+            except (OSError, ValueError) as error:  # a truncated or corrupt file
+                unreadable.append(self._set_aside(path, error))
                 continue
+            if recorded is not None and current is not None and recorded != current:
+                raise CheckpointMismatchError(
+                    f"Checkpoint {path} was written by another configuration than the model "
+                    f"resuming from it ({_describe_differences(recorded, current)}).\n"
+                    f"  checkpoint: {json.dumps(recorded, sort_keys=True)}\n"
+                    f"  model:      {json.dumps(current, sort_keys=True)}\n"
+                    f"Resume with the checkpoint's configuration, or train into another directory."
+                )
+            try:
+                model.load_weights(path)
+            except Exception as error:
+                described = "" if current is None else f" (model: {json.dumps(current, sort_keys=True)})"
+                raise CheckpointMismatchError(
+                    f"Checkpoint {path} does not load into this model{described}: {error}"
+                ) from error
             logger.info("Resumed from %s (step %d).", path, step)
             self.step = step
             return step
+        if unreadable:
+            raise OSError(
+                f"None of the checkpoints in {self.directory} can be read ({'; '.join(unreadable)}). "
+                "Remove the directory to train again from step 0."
+            )
         return 0
+
+    def _set_aside(self, path, error):
+        """Renames an unreadable checkpoint out of the `ckpt-<step>` pattern; returns a description.
+
+        Left in place, a newer unreadable file would outrank the checkpoints written
+        after resuming, and `keep` would delete those instead of it.
+        """
+        aside = path.with_name(path.name + ".unreadable")
+        try:
+            os.replace(path, aside)
+        except FileNotFoundError:  # another process (a worker resuming too) moved it first
+            pass
+        logger.warning("Checkpoint %s could not be read (%s); renamed it to %s and trying the previous one.",
+                       path, error, aside.name)
+        return f"{path.name}: {error}"
 
     def on_train_batch_end(self, batch, logs=None):
         self.step += 1
@@ -132,17 +231,19 @@ class StepCheckpoint(keras.callbacks.Callback):
             self.save()
 
     def save(self):
+        """Writes `ckpt-<step>.weights.h5` and deletes all but the `keep` newest checkpoints."""
+        import h5py
+
         self.directory.mkdir(parents=True, exist_ok=True)
         final = self.directory / f"ckpt-{self.step}.weights.h5"
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=".weights.h5")
-        os.close(fd)
-        try:
-            self.model.save_weights(tmp)
-            os.replace(tmp, final)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-        for _, old in self.checkpoints()[: -self.keep]:
+        configuration = model_configuration(self.model)
+        with atomic_file(final) as temporary:
+            self.model.save_weights(temporary)
+            if configuration is not None:
+                with h5py.File(temporary, "a") as f:
+                    f.attrs[_CONFIG_ATTRIBUTE] = json.dumps(configuration, sort_keys=True)
+        older = [path for step, path in self.checkpoints() if step != self.step]
+        for old in older[: max(len(older) - (self.keep - 1), 0)]:
             old.unlink(missing_ok=True)
 
 

@@ -3,18 +3,19 @@
 A preset directory holds `config.json` (`{"model": name, "config": {...}}`),
 `metadata.json` (versions, dataset, training steps) and, when trained,
 `model.weights.h5`. The bundled presets live in `zoo/`; any directory in the same
-layout works too.
+layout works too. `save_preset` writes the three files as one atomic step (see its
+docstring), so a crash never leaves a new config beside old weights.
 """
 
 import json
 import os
-import tempfile
+import shutil
 from pathlib import Path
 
 import keras
 import tensorflow as tf
 
-from vidgen_tf import registry
+from vidgen_tf import atomic, registry
 
 CONFIG_FILE = "config.json"
 METADATA_FILE = "metadata.json"
@@ -34,39 +35,61 @@ def list_presets():
     return sorted(p.name for p in root.iterdir() if (p / CONFIG_FILE).is_file())
 
 
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _atomic_write(path, write):
-    """Calls `write(tmp_path)` then renames the file into place (mode as a plain open() gives)."""
-    path = Path(path)
-    # Keras insists on the '.weights.h5' ending, so the temporary name keeps it.
-    suffix = ".weights.h5" if path.name.endswith(".weights.h5") else path.suffix
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+# A save is staged in a temporary directory, committed by renaming it to this name
+# inside the preset directory, then its files are moved into place. Readers finish
+# a save a crash interrupted after its commit (see `_finish_interrupted_save`).
+_PENDING = ".preset-new"
+_MANIFEST = "files.json"  # in the pending directory: the files of the new preset
+PRESET_FILES = (CONFIG_FILE, METADATA_FILE, WEIGHTS_FILE)
 
 
 def _write_json(path, data):
-    def write(tmp):
-        with open(tmp, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=True)
-            f.write("\n")
+    with open(path, "w") as f:
+        json.dump(data, f, indent=2, sort_keys=True)
+        f.write("\n")
 
-    _atomic_write(path, write)
+
+def _finish_interrupted_save(directory):
+    """Moves the files of a committed save into `directory` (nothing when none is pending).
+
+    Every step can be repeated, so a crash during this function is finished by the
+    next call. Files of the preset that the new one does not have (the weights, after
+    `weights=False`) are deleted, so old weights never stay beside a new config.
+    """
+    pending = Path(directory) / _PENDING
+    if not pending.is_dir():
+        return
+    try:
+        names = json.loads((pending / _MANIFEST).read_text())
+    except FileNotFoundError:  # every file was moved already (the manifest goes last)
+        shutil.rmtree(pending, ignore_errors=True)
+        return
+    try:
+        for name in names:
+            try:
+                os.replace(pending / name, Path(directory) / name)
+            except FileNotFoundError:  # moved by an earlier, interrupted call
+                pass
+        for name in set(PRESET_FILES) - set(names):
+            (Path(directory) / name).unlink(missing_ok=True)
+        (pending / _MANIFEST).unlink(missing_ok=True)
+        shutil.rmtree(pending, ignore_errors=True)
+    except PermissionError as error:
+        raise PermissionError(
+            f"Preset {directory} holds an interrupted save in {pending} that cannot be finished "
+            f"here ({error}); finish it where the directory is writable (any preset read does)."
+        ) from error
+    atomic.fsync(directory, directory=True)
 
 
 def save_preset(model, directory, dataset=None, training_steps=0, description="", weights=True, **metadata):
-    """Writes `model` as a preset into `directory` (created if needed).
+    """Writes `model` as a preset into `directory` (created if needed), as one atomic step.
+
+    The new `config.json`, `metadata.json` and `model.weights.h5` are written into a
+    temporary directory, which one rename commits; then they replace the old files.
+    A crash before the commit leaves the old preset, a crash after it the new one
+    (whoever reads the preset next finishes the move), never a mixture. Other files
+    in `directory` (a run's checkpoints, a model card) are left alone.
 
     Args:
         model: a registered vidgen_tf model.
@@ -74,7 +97,8 @@ def save_preset(model, directory, dataset=None, training_steps=0, description=""
         dataset: str. Name of the data it was trained on. Defaults to None.
         training_steps: int. Steps it was trained for. Defaults to 0.
         description: str. One line for `vidgen list`.
-        weights: bool. Whether to write `model.weights.h5`. Defaults to True.
+        weights: bool. Whether to write `model.weights.h5`; when False, weights of
+            an older preset in `directory` are deleted. Defaults to True.
         **metadata: anything else to record in `metadata.json`.
 
     Returns:
@@ -90,7 +114,6 @@ def save_preset(model, directory, dataset=None, training_steps=0, description=""
     config = model.get_config()
     for key in ("name", "trainable", "dtype"):
         config.pop(key, None)
-    _write_json(directory / CONFIG_FILE, {"model": name, "config": config})
     info = {
         "description": description,
         "dataset": dataset,
@@ -102,55 +125,127 @@ def save_preset(model, directory, dataset=None, training_steps=0, description=""
         },
     }
     info.update(metadata)
-    _write_json(directory / METADATA_FILE, info)
-    if weights:
-        # A GAN with a generator EMA stores the EMA weights: they are what it generates with.
-        stored = model.preset_model() if hasattr(model, "preset_model") else model
-        _atomic_write(directory / WEIGHTS_FILE, stored.save_weights)
+    _finish_interrupted_save(directory)
+    with atomic.atomic_directory(directory / _PENDING) as staging:
+        files = [CONFIG_FILE, METADATA_FILE]
+        _write_json(staging / CONFIG_FILE, {"model": name, "config": config})
+        _write_json(staging / METADATA_FILE, info)
+        if weights:
+            # A GAN with a generator EMA stores the EMA weights: they are what it generates with.
+            stored = model.preset_model() if hasattr(model, "preset_model") else model
+            stored.save_weights(staging / WEIGHTS_FILE)
+            files.append(WEIGHTS_FILE)
+        _write_json(staging / _MANIFEST, files)
+    _finish_interrupted_save(directory)
     return directory
 
 
 def resolve_preset(name_or_dir):
-    """The directory of a preset given by zoo name or by path."""
+    """The directory of a preset given by zoo name or by path.
+
+    A save into that directory that a crash interrupted after its commit is finished
+    first, so the files read next all belong to one preset.
+    """
     path = Path(name_or_dir)
-    if (path / CONFIG_FILE).is_file():
-        return path
-    candidate = zoo_dir() / str(name_or_dir)
-    if (candidate / CONFIG_FILE).is_file():
-        return candidate
+    for candidate in (path, zoo_dir() / str(name_or_dir)):
+        _finish_interrupted_save(candidate)
+        if (candidate / CONFIG_FILE).is_file():
+            return candidate
     if path.exists():
         raise FileNotFoundError(f"'{name_or_dir}' is not a preset directory: it has no {CONFIG_FILE}.")
     raise registry.unknown_name_error("preset", name_or_dir, list_presets())
 
 
-def load_preset_config(name_or_dir):
-    """`(model_name, config, metadata)` of a preset."""
-    directory = resolve_preset(name_or_dir)
+def _read_json(path, what):
     try:
-        spec = json.loads((directory / CONFIG_FILE).read_text())
-        model_name, config = spec["model"], spec["config"]
-    except (ValueError, KeyError, TypeError) as error:
-        raise ValueError(f"{directory / CONFIG_FILE} is not a valid preset config: {error}") from error
+        return json.loads(Path(path).read_text())
+    except ValueError as error:  # JSONDecodeError, UnicodeDecodeError
+        raise ValueError(f"{path} is not a valid preset {what} file: it is not JSON ({error}).") from error
+
+
+def load_preset_config(name_or_dir):
+    """`(model_name, config, metadata)` of a preset.
+
+    Raises:
+        ValueError: `config.json` or `metadata.json` is not valid; the message names the file.
+    """
+    directory = resolve_preset(name_or_dir)
+    config_path = directory / CONFIG_FILE
+    spec = _read_json(config_path, "config")
+    if not isinstance(spec, dict) or not isinstance(spec.get("model"), str) or not isinstance(spec.get("config"), dict):
+        raise ValueError(
+            f"{config_path} is not a valid preset config file: it must be a JSON object "
+            f'{{"model": <model name>, "config": {{...}}}}, got {json.dumps(spec)[:200]}.'
+        )
     metadata_path = directory / METADATA_FILE
-    metadata = json.loads(metadata_path.read_text()) if metadata_path.is_file() else {}
-    return model_name, config, metadata
+    metadata = _read_json(metadata_path, "metadata") if metadata_path.is_file() else {}
+    if not isinstance(metadata, dict):
+        raise ValueError(f"{metadata_path} is not a valid preset metadata file: it must be a JSON object, "
+                         f"got {json.dumps(metadata)[:200]}.")
+    return spec["model"], spec["config"], metadata
+
+
+def _shape_mismatches(reference, model):
+    """Lines `path: preset shape -> model shape` for the weights whose shapes differ."""
+    if len(reference.weights) != len(model.weights):
+        return [f"the preset has {len(reference.weights)} weight tensors, the model {len(model.weights)}"]
+    return [
+        f"{new.path}: {tuple(old.shape)} in the preset, {tuple(new.shape)} in the model"
+        for old, new in zip(reference.weights, model.weights)
+        if tuple(old.shape) != tuple(new.shape)
+    ]
 
 
 def from_preset(name_or_dir, load_weights=True, **overrides):
     """Builds the model of a preset, with its weights when it has them.
 
+    Overrides change the preset's config before the model is built. The weights are
+    then loaded when every weight keeps its shape (e.g. an override of a setting that
+    holds no weights); when some change shape, loading them all is impossible and
+    loading only some would give a half-trained model without saying so, so a
+    `ValueError` names each mismatching weight and its two shapes. Pass
+    `load_weights=False` to build such a model untrained.
+
     Args:
         name_or_dir: str or Path. A zoo preset name (see `list_presets()`) or a
             preset directory.
         load_weights: bool. Whether to load `model.weights.h5` when present.
-        **overrides: config values to change (weights are then loaded only if
-            the shapes still match).
+            Defaults to True.
+        **overrides: config values to change.
+
+    Returns:
+        The model.
+
+    Raises:
+        ValueError: `config.json` or `metadata.json` is not valid, the config does
+            not build a model, or the weights do not fit the model (see above).
     """
     directory = resolve_preset(name_or_dir)
     model_name, config, _ = load_preset_config(directory)
-    config.update(overrides)
-    model = registry.build(model_name, **config)
+    config_path = directory / CONFIG_FILE
+    try:
+        model = registry.build(model_name, **{**config, **overrides})
+    except (TypeError, ValueError, KeyError) as error:
+        with_overrides = f" with overrides {overrides}" if overrides else ""
+        kind = TypeError if isinstance(error, TypeError) else ValueError
+        if isinstance(error, KeyError):
+            kind = registry.UnknownNameError  # keeps KeyError without quoting the message
+        raise kind(f"The config of {config_path}{with_overrides} does not build a model: {error}") from error
     weights = directory / WEIGHTS_FILE
     if load_weights and weights.is_file():
-        model.load_weights(weights)
+        try:
+            model.load_weights(weights)
+        except ValueError as error:
+            if not overrides:
+                raise ValueError(f"{weights} does not load into the model of {config_path}: {error}") from error
+            reference = registry.build(model_name, **config)
+            mismatches = _shape_mismatches(reference, model)
+            if not mismatches:
+                raise ValueError(f"{weights} does not load into the model of {config_path} with overrides "
+                                 f"{overrides}: {error}") from error
+            raise ValueError(
+                f"The weights of preset {directory} do not fit the model with overrides {overrides}: "
+                + "; ".join(mismatches)
+                + ". Pass load_weights=False to build the model without them."
+            ) from None
     return model

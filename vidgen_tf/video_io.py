@@ -27,12 +27,15 @@ import logging
 import math
 import numbers
 import os
-import secrets
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
+
+# The package's one atomic-write helper lives in `vidgen_tf.atomic` (it needs no PyAV,
+# so presets and checkpoints import it without this module); it is re-exported here.
+from vidgen_tf.atomic import atomic_directory, atomic_file, write_bytes  # noqa: F401
 
 logger = logging.getLogger(__name__)
 
@@ -204,51 +207,20 @@ def _check_fps(fps):
 # ---------------------------------------------------------------------------
 
 
-class _AtomicPath:
-    """Context manager giving a temporary path beside `path`, moved onto it on success.
-
-    The temporary file lives in the same directory, so `os.replace` is a rename
-    on one file system and atomic: readers see either the old file or the
-    complete new one. On an exception the temporary file is removed and
-    `path` is left as it was.
-    """
-
-    def __init__(self, path):
-        self.path = Path(path)
-
-    def __enter__(self):
-        if self.path.is_dir():
-            raise IsADirectoryError(f"Cannot write video to '{self.path}': it is a directory.")
-        directory = self.path.parent
-        if not directory.is_dir():
-            raise FileNotFoundError(
-                f"Cannot write video to '{self.path}': directory '{directory}' does not exist."
-            )
-        # Keep the real extension last so that anything guessing the format from
-        # the name still sees the right one; the leading dot hides it from globs.
-        # os.open with mode 0o666 lets the umask decide the final permissions, as a
-        # plain open() would (mkstemp would make them 0600); O_EXCL avoids races.
-        while True:
-            name = f".{self.path.name}.{secrets.token_hex(4)}.tmp{self.path.suffix}"
-            temporary = directory / name
-            try:
-                os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-                break
-            except FileExistsError:
-                continue
-        self.temporary = Path(temporary)
-        return self.temporary
-
-    def __exit__(self, error_type, error, traceback):
-        if error_type is not None:
-            self.temporary.unlink(missing_ok=True)
-            return False
-        os.replace(self.temporary, self.path)
-        return False
+def _atomic_video_path(path):
+    """`atomic.atomic_file(path)`, after checks whose errors say a video was being written."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"Cannot write video to '{path}': it is a directory.")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(
+            f"Cannot write video to '{path}': directory '{path.parent}' does not exist."
+        )
+    return atomic_file(path)
 
 
 def _write_bytes_atomically(path, data):
-    with _AtomicPath(path) as temporary:
+    with _atomic_video_path(path) as temporary:
         temporary.write_bytes(data)
 
 
@@ -324,7 +296,7 @@ def write_mp4(path, video, fps=8, crf=18):
     if height % 2 or width % 2:
         frames = np.pad(frames, ((0, 0), (0, height % 2), (0, width % 2), (0, 0)), mode="edge")
     path = Path(path)
-    with _AtomicPath(path) as temporary:
+    with _atomic_video_path(path) as temporary:
         _encode_mp4(temporary, frames, rate, crf)
     return path
 
@@ -440,7 +412,7 @@ def _write_npz(path, video):
     if videos.ndim == 4:
         videos = videos[np.newaxis]  # (1, T, H, W, C)
     path = Path(path)
-    with _AtomicPath(path) as temporary:
+    with _atomic_video_path(path) as temporary:
         # A file object, because np.savez appends '.npz' to names without it.
         with open(temporary, "wb") as handle:
             np.savez(handle, videos=videos)

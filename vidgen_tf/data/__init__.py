@@ -190,6 +190,7 @@ def load(
     path=None,
     shuffle=False,
     chunk_size=DEFAULT_CHUNK_SIZE,
+    start_batch=0,
     **options,
 ):
     """A `tf.data.Dataset` of batches of float32 videos in [-1, 1].
@@ -200,6 +201,12 @@ def load(
     for `npz`, clips are drawn from the file with replacement). The stream of videos does
     not depend on `batch_size`. With `num_videos=N` the N videos of
     `make_videos(..., seed=seed)` are made once and yielded in one pass.
+
+    `start_batch=k` yields exactly the batches of `load(...).skip(k)`, for resuming
+    training at step k, without making the skipped ones: an endless stream starts
+    at the chunk holding video `k * batch_size`, so the chunks before it are never
+    generated; a finite dataset (all of whose videos are made or read anyway)
+    starts at index `k * batch_size`.
 
     Args:
         name: str. A dataset from `list_datasets()`.
@@ -218,6 +225,8 @@ def load(
         path: str or None. The file, for `npz` only. Defaults to None.
         shuffle: bool. Shuffle a finite dataset (seeded by `seed`). Defaults to False.
         chunk_size: int. Videos generated at a time in an endless stream. Defaults to 64.
+        start_batch: int. Index of the first batch to yield (batches before it are
+            skipped without being generated). Defaults to 0.
         **options: dataset options, e.g. `num_balls=1` (see `vidgen_tf.data.synthetic`).
 
     Returns:
@@ -231,7 +240,9 @@ def load(
     _check_request(name, num_frames, height, width, channels, with_labels, path, options)
     batch_size = _check_int("batch_size", batch_size, 1)
     seed = _check_int("seed", seed, 0)
+    start_batch = _check_int("start_batch", start_batch, 0)
     shape = (num_frames, height, width, channels)
+    start_video = start_batch * batch_size  # the first video of batch `start_batch`
 
     if num_videos is not None:
         _check_int("num_videos", num_videos, 1)
@@ -245,6 +256,7 @@ def load(
         dataset = tf.data.Dataset.from_tensor_slices(arrays)
         if shuffle:
             dataset = dataset.shuffle(len(arrays[0] if with_labels else arrays), seed=seed)
+        dataset = dataset.skip(start_video)
     else:
         chunk_size = _check_int("chunk_size", chunk_size, 1)
         chunk = _chunk_source(name, num_frames, height, width, channels, seed, with_labels,
@@ -265,10 +277,11 @@ def load(
             videos.set_shape((chunk_size, *shape))  # (chunk, T, H, W, C)
             return (videos, labels) if with_labels else videos
 
-        dataset = tf.data.Dataset.counter().map(
+        first_chunk, offset = divmod(start_video, chunk_size)
+        dataset = tf.data.Dataset.counter(start=first_chunk).map(
             produce_tensors, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
         )
-        dataset = dataset.unbatch()
+        dataset = dataset.unbatch().skip(offset)  # (T, H, W, C) videos from `start_video` on
 
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     if with_labels:

@@ -9,13 +9,13 @@ stateless ops as `model.generate`, so both give the same video for a seed.
 
 import json
 import logging
-import os
-import shutil
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
+
+from vidgen_tf.atomic import atomic_directory, write_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -144,20 +144,9 @@ def export_savedmodel(model, directory, version=1, overwrite=False):
     if target.exists() and not overwrite:
         raise FileExistsError(f"{target} already exists; pass overwrite=True to replace it.")
     base.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=base, prefix=f".{version}.tmp-"))
-    try:
+    with atomic_directory(target) as temporary:
         archive = _build_archive(model)
-        archive.write_out(str(tmp), verbose=False)
-        if target.exists():
-            old = Path(tempfile.mkdtemp(dir=base, prefix=f".{version}.old-"))
-            os.replace(target, old / "v")
-            os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        archive.write_out(str(temporary), verbose=False)
     logger.info("Wrote SavedModel %s", target)
     return target
 
@@ -258,14 +247,14 @@ def export_onnx(model, path, opset=ONNX_OPSET, num_checks=8, savedmodel_dir=None
         "versions": {"tf2onnx": tf2onnx.__version__, "onnx": onnx.__version__,
                      "onnxruntime": onnxruntime.__version__, "tensorflow": tf.__version__},
     }
-    _write_atomically(Path(f"{path}.parity.json"), json.dumps(report, indent=2).encode())
+    write_bytes(Path(f"{path}.parity.json"), json.dumps(report, indent=2).encode())
     if worst_float > FLOAT_TOLERANCE or worst_uint8 > UINT8_TOLERANCE:
         raise ExportParityError(
             f"ONNX export of {model.registered_name} disagrees with TensorFlow: max |float diff| "
             f"{worst_float:.3g} (tolerance {FLOAT_TOLERANCE}), max uint8 diff {worst_uint8} "
             f"(tolerance {UINT8_TOLERANCE}); {path} was not written."
         )
-    _write_atomically(path, proto.SerializeToString())
+    write_bytes(path, proto.SerializeToString())
     logger.info("Wrote ONNX %s (max float diff %.3g)", path, worst_float)
     return path
 
@@ -280,14 +269,3 @@ def _rename_outputs(proto, names):
         node.output[:] = [renames.get(o, o) for o in node.output]
         node.input[:] = [renames.get(i, i) for i in node.input]
     return proto
-
-
-def _write_atomically(path, data):
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)

@@ -1,0 +1,96 @@
+"""The package's one atomic-write helper (`vidgen_tf.atomic`, re-exported by `video_io`)."""
+
+import os
+
+import pytest
+
+from vidgen_tf import atomic, video_io
+
+
+def test_video_io_re_exports_the_helper():
+    assert video_io.atomic_file is atomic.atomic_file
+    assert video_io.atomic_directory is atomic.atomic_directory
+
+
+def test_file_is_replaced_whole_with_plain_open_permissions(tmp_path):
+    path = tmp_path / "ckpt-3.weights.h5"
+    path.write_bytes(b"old")
+    with atomic.atomic_file(path) as temporary:
+        assert temporary.parent == tmp_path and temporary.name.endswith(".weights.h5")
+        assert temporary.name.startswith(".")  # hidden from globs such as ckpt-*.weights.h5
+        temporary.write_bytes(b"new")
+        assert path.read_bytes() == b"old"  # nothing visible before the end
+    assert path.read_bytes() == b"new" and os.listdir(tmp_path) == [path.name]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_crash_in_the_file_writer_keeps_the_old_file_and_leaves_no_debris(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text("old")
+    with pytest.raises(RuntimeError, match="writer crashed"):
+        with atomic.atomic_file(path) as temporary:
+            temporary.write_text("half of the new")
+            raise RuntimeError("writer crashed")
+    assert path.read_text() == "old" and os.listdir(tmp_path) == ["config.json"]
+    with pytest.raises(RuntimeError, match="writer crashed"):
+        with atomic.atomic_file(tmp_path / "fresh.json") as temporary:
+            temporary.write_text("half")
+            raise RuntimeError("writer crashed")
+    assert os.listdir(tmp_path) == ["config.json"]
+
+
+def test_directory_is_replaced_whole(tmp_path):
+    target = tmp_path / "1"
+    target.mkdir()
+    (target / "old.pb").write_text("old")
+    with atomic.atomic_directory(target) as temporary:
+        (temporary / "saved_model.pb").write_text("new")
+        (temporary / "variables").mkdir()
+        (temporary / "variables" / "v.data").write_text("w")
+        assert sorted(os.listdir(target)) == ["old.pb"]
+    assert sorted(os.listdir(target)) == ["saved_model.pb", "variables"]
+    assert os.listdir(tmp_path) == ["1"]
+
+
+def test_crash_in_the_directory_writer_keeps_the_old_directory_and_leaves_no_debris(tmp_path):
+    target = tmp_path / "1"
+    target.mkdir()
+    (target / "saved_model.pb").write_text("old")
+    with pytest.raises(RuntimeError, match="writer crashed"):
+        with atomic.atomic_directory(target) as temporary:
+            (temporary / "saved_model.pb").write_text("half")
+            raise RuntimeError("writer crashed")
+    assert os.listdir(tmp_path) == ["1"] and (target / "saved_model.pb").read_text() == "old"
+
+
+def test_failed_swap_puts_the_old_directory_back(tmp_path, monkeypatch):
+    target = tmp_path / "1"
+    target.mkdir()
+    (target / "saved_model.pb").write_text("old")
+    real_replace = os.replace
+
+    def fail_moving_the_new_one_in(source, destination):
+        if str(destination) == str(target) and ".tmp" in str(source):
+            raise OSError("rename failed")
+        return real_replace(source, destination)
+
+    monkeypatch.setattr(atomic.os, "replace", fail_moving_the_new_one_in)
+    with pytest.raises(OSError, match="rename failed"):
+        with atomic.atomic_directory(target) as temporary:
+            (temporary / "saved_model.pb").write_text("new")
+    assert os.listdir(tmp_path) == ["1"] and (target / "saved_model.pb").read_text() == "old"
+
+
+def test_bad_targets_are_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"directory '.*missing' does not exist"):
+        with atomic.atomic_file(tmp_path / "missing" / "x.json"):
+            pass
+    with pytest.raises(IsADirectoryError, match="is a directory"):
+        with atomic.atomic_file(tmp_path):
+            pass
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(NotADirectoryError, match="a file of that name exists"):
+        with atomic.atomic_directory(tmp_path / "file"):
+            pass

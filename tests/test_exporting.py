@@ -1,0 +1,46 @@
+"""SavedModel versions are written through the package's atomic-directory helper."""
+
+import os
+
+import pytest
+
+import vidgen_tf
+from vidgen_tf import exporting
+
+TINY_MOCOGAN = dict(num_frames=4, height=16, width=16, channels=1, content_dim=4, motion_dim=2,
+                    generator_width=4, discriminator_width=4)
+
+
+class _Archive:
+    """Stands in for `keras.export.ExportArchive`: writes a file, then maybe fails."""
+
+    def __init__(self, fail):
+        self.fail = fail
+
+    def write_out(self, directory, verbose=False):
+        with open(os.path.join(directory, "saved_model.pb"), "w") as f:
+            f.write("new")
+        if self.fail:
+            raise RuntimeError("export crashed midway")
+
+
+def test_a_crash_while_overwriting_a_version_keeps_the_old_one_and_no_debris(tmp_path, monkeypatch):
+    model = vidgen_tf.build("mocogan", **TINY_MOCOGAN)
+    base = tmp_path / "serving" / "mocogan"
+    (base / "1").mkdir(parents=True)
+    (base / "1" / "saved_model.pb").write_text("old")
+
+    monkeypatch.setattr(exporting, "_build_archive", lambda model: _Archive(fail=True))
+    with pytest.raises(RuntimeError, match="export crashed midway"):
+        exporting.export_savedmodel(model, tmp_path / "serving", version=1, overwrite=True)
+    assert os.listdir(base) == ["1"] and (base / "1" / "saved_model.pb").read_text() == "old"
+    with pytest.raises(RuntimeError, match="export crashed midway"):
+        exporting.export_savedmodel(model, tmp_path / "serving", version=2)
+    assert os.listdir(base) == ["1"]
+
+    monkeypatch.setattr(exporting, "_build_archive", lambda model: _Archive(fail=False))
+    target = exporting.export_savedmodel(model, tmp_path / "serving", version=1, overwrite=True)
+    assert target == base / "1" and os.listdir(base) == ["1"]
+    assert os.listdir(target) == ["saved_model.pb"] and (target / "saved_model.pb").read_text() == "new"
+    with pytest.raises(FileExistsError, match="pass overwrite=True"):
+        exporting.export_savedmodel(model, tmp_path / "serving", version=1)
