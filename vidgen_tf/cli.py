@@ -232,15 +232,16 @@ def _train(args, strategy):
         distribute.prepare_model(model, strategy)
         checkpoint = vcallbacks.StepCheckpoint(location.path / "checkpoints")
         checkpoint.step = start_step
-        # Generated data is addressed by batch index, so skipping the batches
-        # already trained on continues the same stream. `--batch-size` is the
+        # Generated data is addressed by batch index, so starting at the batch
+        # after the last one trained on continues the same stream, without
+        # generating the skipped batches again. `--batch-size` is the
         # global batch: each replica gets its share of every batch.
         dataset = data.load(
             args.data,
             num_frames=model.num_frames, height=model.height, width=model.width, channels=model.channels,
             batch_size=args.batch_size, seed=args.seed, with_labels=bool(model.num_classes),
-            drop_remainder=True, **_data_options(args),
-        ).skip(start_step)
+            drop_remainder=True, start_batch=start_step, **_data_options(args),
+        )
         dataset = distribute.shard_dataset(dataset)
         samples = vcallbacks.SampleWriter(location.path / "samples", args.sample_every, num=args.num_samples,
                                           seed=args.seed, initial_step=start_step)

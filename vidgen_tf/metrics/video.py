@@ -16,13 +16,12 @@ clip count, the seed and the feature network.
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
+from vidgen_tf.atomic import atomic_file
 from vidgen_tf.metrics.features import load_feature_network, prepare_clips, to_uint8
 from vidgen_tf.metrics.statistics import GaussianStatistics, frechet_distance, inception_score, polynomial_mmd
 
@@ -114,14 +113,8 @@ def real_features(source, network, num_videos, batch_size, seed, cache_dir=None,
             raise ValueError(f"The cached real features '{path}' are unreadable ({error}); delete the file.") from error
     features = extract_features(source, network, num_videos, batch_size, seed)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npz")
-    os.close(fd)
-    try:
-        np.savez(tmp, features=features, key=np.array(text))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_file(path) as temporary:
+        np.savez(temporary, features=features, key=np.array(text))
     return features
 
 
