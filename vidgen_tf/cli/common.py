@@ -129,6 +129,9 @@ def build_parser():
     p.add_argument("--tensorboard", metavar="DIR",
                    help="write metrics every step and animated sample videos every --sample-every steps "
                         "(and at the end) for TensorBoard")
+    p.add_argument("--no-dequantize", dest="dequantize", action="store_false",
+                   help="train a continuous density on the 8-bit grid itself, without uniform dequantisation "
+                        "(its bits/dim are then not comparable with 8-bit figures)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_train)
 
@@ -143,6 +146,9 @@ def build_parser():
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seed", type=int, default=12345,
                    help="seed of the held-out videos and dequantisation noise (default 12345, unlike training's 0)")
+    p.add_argument("--no-dequantize", dest="dequantize", action="store_false",
+                   help="score a continuous density on the 8-bit grid itself, without uniform dequantisation "
+                        "(its bits/dim are then not comparable with 8-bit figures)")
     p.add_argument("--json", help="also write the figures to this JSON file")
     p.set_defaults(func=cmd_eval)
 

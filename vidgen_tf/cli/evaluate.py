@@ -30,7 +30,7 @@ def cmd_eval(args):
     options = {**(metadata.get("data_options", {}) if same_data else {}), **_data_options(args)}
     # Continuous densities on 8-bit data are scored on dequantised videos, so
     # their bits/dim bound the 8-bit data's (see vidgen_tf.likelihood).
-    dequantize = not model.likelihood_is_discrete
+    dequantize = args.dequantize and not model.likelihood_is_discrete
     model.compile(dequantize=dequantize, seed=args.seed)
     videos = data.load(
         name, num_frames=args.num_frames or model.num_frames, height=model.height, width=model.width,
@@ -39,17 +39,17 @@ def cmd_eval(args):
     )
     results = model.evaluate(videos, verbose=0, return_dict=True)
     kind = "negative ELBO, an upper bound on the NLL" if model.log_prob_is_bound else "exact"
-    space = "" if model.likelihood_space == "pixels" else f", per dimension of its {model.likelihood_space} space"
     report = {
         "model": model.registered_name, "dataset": name, "data_options": options, "num_videos": args.num_videos,
         "seed": args.seed, "nll_nats_per_video": float(results["nll"]), "bits_per_dim": float(results["bits_per_dim"]),
-        "bound": bool(model.log_prob_is_bound), "dequantized": dequantize,
+        "bits_per_dim_kind": model.bits_per_dim_kind, "bound": bool(model.log_prob_is_bound),
+        "dequantized": dequantize,
     }
     print(f"held-out: {args.num_videos} videos of {name} (seed {args.seed}), "
           f"{args.num_frames or model.num_frames}x{model.height}x{model.width}x{model.channels}")
     print(f"nll: {report['nll_nats_per_video']:.3f} nats per video ({kind})")
     print(f"bits/dim: {report['bits_per_dim']:.4f}" + (" (upper bound)" if model.log_prob_is_bound else "")
-          + (" (dequantised, 8-bit units)" if dequantize else " (probability mass, no correction)") + space)
+          + f" ({model.bits_per_dim_kind})")
     if args.json:
         presets._write_json(Path(args.json), report)
         print(f"wrote {args.json}")

@@ -42,6 +42,8 @@ def _compile(model, args):
     from vidgen_tf.adversarial import AdversarialModel
 
     if isinstance(model, AdversarialModel):
+        if not args.dequantize:
+            raise UsageError(f"--no-dequantize applies to likelihood models; {model.registered_name} is a GAN.")
         model.compile(
             g_optimizer=model.make_optimizer(args.lr),
             d_optimizer=model.make_optimizer(args.lr),
@@ -51,7 +53,10 @@ def _compile(model, args):
     else:
         if args.loss:
             raise UsageError(f"--loss applies to GANs; {model.registered_name} is trained by likelihood.")
-        model.compile(optimizer=model.make_optimizer(args.lr))
+        # A continuous density is trained on dequantised videos, so its bits/dim
+        # bound the 8-bit data's (see vidgen_tf.likelihood); discrete ones need none.
+        dequantize = args.dequantize and not model.likelihood_is_discrete
+        model.compile(optimizer=model.make_optimizer(args.lr), dequantize=dequantize, seed=args.seed)
 
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
@@ -102,6 +107,7 @@ def _train(args, strategy):
     import vidgen_tf
     from vidgen_tf import callbacks as vcallbacks
     from vidgen_tf import data, distribute
+    from vidgen_tf.likelihood import LikelihoodModel
 
     if args.data not in data.list_datasets():
         raise vidgen_tf.registry.unknown_name_error("dataset", args.data, data.list_datasets())
@@ -175,6 +181,8 @@ def _train(args, strategy):
         extra = {"data_options": data_options} if data_options else {}
         if args.precision != "float32":
             extra["precision"] = args.precision
+        if isinstance(model, LikelihoodModel):
+            extra.update(dequantized=model.dequantize, bits_per_dim_kind=model.bits_per_dim_kind)
         vidgen_tf.save_preset(model, location.path, dataset=args.data, training_steps=max(start_step, args.steps),
                               description=f"{model_name} trained by `vidgen train` on {args.data}", **extra)
         if args.final_weights:
@@ -187,6 +195,8 @@ def _train(args, strategy):
     if history is not None and history.history:
         final = {k: round(float(v[-1]), 4) for k, v in history.history.items()}
         print("final metrics:", json.dumps(final))
+        if "bits_per_dim" in final:
+            print(f"bits_per_dim: {model.bits_per_dim_kind}")
     for path in samples.written[-len(samples.formats):]:
         print(f"samples: {path}")
     print(f"preset: {out} (load with vidgen_tf.from_preset('{out}'))")
