@@ -221,6 +221,25 @@ def test_num_classes():
     assert data.num_classes("bouncing_balls") is None
 
 
+def test_num_classes_of_an_npz_file_reads_it_through_the_validated_reader(tmp_path):
+    assert data.num_classes("npz", path=_save(tmp_path, videos=_clips(), labels=np.array([0, 3, 1, 1, 2]))) == 4
+    assert data.num_classes("npz", path=_save(tmp_path, "plain.npz", videos=_clips())) is None
+    array = tmp_path / "array.npy"
+    np.save(array, _clips())
+    with pytest.raises(ValueError, match=f"'{array}': is a single .npy array"):
+        data.num_classes("npz", path=str(array))
+    with pytest.raises(ValueError, match="'labels' is empty"):
+        data.num_classes("npz", path=_save(tmp_path, "empty.npz", videos=_clips(), labels=np.zeros(0, int)))
+    with pytest.raises(ValueError, match="'labels' must be >= 0, got -2"):
+        data.num_classes("npz", path=_save(tmp_path, "neg.npz", videos=_clips(), labels=np.array([0, -2, 1, 1, 0])))
+    with pytest.raises(ValueError, match="'labels' must be integers"):
+        data.num_classes("npz", path=_save(tmp_path, "float.npz", videos=_clips(), labels=np.zeros(5)))
+    with pytest.raises(ValueError, match="needs `path=`"):
+        data.num_classes("npz")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        data.num_classes("npz", path=str(tmp_path / "nope.npz"))
+
+
 def test_generation_is_fast():
     # 64 videos of 16x64x64 take ~0.1-0.4 s on one core; the bound leaves room for a busy machine.
     for name in SYNTHETIC:
