@@ -43,11 +43,42 @@ def test_data_preview_writes_an_animated_gif(capsys, tmp_path):
     (["train", "mocogan", "--data", "moving_digits", "--steps", "0"], "--steps"),
     (["train", "mocogan", "--data", "moving_digits", "--set", "content_dim"], "key=value"),
     (["export", "mocogan_moving_digits", "--format", "tflite", "--out", "x"], "--format"),
+    # vidgen_tf's own checks: a --set key the model does not take, a value it refuses, a missing file.
+    (["train", "mocogan", "--data", "moving_digits", "--set", "contnet_dim=8"],
+     "Unknown mocogan configuration value (--set) 'contnet_dim'. Known mocogan configuration value (--set) "
+     "names: channels, content_dim,"),
+    (["train", "mocogan", "--data", "moving_digits", "--set", "content_dim=-1"], "`content_dim` must be"),
+    (["train", "hmm", "--data", "npz", "--path", "no_such_file.npz", "--num-frames", "4"], "no_such_file.npz"),
+    (["train", "hmm", "--data", "moving_square", "--num-frames", "4", "--height", "8", "--width", "8",
+      "--set", "feature_dim=4"], "call fit_projection(videos)"),
 ])
 def test_bad_input_is_named_with_exit_code_2(capsys, argv, named):
     code, _, err = run(capsys, *argv)
     assert code == 2
     assert named in err and err.startswith("vidgen: error:")
+
+
+def test_an_error_inside_keras_is_a_failure_with_its_message_and_the_traceback_under_verbose(capsys, tmp_path):
+    # The preset's 128-state weights do not fit a 4-state model: Keras's loader raises a ValueError.
+    argv = ["train", "hmm_moving_square", "--data", "moving_square", "--set", "num_states=4", "--steps", "1",
+            "--out", str(tmp_path / "run"), "--quiet"]
+    code, _, err = run(capsys, *argv)
+    assert code == 1, err
+    assert err.startswith("vidgen: error: ValueError in keras.") and "variable.shape=(4,)" in err
+    assert "--verbose" in err and "Traceback" not in err
+    code, _, err = run(capsys, *argv, "--verbose")
+    assert code == 1 and "Traceback (most recent call last)" in err and "load_weights" in err
+    assert "vidgen: error: ValueError in keras." in err
+
+
+def test_a_key_error_raised_outside_vidgen_tf_is_a_failure_not_a_usage_error(capsys, monkeypatch):
+    def from_preset(name):
+        return {}["serving_default"]  # a KeyError raised in another package's code
+
+    monkeypatch.setattr(vidgen_tf, "from_preset", from_preset)
+    code, _, err = run(capsys, "generate", "mocogan_moving_digits", "--out", "x.gif")
+    assert code == 1
+    assert err.startswith("vidgen: error: KeyError in tests.test_cli: serving_default")
 
 
 def test_argparse_errors_exit_2(capsys):

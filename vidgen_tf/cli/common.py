@@ -1,13 +1,19 @@
 """What the subcommands share: the usage error, argument helpers, the parser and `main`."""
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import sys
+import traceback
 import warnings
+from pathlib import Path
 
-EXIT_USAGE = 2
+EXIT_USAGE = 2  # the user's input is wrong: see `is_input_error`
+EXIT_FAILURE = 1  # the run failed: training diverged, or an error inside a library
+# The vidgen_tf package: errors raised by its own checks are input errors.
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
 
 
 class UsageError(Exception):
@@ -175,7 +181,71 @@ def build_parser():
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_quickstart)
+
+    # --verbose is taken before or after the subcommand.
+    verbose_help = "on an error, also print its traceback"
+    parser.add_argument("--verbose", action="store_true", help=verbose_help)
+    for command in (*sub.choices.values(), *data_sub.choices.values()):
+        command.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help=verbose_help)
     return parser
+
+
+@contextlib.contextmanager
+def _unfiltered_tracebacks():
+    """Keeps Keras's and TensorFlow's own frames in tracebacks (both cut them
+    by default), so that an error shows where it was raised."""
+    import keras
+    import tensorflow as tf
+
+    was = keras.config.is_traceback_filtering_enabled(), tf.debugging.is_traceback_filtering_enabled()
+    keras.config.disable_traceback_filtering()
+    tf.debugging.disable_traceback_filtering()
+    try:
+        yield
+    finally:
+        if was[0]:
+            keras.config.enable_traceback_filtering()
+        if was[1]:
+            tf.debugging.enable_traceback_filtering()
+
+
+def _innermost_frame(error):
+    """The frame that raised `error` (the last of its traceback), or None."""
+    trace = error.__traceback__
+    while trace is not None and trace.tb_next is not None:
+        trace = trace.tb_next
+    return None if trace is None else trace.tb_frame
+
+
+def _raised_by_vidgen_tf(error):
+    frame = _innermost_frame(error)
+    return frame is not None and PACKAGE_DIR in Path(frame.f_code.co_filename).resolve().parents
+
+
+def is_input_error(error):
+    """Whether `error` is the user's bad input (exit 2) rather than a failure (exit 1).
+
+    Bad input wherever it is raised: `UsageError`, an unknown model, preset,
+    dataset or loss name (`UnknownNameError`), a missing or already existing
+    file. A `ValueError`, `TypeError` or `KeyError` is bad input when
+    vidgen_tf's own checks raised it (the innermost frame of its traceback is
+    in the vidgen_tf package): a `--set` value the model refuses, a data file
+    its reader rejects. The same types raised inside TensorFlow, Keras or
+    another library are failures.
+
+    Args:
+        error: BaseException. The error `main` caught.
+    """
+    from vidgen_tf.registry import UnknownNameError
+
+    if isinstance(error, (UsageError, UnknownNameError, FileNotFoundError, FileExistsError)):
+        return True
+    return isinstance(error, (ValueError, TypeError, KeyError)) and _raised_by_vidgen_tf(error)
+
+
+def _message(error):
+    # str() of a KeyError quotes its message.
+    return error.args[0] if isinstance(error, KeyError) and error.args else str(error)
 
 
 def main(argv=None):
@@ -186,12 +256,20 @@ def main(argv=None):
     from vidgen_tf.callbacks import TrainingDivergedError
 
     try:
-        return args.func(args) or 0
-    except TrainingDivergedError as error:
-        print(f"vidgen: error: {error}", file=sys.stderr)
-        return 1
-    except (UsageError, KeyError, ValueError, FileNotFoundError, FileExistsError, TypeError) as error:
-        message = error.args[0] if isinstance(error, KeyError) and error.args else error
-        print(f"vidgen: error: {message}", file=sys.stderr)
-        return EXIT_USAGE
-
+        with _unfiltered_tracebacks():
+            return args.func(args) or 0
+    except Exception as error:  # noqa: BLE001 - every failure gets a message and an exit code
+        if args.verbose:
+            traceback.print_exception(error, file=sys.stderr)
+        if isinstance(error, TrainingDivergedError):
+            print(f"vidgen: error: {error}", file=sys.stderr)
+            return EXIT_FAILURE
+        if is_input_error(error):
+            print(f"vidgen: error: {_message(error)}", file=sys.stderr)
+            return EXIT_USAGE
+        frame = _innermost_frame(error)
+        where = f" in {frame.f_globals.get('__name__', frame.f_code.co_filename)}" if frame is not None else ""
+        print(f"vidgen: error: {type(error).__name__}{where}: {_message(error)}", file=sys.stderr)
+        if not args.verbose:
+            print("vidgen: run again with --verbose for the traceback", file=sys.stderr)
+        return EXIT_FAILURE

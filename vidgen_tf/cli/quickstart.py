@@ -21,6 +21,8 @@ def cmd_quickstart(args):
          "--overwrite"],
     ]
     for command in commands:
+        if args.verbose:
+            command.append("--verbose")
         print("$ vidgen " + " ".join(command), flush=True)
         code = main(command)
         if code:

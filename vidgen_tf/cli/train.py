@@ -17,12 +17,37 @@ def _model_defaults(cls):
     }
 
 
+def _config_keys(cls):
+    """The configuration values a model class takes: its constructor's
+    arguments and those of its vidgen_tf base classes (reached through `**kwargs`)."""
+    from vidgen_tf.base import VideoModel
+
+    keys = set()
+    for klass in cls.__mro__:
+        if isinstance(klass, type) and issubclass(klass, VideoModel):
+            keys.update(
+                name for name, p in inspect.signature(klass.__init__).parameters.items()
+                if name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+            )
+    return keys
+
+
+def _check_overrides(model_name, overrides):
+    from vidgen_tf import registry
+
+    known = _config_keys(registry.get_model_class(model_name))
+    for key in overrides:
+        if key not in known:
+            raise registry.unknown_name_error(f"{model_name} configuration value (--set)", key, known)
+
+
 def _resolve_model(spec, overrides):
     """`(model_name, config, weights_path_or_None)` from a model or preset name."""
     import vidgen_tf
     from vidgen_tf import presets, registry
 
     if spec in vidgen_tf.list_models():
+        _check_overrides(spec, overrides)
         cls = registry.get_model_class(spec)
         config = {k: v for k, v in _model_defaults(cls).items() if k != "kwargs"}
         config.update(overrides)
@@ -33,6 +58,7 @@ def _resolve_model(spec, overrides):
         known = vidgen_tf.list_models() + presets.list_presets()
         raise registry.unknown_name_error("model or preset", spec, known) from None
     model_name, config, _ = presets.load_preset_config(directory)
+    _check_overrides(model_name, overrides)
     config.update(overrides)
     weights = directory / presets.WEIGHTS_FILE
     return model_name, config, weights if weights.is_file() else None
