@@ -43,11 +43,42 @@ def test_data_preview_writes_an_animated_gif(capsys, tmp_path):
     (["train", "mocogan", "--data", "moving_digits", "--steps", "0"], "--steps"),
     (["train", "mocogan", "--data", "moving_digits", "--set", "content_dim"], "key=value"),
     (["export", "mocogan_moving_digits", "--format", "tflite", "--out", "x"], "--format"),
+    # vidgen_tf's own checks: a --set key the model does not take, a value it refuses, a missing file.
+    (["train", "mocogan", "--data", "moving_digits", "--set", "contnet_dim=8"],
+     "Unknown mocogan configuration value (--set) 'contnet_dim'. Known mocogan configuration value (--set) "
+     "names: channels, content_dim,"),
+    (["train", "mocogan", "--data", "moving_digits", "--set", "content_dim=-1"], "`content_dim` must be"),
+    (["train", "hmm", "--data", "npz", "--path", "no_such_file.npz", "--num-frames", "4"], "no_such_file.npz"),
+    (["train", "hmm", "--data", "moving_square", "--num-frames", "4", "--height", "8", "--width", "8",
+      "--set", "feature_dim=4"], "call fit_projection(videos)"),
 ])
 def test_bad_input_is_named_with_exit_code_2(capsys, argv, named):
     code, _, err = run(capsys, *argv)
     assert code == 2
     assert named in err and err.startswith("vidgen: error:")
+
+
+def test_an_error_inside_keras_is_a_failure_with_its_message_and_the_traceback_under_verbose(capsys, tmp_path):
+    # The preset's 128-state weights do not fit a 4-state model: Keras's loader raises a ValueError.
+    argv = ["train", "hmm_moving_square", "--data", "moving_square", "--set", "num_states=4", "--steps", "1",
+            "--out", str(tmp_path / "run"), "--quiet"]
+    code, _, err = run(capsys, *argv)
+    assert code == 1, err
+    assert err.startswith("vidgen: error: ValueError in keras.") and "variable.shape=(4,)" in err
+    assert "--verbose" in err and "Traceback" not in err
+    code, _, err = run(capsys, *argv, "--verbose")
+    assert code == 1 and "Traceback (most recent call last)" in err and "load_weights" in err
+    assert "vidgen: error: ValueError in keras." in err
+
+
+def test_a_key_error_raised_outside_vidgen_tf_is_a_failure_not_a_usage_error(capsys, monkeypatch):
+    def from_preset(name):
+        return {}["serving_default"]  # a KeyError raised in another package's code
+
+    monkeypatch.setattr(vidgen_tf, "from_preset", from_preset)
+    code, _, err = run(capsys, "generate", "mocogan_moving_digits", "--out", "x.gif")
+    assert code == 1
+    assert err.startswith("vidgen: error: KeyError in tests.test_cli: serving_default")
 
 
 def test_argparse_errors_exit_2(capsys):
@@ -105,11 +136,11 @@ def test_train_uses_each_model_s_own_optimizer_unless_lr_is_given(name, optimize
     import argparse
 
     model = vidgen_tf.build(name, num_frames=4, height=16, width=16, channels=1)
-    cli._compile(model, argparse.Namespace(lr=None, loss=None, seed=0))
+    cli._compile(model, argparse.Namespace(lr=None, loss=None, seed=0, dequantize=True))
     used = model.g_optimizer if hasattr(model, "g_optimizer") else model.optimizer
     assert type(used).__name__ == optimizer
     assert float(used.learning_rate) == pytest.approx(rate)
-    cli._compile(model, argparse.Namespace(lr=1e-3, loss=None, seed=0))
+    cli._compile(model, argparse.Namespace(lr=1e-3, loss=None, seed=0, dequantize=True))
     used = model.g_optimizer if hasattr(model, "g_optimizer") else model.optimizer
     assert type(used).__name__ == optimizer and float(used.learning_rate) == pytest.approx(1e-3)
 
@@ -123,7 +154,8 @@ def test_eval_prints_the_held_out_likelihood_of_a_preset(capsys, tmp_path):
     # The figure recorded in the preset's metadata, on the same held-out videos.
     assert report["nll_nats_per_video"] == pytest.approx(metadata["held_out_nll_nats_per_video"], abs=1e-2)
     assert report["bits_per_dim"] == pytest.approx(metadata["held_out_bits_per_dim"], abs=1e-4)
-    assert "exact" in out and "probability mass" in out and report["dataset"] == "moving_square"
+    assert "exact" in out and "(bits per binary pixel)" in out and report["dataset"] == "moving_square"
+    assert report["bits_per_dim_kind"] == "bits per binary pixel" and report["dequantized"] is False
 
 
 def test_eval_refuses_gans_and_unknown_datasets(capsys):
@@ -152,6 +184,44 @@ def test_train_then_eval_a_likelihood_model_with_dataset_options(capsys, tmp_pat
     report = json.loads((tmp_path / "e.json").read_text())
     assert report["data_options"] == {"num_balls": 1} and report["bound"] is True
     assert np.isfinite(report["bits_per_dim"]) and "upper bound" in text
+
+
+HMM_TINY = ["--data", "moving_square", "--num-frames", "4", "--height", "8", "--width", "8", "--channels", "1",
+            "--batch-size", "8", "--steps", "1", "--set", "num_states=2", "--quiet"]
+
+
+def test_train_dequantises_a_continuous_density_and_every_figure_names_its_kind(capsys, tmp_path):
+    # Gaussian emissions: a continuous density, trained and scored on dequantised videos.
+    code, text, err = run(capsys, "train", "hmm", *HMM_TINY, "--out", str(tmp_path / "hmm"))
+    assert code == 0, err
+    assert "bits_per_dim: bits per 8-bit value, dequantised" in text
+    metadata = json.loads((tmp_path / "hmm" / "metadata.json").read_text())
+    assert metadata["dequantized"] is True and metadata["bits_per_dim_kind"] == "bits per 8-bit value, dequantised"
+    code, text, err = run(capsys, "eval", str(tmp_path / "hmm"), "--num-videos", "8", "--json", str(tmp_path / "e.json"))
+    assert code == 0, err
+    report = json.loads((tmp_path / "e.json").read_text())
+    assert report["dequantized"] is True and report["bits_per_dim_kind"] == "bits per 8-bit value, dequantised"
+    assert "(bits per 8-bit value, dequantised)" in text
+
+    # Without dequantisation the figure carries no 8-bit correction and says it is not comparable.
+    not_comparable = "continuous density, not dequantised: not comparable with 8-bit figures"
+    code, text, err = run(capsys, "train", "hmm", *HMM_TINY, "--no-dequantize", "--out", str(tmp_path / "grid"))
+    assert code == 0, err
+    metadata = json.loads((tmp_path / "grid" / "metadata.json").read_text())
+    assert metadata["dequantized"] is False and metadata["bits_per_dim_kind"] == not_comparable
+    code, text, err = run(capsys, "eval", str(tmp_path / "grid"), "--num-videos", "8", "--no-dequantize",
+                          "--json", str(tmp_path / "g.json"))
+    assert code == 0, err
+    report = json.loads((tmp_path / "g.json").read_text())
+    assert report["bits_per_dim_kind"] == not_comparable and not_comparable in text
+    dims = 4 * 8 * 8
+    assert report["bits_per_dim"] == pytest.approx(report["nll_nats_per_video"] / (dims * np.log(2)), rel=1e-4)
+
+
+def test_no_dequantize_is_refused_for_gans(capsys):
+    code, _, err = run(capsys, "train", "mocogan", "--data", "moving_digits", "--no-dequantize", "--steps", "1",
+                       "--num-frames", "4", "--height", "16", "--width", "16", "--quiet", *TINY_SET)
+    assert code == 2 and "--no-dequantize" in err
 
 
 def test_train_hmm_on_a_user_npz_file_lowers_its_nll(capsys, tmp_path):

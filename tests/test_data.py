@@ -221,6 +221,25 @@ def test_num_classes():
     assert data.num_classes("bouncing_balls") is None
 
 
+def test_num_classes_of_an_npz_file_reads_it_through_the_validated_reader(tmp_path):
+    assert data.num_classes("npz", path=_save(tmp_path, videos=_clips(), labels=np.array([0, 3, 1, 1, 2]))) == 4
+    assert data.num_classes("npz", path=_save(tmp_path, "plain.npz", videos=_clips())) is None
+    array = tmp_path / "array.npy"
+    np.save(array, _clips())
+    with pytest.raises(ValueError, match=f"'{array}': is a single .npy array"):
+        data.num_classes("npz", path=str(array))
+    with pytest.raises(ValueError, match="'labels' is empty"):
+        data.num_classes("npz", path=_save(tmp_path, "empty.npz", videos=_clips(), labels=np.zeros(0, int)))
+    with pytest.raises(ValueError, match="'labels' must be >= 0, got -2"):
+        data.num_classes("npz", path=_save(tmp_path, "neg.npz", videos=_clips(), labels=np.array([0, -2, 1, 1, 0])))
+    with pytest.raises(ValueError, match="'labels' must be integers"):
+        data.num_classes("npz", path=_save(tmp_path, "float.npz", videos=_clips(), labels=np.zeros(5)))
+    with pytest.raises(ValueError, match="needs `path=`"):
+        data.num_classes("npz")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        data.num_classes("npz", path=str(tmp_path / "nope.npz"))
+
+
 def _python_calls(function):
     """The number of Python function calls `function()` makes."""
     calls = []

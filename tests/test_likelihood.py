@@ -64,20 +64,52 @@ def numpy_nll(videos, loc=0.0, scale=1.0):
 
 def test_bits_per_dim_arithmetic_by_hand():
     assert EIGHT_BIT_CORRECTION_BITS == pytest.approx(6.994353436858858, abs=1e-12)
-    # One nat-per-dim-of-ln2 is one bit; the change of variables adds log2(127.5).
-    assert float(bits_per_dim(100 * math.log(2), 100)) == pytest.approx(1 + math.log2(127.5), abs=1e-5)
-    assert float(bits_per_dim(100 * math.log(2), 100)) == pytest.approx(math.log2(255), abs=1e-5)
+    # One nat-per-dim-of-ln2 is one bit; on dequantised data the change of variables adds log2(127.5).
+    assert float(bits_per_dim(100 * math.log(2), 100, dequantized=True)) == pytest.approx(
+        1 + math.log2(127.5), abs=1e-5)
+    assert float(bits_per_dim(100 * math.log(2), 100, dequantized=True)) == pytest.approx(math.log2(255), abs=1e-5)
     # A density uniform over the dequantised range [-1, 1 + 1/127.5) costs raw bytes: 8 bits.
     uniform_nll = D * math.log(256 / 127.5)
-    assert float(bits_per_dim(uniform_nll, D)) == pytest.approx(8.0, abs=1e-5)
-    # A probability mass needs no correction: 1 bit per binary pixel for a fair coin.
-    assert float(bits_per_dim(D * math.log(2), D, discrete=True)) == pytest.approx(1.0, abs=1e-6)
+    assert float(bits_per_dim(uniform_nll, D, dequantized=True)) == pytest.approx(8.0, abs=1e-5)
+    # Anything else takes no correction: 1 bit per binary pixel for a fair coin.
+    assert float(bits_per_dim(D * math.log(2), D)) == pytest.approx(1.0, abs=1e-6)
     model = PixelGaussian()
+    model.compile(dequantize=True, seed=0)
     assert float(model.bits_per_dim(D * math.log(2))) == pytest.approx(1 + math.log2(127.5), abs=1e-5)
     assert float(model.bits_per_dim(D * math.log(2) / 2, num_frames=2)) == pytest.approx(
         1 + math.log2(127.5), abs=1e-5
     )
     assert float(PixelGaussian(discrete=True).bits_per_dim(D * math.log(2))) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_a_continuous_density_without_dequantisation_carries_no_8_bit_correction():
+    model = PixelGaussian()
+    model.compile(seed=0)  # dequantize=False: evaluated on the 8-bit grid itself
+    assert float(model.bits_per_dim(D * math.log(2))) == pytest.approx(1.0, abs=1e-6)
+    assert float(PixelGaussian().bits_per_dim(D * math.log(2))) == pytest.approx(1.0, abs=1e-6)  # uncompiled
+    videos = eight_bit_videos(4)
+    result = model.evaluate(tf.data.Dataset.from_tensor_slices(videos).batch(4), verbose=0, return_dict=True)
+    assert result["bits_per_dim"] == pytest.approx(result["nll"] / (D * math.log(2)), rel=1e-5)
+    assert model.bits_per_dim_kind == "continuous density, not dequantised: not comparable with 8-bit figures"
+    model.compile(dequantize=True, seed=0)
+    assert model.bits_per_dim_kind == "bits per 8-bit value, dequantised"
+    assert PixelGaussian(discrete=True).bits_per_dim_kind == "bits per 8-bit value (probability mass)"
+
+
+@pytest.mark.parametrize("name,config,kind", [
+    ("hmm", dict(num_states=2, emission="bernoulli"), "bits per binary pixel"),
+    ("hmm", dict(num_states=2), "continuous density, not dequantised: not comparable with 8-bit figures"),
+    ("hmm", dict(num_states=2, feature_dim=4), "bits per dimension of the pca_features space, continuous density, "
+                                                "not dequantised: not comparable with pixel or 8-bit figures"),
+    ("kvae", dict(base_filters=4, dynamics_units=8, likelihood="bernoulli"), "bits per binary pixel"),
+    ("video_vae", dict(base_filters=4, latent_dim=4), "bits per 8-bit value (probability mass)"),
+    ("video_vae", dict(base_filters=4, latent_dim=4, likelihood="bernoulli"), "bits per binary pixel"),
+])
+def test_every_zoo_likelihood_model_names_its_kind_of_bits_per_dim(name, config, kind):
+    import vidgen_tf
+
+    model = vidgen_tf.build(name, num_frames=4, height=8, width=8, channels=1, **config)
+    assert model.bits_per_dim_kind == kind
 
 
 def test_compile_defaults_and_built_optimizer():
@@ -99,9 +131,7 @@ def test_train_step_averages_the_gradient_over_the_batch_and_reports_metrics():
     # The metrics are of the weights before the step: loc 0, scale 1.
     expected_nll = numpy_nll(videos).mean()
     assert history.history["nll"][0] == pytest.approx(expected_nll, rel=1e-5)
-    assert history.history["bits_per_dim"][0] == pytest.approx(
-        expected_nll / (D * math.log(2)) + math.log2(127.5), rel=1e-5
-    )
+    assert history.history["bits_per_dim"][0] == pytest.approx(expected_nll / (D * math.log(2)), rel=1e-5)
     # d mean(nll) / d loc_d = -mean over videos and frames of y_d (summed over frames):
     # one SGD step moves loc by 0.5 * sum_t mean_b y.
     y = videos.reshape(8, SHAPE[0], -1)

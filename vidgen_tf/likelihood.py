@@ -21,16 +21,21 @@ by Jensen's inequality `-E_u[log2 p_v(x + u)]` bounds the discrete model's
 `-log2 P(x)` from above. Hence, with `nll = -log p_y` in nats per video and
 `D = frames * height * width * channels` dimensions,
 
-    bits_per_dim = nll / (D * ln 2) + log2(127.5)          (continuous)
-    bits_per_dim = nll / (D * ln 2)                        (discrete)
+    bits_per_dim = nll / (D * ln 2) + log2(127.5)     (continuous, dequantised)
+    bits_per_dim = nll / (D * ln 2)                   (everything else)
 
 `log2(127.5) = 6.9944`. A density uniform on `[-1, 1 + 1/127.5)` has
 `nll = D * ln(256 / 127.5)` and so exactly 8 bits/dim, the cost of storing
-raw bytes. Discrete likelihoods (e.g. Bernoulli on binary frames) are
-probabilities already: their bits/dim need no correction, and they are bits
-per binary pixel, not per 8-bit value. A model whose likelihood lives in a
-feature space (see `likelihood_space`) reports bits per feature dimension
-with the same formula; such figures are not comparable with pixel figures.
+raw bytes. The correction belongs to dequantised data only: a continuous
+density evaluated on the 8-bit grid itself (`compile(dequantize=False)`) can
+put unbounded density on the grid points, so its figure is reported without
+the correction and is not comparable with 8-bit figures. Discrete
+likelihoods are probabilities already and need no correction: a Bernoulli
+likelihood's figure is bits per binary pixel, a likelihood over the 256
+values (e.g. discretised logistic) bits per 8-bit value. A model whose
+likelihood lives in a feature space (see `likelihood_space`) reports bits per
+feature dimension; such figures are not comparable with pixel figures.
+`LikelihoodModel.bits_per_dim_kind` says in words which figure a model gives.
 """
 
 import math
@@ -46,7 +51,7 @@ from vidgen_tf.base import VideoModel, check_positive_int
 EIGHT_BIT_CORRECTION_BITS = math.log2(127.5)
 
 
-def bits_per_dim(nll, num_dims, discrete=False):
+def bits_per_dim(nll, num_dims, dequantized=False):
     """Bits per dimension of a negative log-likelihood in nats per video.
 
     Args:
@@ -54,17 +59,18 @@ def bits_per_dim(nll, num_dims, discrete=False):
             nats per video.
         num_dims: int or tensor. Dimensions per video (frames * height *
             width * channels, or frames * features).
-        discrete: bool. Whether `nll` is of a probability mass (no
-            dequantisation correction). Defaults to False: `nll` is of a
-            density on `y = x / 127.5 - 1`, and `log2(127.5)` converts it to
-            8-bit units.
+        dequantized: bool. Whether `nll` is of a continuous density on
+            `y = x / 127.5 - 1` evaluated on dequantised 8-bit data; then
+            `log2(127.5)` converts it to bits per 8-bit value (see the module
+            docstring). Defaults to False: `nll` is converted as it is (a
+            probability mass, or a density not evaluated on dequantised data).
 
     Returns:
-        `nll / (num_dims * ln 2)`, plus `log2(127.5)` when not `discrete`.
+        `nll / (num_dims * ln 2)`, plus `log2(127.5)` when `dequantized`.
     """
     nll = tf.cast(nll, tf.float32)
     bits = nll / (tf.cast(num_dims, tf.float32) * math.log(2.0))
-    return bits if discrete else bits + EIGHT_BIT_CORRECTION_BITS
+    return bits + EIGHT_BIT_CORRECTION_BITS if dequantized else bits
 
 
 class LikelihoodModel(VideoModel):
@@ -130,10 +136,46 @@ class LikelihoodModel(VideoModel):
         """Log-likelihood `(B,)` in nats per video of videos `(B, T, H, W, C)`."""
         raise NotImplementedError
 
+    @property
+    def binary_pixels(self):
+        """Whether the likelihood is of binarised pixels: a Bernoulli one (`likelihood="bernoulli"` of
+        kvae and video_vae, `emission="bernoulli"` of hmm), whose bits/dim are per binary pixel."""
+        return self.likelihood_is_discrete and "bernoulli" in (
+            getattr(self, "likelihood", None), getattr(self, "emission", None)
+        )
+
+    @property
+    def bits_per_dim_kind(self):
+        """What `bits_per_dim` measures, in words, to print and record beside every figure.
+
+        Continuous densities count as dequantised once compiled with
+        `dequantize=True` (see the module docstring).
+        """
+        dequantized = getattr(self, "dequantize", False)
+        if self.likelihood_space != "pixels":
+            space = f"bits per dimension of the {self.likelihood_space} space"
+            if self.likelihood_is_discrete:
+                return f"{space} (probability mass): not comparable with pixel figures"
+            if dequantized:
+                return f"{space}, dequantised 8-bit units: not comparable with pixel figures"
+            return f"{space}, continuous density, not dequantised: not comparable with pixel or 8-bit figures"
+        if self.binary_pixels:
+            return "bits per binary pixel"
+        if self.likelihood_is_discrete:
+            return "bits per 8-bit value (probability mass)"
+        if dequantized:
+            return "bits per 8-bit value, dequantised"
+        return "continuous density, not dequantised: not comparable with 8-bit figures"
+
     def bits_per_dim(self, nll, num_frames=None):
-        """`nll` (nats per video) in bits per dimension; see the module docstring."""
+        """`nll` (nats per video) in bits per dimension, as `bits_per_dim_kind` says.
+
+        The 8-bit correction `log2(127.5)` is added when the model is compiled
+        with `dequantize=True` (continuous densities only), never otherwise;
+        see the module docstring.
+        """
         num_frames = self.num_frames if num_frames is None else num_frames
-        return bits_per_dim(nll, num_frames * self.dims_per_frame, self.likelihood_is_discrete)
+        return bits_per_dim(nll, num_frames * self.dims_per_frame, getattr(self, "dequantize", False))
 
     def call(self, videos, training=False):
         """The log-likelihood `(B,)` of `videos`, so `model(videos)` scores them."""
@@ -151,9 +193,12 @@ class LikelihoodModel(VideoModel):
             optimizer: optimizer or its name. Defaults to Adam(1e-3).
             dequantize: bool. Add uniform noise `u / 127.5`, `u ~ U[0, 1)`,
                 to every pixel of 8-bit-derived data during training and
-                evaluation, so that `bits_per_dim` bounds the 8-bit data's
-                bits per dimension (see the module docstring). Only for
-                continuous likelihoods. Defaults to False.
+                evaluation, so that `bits_per_dim` (which then carries the
+                `log2(127.5)` correction) bounds the 8-bit data's bits per
+                dimension (see the module docstring). Only for continuous
+                likelihoods. Defaults to False: a continuous density's
+                bits/dim then have no correction and are not comparable with
+                8-bit figures.
             seed: int or None. Seed of the dequantisation noise; the same seed,
                 data and weights repeat a run exactly. Defaults to a random seed.
             **kwargs: passed to `keras.Model.compile` (e.g. `jit_compile`).

@@ -74,10 +74,8 @@ def num_classes(name, path=None, **options):
     For `npz` this is `max(labels) + 1` of the file, or None when it holds no labels.
     """
     if name == "npz":
-        if path is None:
-            raise ValueError("Dataset 'npz' needs `path=`.")
-        with np.load(path, allow_pickle=False) as archive:
-            return int(archive["labels"].max()) + 1 if "labels" in archive.files else None
+        labels = _npz.read_labels(path)
+        return None if labels is None else int(labels.max()) + 1
     if name not in synthetic.GENERATORS:
         raise unknown_name_error("dataset", name, list_datasets())
     return synthetic.num_classes(name, **options)

@@ -15,26 +15,8 @@ def _fail(path, problem):
     return ValueError(f"npz dataset file '{path}': {problem}")
 
 
-def read_npz(path, num_frames, height, width, channels, with_labels=False):
-    """Reads and validates a video `.npz` file.
-
-    Args:
-        path: str or path-like. The file.
-        num_frames: int. Frames wanted per clip; the file's clips must be at least this long.
-        height: int. Frame height the file must have.
-        width: int. Frame width the file must have.
-        channels: int. Channels the file must have.
-        with_labels: bool. Whether labels are wanted; the file must then hold `labels`.
-            Defaults to False.
-
-    Returns:
-        `(videos, labels)`: uint8 `(N, T_file, H, W, C)` and int32 `(N,)`, or None when the
-        file has no labels.
-
-    Raises:
-        FileNotFoundError: the file does not exist.
-        ValueError: the file is not an npz archive, or its arrays do not match the request.
-    """
+def _read_arrays(path):
+    """`(path, videos, labels_or_None)` of a video `.npz` file, unchecked beyond its being one."""
     if path is None:
         raise ValueError(
             "Dataset 'npz' needs `path=` pointing to a .npz file with a `videos` array."
@@ -58,7 +40,62 @@ def read_npz(path, num_frames, height, width, channels, with_labels=False):
             labels = archive["labels"] if "labels" in keys else None
         except ValueError as error:  # object arrays need pickle, which is refused
             raise _fail(path, f"cannot read its arrays ({error}).") from error
+    return path, videos, labels
 
+
+def _checked_labels(path, labels, count):
+    """`labels` as int32 `(count,)`, or a named error."""
+    if labels.size == 0:
+        raise _fail(path, f"'labels' is empty (shape {labels.shape}); it needs one label per video.")
+    if labels.ndim != 1 or labels.shape[0] != count:
+        raise _fail(path, f"'labels' must have shape ({count},), one per video, "
+                    f"got shape {labels.shape}.")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise _fail(path, f"'labels' must be integers, got dtype {labels.dtype}.")
+    if labels.min() < 0:
+        raise _fail(path, f"'labels' must be >= 0, got {labels.min()}.")
+    return labels.astype(np.int32)
+
+
+def read_labels(path):
+    """Reads and validates the labels of a video `.npz` file.
+
+    Args:
+        path: str or path-like. The file.
+
+    Returns:
+        int32 `(N,)`, one label per video, or None when the file has no labels.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: the file is not an npz archive of videos, or its labels are not
+            non-negative integers, one per video.
+    """
+    path, videos, labels = _read_arrays(path)
+    return None if labels is None else _checked_labels(path, labels, len(videos))
+
+
+def read_npz(path, num_frames, height, width, channels, with_labels=False):
+    """Reads and validates a video `.npz` file.
+
+    Args:
+        path: str or path-like. The file.
+        num_frames: int. Frames wanted per clip; the file's clips must be at least this long.
+        height: int. Frame height the file must have.
+        width: int. Frame width the file must have.
+        channels: int. Channels the file must have.
+        with_labels: bool. Whether labels are wanted; the file must then hold `labels`.
+            Defaults to False.
+
+    Returns:
+        `(videos, labels)`: uint8 `(N, T_file, H, W, C)` and int32 `(N,)`, or None when the
+        file has no labels.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: the file is not an npz archive, or its arrays do not match the request.
+    """
+    path, videos, labels = _read_arrays(path)
     if videos.ndim != 5:
         raise _fail(path, f"'videos' must have rank 5 (N, T, H, W, C), got shape {videos.shape}.")
     if videos.dtype != np.uint8:
@@ -76,14 +113,7 @@ def read_npz(path, num_frames, height, width, channels, with_labels=False):
         raise _fail(path, f"videos have {length} frames, fewer than num_frames={num_frames}.")
 
     if labels is not None:
-        if labels.ndim != 1 or labels.shape[0] != count:
-            raise _fail(path, f"'labels' must have shape ({count},), one per video, "
-                        f"got shape {labels.shape}.")
-        if not np.issubdtype(labels.dtype, np.integer):
-            raise _fail(path, f"'labels' must be integers, got dtype {labels.dtype}.")
-        if labels.min() < 0:
-            raise _fail(path, f"'labels' must be >= 0, got {labels.min()}.")
-        labels = labels.astype(np.int32)
+        labels = _checked_labels(path, labels, count)
     elif with_labels:
         raise _fail(path, "has no 'labels' array, but with_labels=True was asked.")
     return videos, labels

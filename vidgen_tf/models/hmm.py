@@ -314,6 +314,18 @@ class VideoHMM(LikelihoodModel):
         observations, hmm = self._checked(videos)
         return hmm.posterior_marginals(observations).probs_parameter()
 
+    # ------------------------------------------------------ gradient training
+    def fit(self, *args, **kwargs):
+        """`keras.Model.fit` on the negative log-likelihood; with `feature_dim`,
+        only once the PCA projection is fitted (unfitted, it would keep each
+        frame's first `feature_dim` pixels)."""
+        if self.feature_dim is not None and not int(self.projection_fitted.numpy()):
+            raise ValueError(
+                f"hmm with feature_dim={self.feature_dim} has no fitted PCA projection: call "
+                "fit_projection(videos) (or fit_em(videos), which fits it) before gradient fit()."
+            )
+        return super().fit(*args, **kwargs)
+
     # ------------------------------------------------------------ generation
     def noise_spec(self, num_frames=None):
         return {

@@ -1,0 +1,275 @@
+"""What the subcommands share: the usage error, argument helpers, the parser and `main`."""
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import sys
+import traceback
+import warnings
+from pathlib import Path
+
+EXIT_USAGE = 2  # the user's input is wrong: see `is_input_error`
+EXIT_FAILURE = 1  # the run failed: training diverged, or an error inside a library
+# The vidgen_tf package: errors raised by its own checks are input errors.
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
+
+
+class UsageError(Exception):
+    """Bad command-line input: printed as `vidgen: error: ...`, exit code 2."""
+
+
+def _quiet_tensorflow():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # tf.data pipelines are shuffled by the dataset itself; Keras's note about it is noise here.
+    warnings.filterwarnings("ignore", message="`shuffle=True` was passed")
+
+
+def _parse_value(text):
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _parse_pairs(pairs, flag):
+    """`{key: value}` from repeated `flag key=value` arguments (values parsed as JSON when they can be)."""
+    parsed = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise UsageError(f"{flag} expects key=value, got '{pair}'.")
+        key, value = pair.split("=", 1)
+        parsed[key.strip().replace("-", "_")] = _parse_value(value)
+    return parsed
+
+
+def _data_options(args):
+    """Dataset options from `--data-option key=value` (e.g. num_balls=1) and `--path`."""
+    options = _parse_pairs(getattr(args, "data_option", None), "--data-option")
+    if getattr(args, "path", None):
+        options["path"] = args.path
+    return options
+
+
+def _add_geometry(parser, defaults_note="the model's defaults"):
+    group = parser.add_argument_group("video shape (defaults: " + defaults_note + ")")
+    group.add_argument("--num-frames", type=int, help="frames per video")
+    group.add_argument("--height", type=int, help="frame height in pixels")
+    group.add_argument("--width", type=int, help="frame width in pixels")
+    group.add_argument("--channels", type=int, choices=(1, 3), help="1 (grey) or 3 (RGB)")
+
+
+def _geometry(args):
+    return {
+        key: value
+        for key, value in (
+            ("num_frames", args.num_frames), ("height", args.height),
+            ("width", args.width), ("channels", args.channels),
+        )
+        if value is not None
+    }
+
+
+# ---------------------------------------------------------------------- main
+def build_parser():
+    # Imported here: each subcommand's module imports this one.
+    from vidgen_tf.cli.data_preview import cmd_data_preview
+    from vidgen_tf.cli.evaluate import cmd_eval
+    from vidgen_tf.cli.export import cmd_export
+    from vidgen_tf.cli.generate import cmd_generate
+    from vidgen_tf.cli.listing import cmd_list
+    from vidgen_tf.cli.quickstart import cmd_quickstart
+    from vidgen_tf.cli.train import PRECISIONS, cmd_train
+
+    parser = argparse.ArgumentParser(
+        prog="vidgen", description="Train, sample and export the video generation models of vidgen-tf."
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("list", help="list models, presets and datasets")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("data", help="look at the datasets")
+    data_sub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    q = data_sub.add_parser("preview", help="write a grid of dataset videos to a GIF or MP4")
+    q.add_argument("dataset", help="dataset name (see `vidgen list`)")
+    q.add_argument("--out", required=True, help="output file: .gif, .mp4 or .npz")
+    q.add_argument("--num", type=int, default=8, help="videos in the grid (default 8)")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--fps", type=int, default=8)
+    q.add_argument("--path", help="input file for the npz dataset")
+    q.add_argument("--data-option", action="append", metavar="KEY=VALUE",
+                   help="dataset option, e.g. --data-option num_balls=1")
+    _add_geometry(q, "16 frames, 64x64, 1 channel")
+    q.set_defaults(func=cmd_data_preview)
+
+    p = sub.add_parser("train", help="train a model with model.fit; ends with a preset in --out")
+    p.add_argument("model", help="model name or preset name/directory (see `vidgen list`)")
+    p.add_argument("--data", required=True, help="dataset name (see `vidgen list`)")
+    p.add_argument("--path", help="input file for the npz dataset")
+    p.add_argument("--data-option", action="append", metavar="KEY=VALUE",
+                   help="dataset option, e.g. --data-option num_balls=1")
+    _add_geometry(p)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--steps", type=int, default=1000, help="training steps (default 1000)")
+    p.add_argument("--seed", type=int, default=0, help="seed of data and noise (default 0)")
+    p.add_argument("--lr", type=float, help="learning rate (default: the model's paper setting, e.g. "
+                   "Adam 2e-4 for most GANs, RMSprop 5e-5 for TGAN, Adam 1e-3 for likelihood models)")
+    p.add_argument("--loss", help="GAN loss: minimax, non_saturating, lsgan, wasserstein, wgan_gp, hinge")
+    p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (default min(steps, 100))")
+    p.add_argument("--sample-every", type=int, default=0, help="steps between sample videos (0: only at the end)")
+    p.add_argument("--num-samples", type=int, default=8, help="videos per sample grid (default 8)")
+    p.add_argument("--out", help="output directory (default runs/MODEL)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="model config value, e.g. --set content_dim=32")
+    p.add_argument("--strategy", default="default",
+                   help="distribution: default, mirrored (local GPUs or logical CPUs), multi_worker "
+                        "(cluster from TF_CONFIG), tpu (default: default); --batch-size is the global batch")
+    p.add_argument("--devices", help="for --strategy mirrored: comma-separated devices, e.g. /cpu:0,/cpu:1")
+    p.add_argument("--precision", default="float32", choices=PRECISIONS,
+                   help="Keras dtype policy (default float32); mixed_float16 scales every optimizer's loss")
+    p.add_argument("--deterministic", action="store_true",
+                   help="TensorFlow op determinism and initial weights seeded by --seed: a run repeats exactly")
+    p.add_argument("--final-weights", metavar="PATH",
+                   help="also write the final training state (model.save_weights) to PATH, on every worker")
+    p.add_argument("--tensorboard", metavar="DIR",
+                   help="write metrics every step and animated sample videos every --sample-every steps "
+                        "(and at the end) for TensorBoard")
+    p.add_argument("--no-dequantize", dest="dequantize", action="store_false",
+                   help="train a continuous density on the 8-bit grid itself, without uniform dequantisation "
+                        "(its bits/dim are then not comparable with 8-bit figures)")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="held-out NLL and bits/dim of a likelihood model's preset")
+    p.add_argument("preset", help="preset name or directory of a likelihood model (hmm, kvae, video_vae)")
+    p.add_argument("--data", help="dataset name (default: the one the preset was trained on)")
+    p.add_argument("--path", help="input file for the npz dataset (a held-out file)")
+    p.add_argument("--data-option", action="append", metavar="KEY=VALUE",
+                   help="dataset option, e.g. --data-option num_balls=1 (default: the preset's)")
+    p.add_argument("--num-videos", type=int, default=256, help="held-out videos (default 256)")
+    p.add_argument("--num-frames", type=int, help="frames per video (default: the model's)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--seed", type=int, default=12345,
+                   help="seed of the held-out videos and dequantisation noise (default 12345, unlike training's 0)")
+    p.add_argument("--no-dequantize", dest="dequantize", action="store_false",
+                   help="score a continuous density on the 8-bit grid itself, without uniform dequantisation "
+                        "(its bits/dim are then not comparable with 8-bit figures)")
+    p.add_argument("--json", help="also write the figures to this JSON file")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("generate", help="generate videos from a preset")
+    p.add_argument("preset", help="preset name or directory")
+    p.add_argument("--num", type=int, default=8)
+    p.add_argument("--frames", type=int, help="frames per video (any length for models that allow it)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--label", type=int, help="class label for conditional models")
+    p.add_argument("--fps", type=int, default=8)
+    p.add_argument("--out", required=True, help="output file: .mp4, .gif or .npz")
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("export", help="export a preset to SavedModel (TF Serving) and ONNX")
+    p.add_argument("preset", help="preset name or directory")
+    p.add_argument("--format", default="savedmodel,onnx", help="savedmodel, onnx or both (default both)")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--version", type=int, default=1, help="SavedModel version (default 1)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing version")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("quickstart", help="train the small MoCoGAN preset, write samples, export it")
+    p.add_argument("--out", default="runs/quickstart")
+    p.add_argument("--steps", type=int, default=200)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_quickstart)
+
+    # --verbose is taken before or after the subcommand.
+    verbose_help = "on an error, also print its traceback"
+    parser.add_argument("--verbose", action="store_true", help=verbose_help)
+    for command in (*sub.choices.values(), *data_sub.choices.values()):
+        command.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help=verbose_help)
+    return parser
+
+
+@contextlib.contextmanager
+def _unfiltered_tracebacks():
+    """Keeps Keras's and TensorFlow's own frames in tracebacks (both cut them
+    by default), so that an error shows where it was raised."""
+    import keras
+    import tensorflow as tf
+
+    was = keras.config.is_traceback_filtering_enabled(), tf.debugging.is_traceback_filtering_enabled()
+    keras.config.disable_traceback_filtering()
+    tf.debugging.disable_traceback_filtering()
+    try:
+        yield
+    finally:
+        if was[0]:
+            keras.config.enable_traceback_filtering()
+        if was[1]:
+            tf.debugging.enable_traceback_filtering()
+
+
+def _innermost_frame(error):
+    """The frame that raised `error` (the last of its traceback), or None."""
+    trace = error.__traceback__
+    while trace is not None and trace.tb_next is not None:
+        trace = trace.tb_next
+    return None if trace is None else trace.tb_frame
+
+
+def _raised_by_vidgen_tf(error):
+    frame = _innermost_frame(error)
+    return frame is not None and PACKAGE_DIR in Path(frame.f_code.co_filename).resolve().parents
+
+
+def is_input_error(error):
+    """Whether `error` is the user's bad input (exit 2) rather than a failure (exit 1).
+
+    Bad input wherever it is raised: `UsageError`, an unknown model, preset,
+    dataset or loss name (`UnknownNameError`), a missing or already existing
+    file. A `ValueError`, `TypeError` or `KeyError` is bad input when
+    vidgen_tf's own checks raised it (the innermost frame of its traceback is
+    in the vidgen_tf package): a `--set` value the model refuses, a data file
+    its reader rejects. The same types raised inside TensorFlow, Keras or
+    another library are failures.
+
+    Args:
+        error: BaseException. The error `main` caught.
+    """
+    from vidgen_tf.registry import UnknownNameError
+
+    if isinstance(error, (UsageError, UnknownNameError, FileNotFoundError, FileExistsError)):
+        return True
+    return isinstance(error, (ValueError, TypeError, KeyError)) and _raised_by_vidgen_tf(error)
+
+
+def _message(error):
+    # str() of a KeyError quotes its message.
+    return error.args[0] if isinstance(error, KeyError) and error.args else str(error)
+
+
+def main(argv=None):
+    _quiet_tensorflow()
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from vidgen_tf.callbacks import TrainingDivergedError
+
+    try:
+        with _unfiltered_tracebacks():
+            return args.func(args) or 0
+    except Exception as error:  # noqa: BLE001 - every failure gets a message and an exit code
+        if args.verbose:
+            traceback.print_exception(error, file=sys.stderr)
+        if isinstance(error, TrainingDivergedError):
+            print(f"vidgen: error: {error}", file=sys.stderr)
+            return EXIT_FAILURE
+        if is_input_error(error):
+            print(f"vidgen: error: {_message(error)}", file=sys.stderr)
+            return EXIT_USAGE
+        frame = _innermost_frame(error)
+        where = f" in {frame.f_globals.get('__name__', frame.f_code.co_filename)}" if frame is not None else ""
+        print(f"vidgen: error: {type(error).__name__}{where}: {_message(error)}", file=sys.stderr)
+        if not args.verbose:
+            print("vidgen: run again with --verbose for the traceback", file=sys.stderr)
+        return EXIT_FAILURE

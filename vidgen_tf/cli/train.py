@@ -1,0 +1,230 @@
+"""`vidgen train`: a model or preset trained with `model.fit`; ends with a preset in `--out`."""
+
+import inspect
+import json
+import math
+import sys
+from pathlib import Path
+
+from vidgen_tf.cli.common import UsageError, _data_options, _geometry, _parse_pairs, _quiet_tensorflow
+
+
+def _model_defaults(cls):
+    return {
+        name: p.default
+        for name, p in inspect.signature(cls.__init__).parameters.items()
+        if p.default is not inspect.Parameter.empty
+    }
+
+
+def _config_keys(cls):
+    """The configuration values a model class takes: its constructor's
+    arguments and those of its vidgen_tf base classes (reached through `**kwargs`)."""
+    from vidgen_tf.base import VideoModel
+
+    keys = set()
+    for klass in cls.__mro__:
+        if isinstance(klass, type) and issubclass(klass, VideoModel):
+            keys.update(
+                name for name, p in inspect.signature(klass.__init__).parameters.items()
+                if name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+            )
+    return keys
+
+
+def _check_overrides(model_name, overrides):
+    from vidgen_tf import registry
+
+    known = _config_keys(registry.get_model_class(model_name))
+    for key in overrides:
+        if key not in known:
+            raise registry.unknown_name_error(f"{model_name} configuration value (--set)", key, known)
+
+
+def _resolve_model(spec, overrides):
+    """`(model_name, config, weights_path_or_None)` from a model or preset name."""
+    import vidgen_tf
+    from vidgen_tf import presets, registry
+
+    if spec in vidgen_tf.list_models():
+        _check_overrides(spec, overrides)
+        cls = registry.get_model_class(spec)
+        config = {k: v for k, v in _model_defaults(cls).items() if k != "kwargs"}
+        config.update(overrides)
+        return spec, config, None
+    try:
+        directory = presets.resolve_preset(spec)
+    except KeyError:
+        known = vidgen_tf.list_models() + presets.list_presets()
+        raise registry.unknown_name_error("model or preset", spec, known) from None
+    model_name, config, _ = presets.load_preset_config(directory)
+    _check_overrides(model_name, overrides)
+    config.update(overrides)
+    weights = directory / presets.WEIGHTS_FILE
+    return model_name, config, weights if weights.is_file() else None
+
+
+def _compile(model, args):
+    from vidgen_tf.adversarial import AdversarialModel
+
+    if isinstance(model, AdversarialModel):
+        if not args.dequantize:
+            raise UsageError(f"--no-dequantize applies to likelihood models; {model.registered_name} is a GAN.")
+        model.compile(
+            g_optimizer=model.make_optimizer(args.lr),
+            d_optimizer=model.make_optimizer(args.lr),
+            loss=args.loss,
+            seed=args.seed,
+        )
+    else:
+        if args.loss:
+            raise UsageError(f"--loss applies to GANs; {model.registered_name} is trained by likelihood.")
+        # A continuous density is trained on dequantised videos, so its bits/dim
+        # bound the 8-bit data's (see vidgen_tf.likelihood); discrete ones need none.
+        dequantize = args.dequantize and not model.likelihood_is_discrete
+        model.compile(optimizer=model.make_optimizer(args.lr), dequantize=dequantize, seed=args.seed)
+
+
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+
+
+def _set_determinism(enabled):
+    """Turns TensorFlow's op determinism on or off (the off switch is not public API)."""
+    import tensorflow as tf
+    from tensorflow.python.framework import config as tf_config
+
+    if enabled:
+        tf.config.experimental.enable_op_determinism()
+    elif hasattr(tf_config, "disable_op_determinism"):
+        tf_config.disable_op_determinism()
+
+
+def cmd_train(args):
+    _quiet_tensorflow()
+    import keras
+
+    from vidgen_tf import distribute
+
+    if args.steps < 1:
+        raise UsageError(f"--steps must be >= 1, got {args.steps}.")
+    if args.batch_size < 1:
+        raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}.")
+    devices = [d.strip() for d in (args.devices or "").split(",") if d.strip()]
+    # The strategy comes before any other TensorFlow work: MultiWorkerMirroredStrategy
+    # configures collective ops, which must happen before the runtime starts.
+    strategy = distribute.get_strategy(args.strategy, devices=devices or None)
+    # Process-wide settings are put back afterwards: `main` also runs in-process (tests, quickstart).
+    previous_policy = keras.mixed_precision.global_policy()
+    if args.deterministic:
+        _set_determinism(True)
+    try:
+        # Before the model is built: layers read the global policy when they are made.
+        keras.mixed_precision.set_global_policy(args.precision)
+        return _train(args, strategy)
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
+        if args.deterministic:
+            _set_determinism(False)
+
+
+def _train(args, strategy):
+    import keras
+
+    import vidgen_tf
+    from vidgen_tf import callbacks as vcallbacks
+    from vidgen_tf import data, distribute
+    from vidgen_tf.likelihood import LikelihoodModel
+
+    if args.data not in data.list_datasets():
+        raise vidgen_tf.registry.unknown_name_error("dataset", args.data, data.list_datasets())
+    distribute.check_global_batch(args.batch_size, strategy)
+    checkpoint_every = args.checkpoint_every or min(args.steps, 100)
+    if checkpoint_every < 1:
+        raise UsageError(f"--checkpoint-every must be >= 1, got {checkpoint_every}.")
+    overrides = {**_geometry(args), **_parse_pairs(args.set, "--set")}
+    model_name, config, weights = _resolve_model(args.model, overrides)
+    out = Path(args.out or f"runs/{model_name}")
+    # Only the chief writes into `out`; other workers of a cluster write the
+    # same files into a temporary directory, removed at the end.
+    location = distribute.WriteLocation(out, strategy)
+    try:
+        location.path.mkdir(parents=True, exist_ok=True)
+        if args.deterministic:
+            keras.utils.set_random_seed(args.seed)  # the same initial weights on every run
+        with strategy.scope():
+            model = vidgen_tf.build(model_name, **config)
+            if weights is not None:
+                model.load_weights(weights)
+            _compile(model, args)
+            # Every worker resumes from the chief's checkpoints (the output
+            # directory must be shared by the workers of a cluster).
+            start_step = vcallbacks.StepCheckpoint(out / "checkpoints").restore(model)
+        distribute.prepare_model(model, strategy)
+        checkpoint = vcallbacks.StepCheckpoint(location.path / "checkpoints")
+        checkpoint.step = start_step
+        # Generated data is addressed by batch index, so starting at the batch
+        # after the last one trained on continues the same stream, without
+        # generating the skipped batches again. `--batch-size` is the
+        # global batch: each replica gets its share of every batch.
+        dataset = data.load(
+            args.data,
+            num_frames=model.num_frames, height=model.height, width=model.width, channels=model.channels,
+            batch_size=args.batch_size, seed=args.seed, with_labels=bool(model.num_classes),
+            drop_remainder=True, start_batch=start_step, **_data_options(args),
+        )
+        dataset = distribute.shard_dataset(dataset)
+        samples = vcallbacks.SampleWriter(location.path / "samples", args.sample_every, num=args.num_samples,
+                                          seed=args.seed, initial_step=start_step)
+        # Training callbacks, in order: the divergence guard first, so a NaN
+        # step raises before anything else sees it (the checkpoints on disk
+        # stay the last good ones); then the checkpoint, so later ones see a
+        # saved state.
+        callbacks = [vcallbacks.DivergenceGuard(start_step, checkpoint_dir=out / "checkpoints"), checkpoint, samples,
+                     vcallbacks.StopAtStep(args.steps, start_step)]
+        if args.tensorboard:
+            log_dir = Path(args.tensorboard) if location.chief else location.path / "tensorboard"
+            callbacks.append(vcallbacks.VideoSummary(log_dir, args.sample_every, num=args.num_samples,
+                                                     seed=args.seed, initial_step=start_step))
+        if location.chief and not args.quiet:
+            callbacks.append(vcallbacks.ProgressPrinter(args.steps, start_step))
+        history = None
+        replicas = strategy.num_replicas_in_sync
+        where = f" on {replicas} replicas ({args.strategy})" if args.strategy != "default" else ""
+        if start_step >= args.steps:
+            print(f"{out} already holds a checkpoint at step {start_step} >= --steps {args.steps}; nothing to train.")
+        else:
+            if location.chief:
+                print(f"training {model_name} on {args.data} for {args.steps} steps{where} "
+                      f"(from step {start_step}; checkpoints every {checkpoint_every} in {out / 'checkpoints'})",
+                      flush=True)
+            history = model.fit(
+                dataset,
+                epochs=math.ceil((args.steps - start_step) / checkpoint_every),
+                steps_per_epoch=checkpoint_every,
+                callbacks=callbacks,
+                verbose=0 if args.quiet or not location.chief else 1 if sys.stdout.isatty() else 2,
+            )
+        data_options = _parse_pairs(args.data_option, "--data-option")
+        extra = {"data_options": data_options} if data_options else {}
+        if args.precision != "float32":
+            extra["precision"] = args.precision
+        if isinstance(model, LikelihoodModel):
+            extra.update(dequantized=model.dequantize, bits_per_dim_kind=model.bits_per_dim_kind)
+        vidgen_tf.save_preset(model, location.path, dataset=args.data, training_steps=max(start_step, args.steps),
+                              description=f"{model_name} trained by `vidgen train` on {args.data}", **extra)
+        if args.final_weights:
+            Path(args.final_weights).parent.mkdir(parents=True, exist_ok=True)
+            model.save_weights(args.final_weights)
+    finally:
+        location.cleanup()
+    if not location.chief:
+        return 0
+    if history is not None and history.history:
+        final = {k: round(float(v[-1]), 4) for k, v in history.history.items()}
+        print("final metrics:", json.dumps(final))
+        if "bits_per_dim" in final:
+            print(f"bits_per_dim: {model.bits_per_dim_kind}")
+    for path in samples.written[-len(samples.formats):]:
+        print(f"samples: {path}")
+    print(f"preset: {out} (load with vidgen_tf.from_preset('{out}'))")
+    return 0
