@@ -1,4 +1,4 @@
-"""The adversarial training core, exercised through a tiny MoCoGAN."""
+"""The adversarial training core, exercised through a tiny MoCoGAN (and a toy GAN that shows what the critic sees)."""
 
 import keras
 import numpy as np
@@ -7,6 +7,7 @@ import tensorflow as tf
 
 import vidgen_tf
 from tests import model_harness as harness
+from vidgen_tf.adversarial import AdversarialModel
 
 TINY = dict(num_frames=4, height=16, width=16, channels=1, content_dim=8, motion_dim=4,
             generator_width=8, discriminator_width=8)
@@ -178,3 +179,75 @@ def test_mixed_float16_wraps_both_optimizers_for_loss_scaling():
         assert isinstance(model.d_optimizer, keras.optimizers.LossScaleOptimizer)
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+# ------------------------------------------------------------ a toy GAN
+class RecordingCritic(keras.layers.Layer):
+    """A linear critic on the clip mean that records (eagerly) each batch it sees in training mode."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.seen = []
+
+    def build(self, input_shape):
+        self.w = self.add_weight(shape=(), initializer="ones", name="w")
+
+    def call(self, videos, training=False):
+        if training and tf.executing_eagerly():
+            self.seen.append(videos[:, 0, 0, 0, 0].numpy())
+        return self.w * tf.reduce_mean(videos, axis=[1, 2, 3, 4])  # (B,)
+
+
+class ToyGAN(AdversarialModel):
+    """2x2 clips of 2 frames; its generator starts at the constant -1, so fakes are told from the real clips."""
+
+    def __init__(self, **kwargs):
+        super().__init__(num_frames=2, height=2, width=2, channels=1, **kwargs)
+        self.generator = self.make_generator()
+        self.discriminators = {"critic": RecordingCritic(name="critic")}
+        self.discriminators["critic"].build((None,) + self.video_shape)
+        self.built = True
+
+    def make_generator(self):
+        latent = keras.Input((1,), name="z")
+        flat = keras.layers.Dense(8, kernel_initializer="zeros", bias_initializer=keras.initializers.Constant(-1.0))(latent)
+        return keras.Model({"z": latent}, keras.layers.Reshape(self.video_shape)(flat))
+
+    def sample_noise(self, batch_size, seed, num_frames=None):
+        return {"z": tf.random.stateless_normal([batch_size, 1], tf.cast(seed, tf.int64))}
+
+
+def marked_clips(num):
+    """`num` clips, clip k filled with k / 16 (never the fakes' -1)."""
+    return tf.constant(np.arange(num, dtype="float32")[:, None, None, None, None] / 16 * np.ones((1, 2, 2, 2, 1), "float32"))
+
+
+# ------------------------------------------------------------------- EMA
+def test_ema_after_one_step_is_decay_times_ema_plus_the_rest_times_the_weights():
+    decay = 0.9
+    model = ToyGAN()
+    model.compile(ema_decay=decay, seed=0, g_optimizer="sgd", d_optimizer="sgd")
+    # An average apart from the weights, so that d and 1 - d cannot be swapped unseen.
+    ema0 = [np.full(w.shape, 0.25, "float32") for w in model.ema_generator.weights]
+    model.ema_generator.set_weights(ema0)
+    model.train_step(marked_clips(4))
+    weights = model.generator.get_weights()
+    assert any(not np.allclose(w, 0.25) for w in weights)
+    for ema, e0, w in zip(model.ema_generator.get_weights(), ema0, weights):
+        np.testing.assert_allclose(ema, decay * e0 + (1 - decay) * w, rtol=1e-6, atol=1e-7)
+
+
+def test_compiling_without_ema_drops_the_ema_generator():
+    model = tiny()
+    plain_weights = len(model.weights)
+    model.compile(ema_decay=0.5, seed=0)
+    ema = model.ema_generator
+    model.compile(ema_decay=0.9, seed=0)
+    assert model.ema_generator is ema  # a new decay keeps the average made so far
+    model.compile(ema_decay=None, seed=0)
+    assert model.ema_generator is None and model.inference_generator is model.generator
+    assert len(model.weights) == plain_weights  # nor saved in checkpoints
+    model.fit(harness.video_dataset(model, num_batches=1), epochs=1, verbose=0)
+    noise = harness.fixed_noise(model)
+    np.testing.assert_allclose(model(noise).numpy(), model.generator(noise).numpy(), atol=1e-6)
+

@@ -86,7 +86,9 @@ class AdversarialModel(VideoModel):
                 0 disables it. Defaults to 0.
             ema_decay: float or None. If set (e.g. 0.999), keeps an exponential
                 moving average of the generator that `generate` and exports
-                use. Defaults to None.
+                use, updated after every step as `d * ema + (1 - d) * w`.
+                Compiling again with a decay keeps the average made so far;
+                compiling with None drops it. Defaults to None.
             class_weight: float. Weight of the auxiliary classification loss of
                 conditional models whose discriminator classifies. Defaults to 1.
             seed: int or None. Seed of the training noise; the same seed, data
@@ -121,6 +123,8 @@ class AdversarialModel(VideoModel):
             self.ema_generator = self.make_generator()
             self.ema_generator.set_weights(self.generator.get_weights())
             self.ema_generator.trainable = False
+        elif self.ema_decay is None and self.ema_generator is not None:
+            self._drop_ema_generator()
 
         self.trackers = {
             name: keras.metrics.Mean(name=name)
@@ -128,6 +132,13 @@ class AdversarialModel(VideoModel):
         }
 
     default_loss = "non_saturating"
+
+    def _drop_ema_generator(self):
+        # Keras tracks sub-models assigned as attributes; without untracking,
+        # the dropped generator's weights would stay in `weights` and in saved
+        # checkpoints.
+        self._tracker.untrack(self.ema_generator)
+        self.ema_generator = None
 
     @property
     def penalty_names(self):
