@@ -1,5 +1,8 @@
 """The adversarial training core, exercised through a tiny MoCoGAN (and a toy GAN that shows what the critic sees)."""
 
+import contextlib
+import warnings
+
 import keras
 import numpy as np
 import pytest
@@ -33,7 +36,9 @@ def test_compile_alone_works_and_defaults_follow_the_loss():
 def test_every_loss_trains_and_reports_its_metrics(loss):
     model = tiny()
     expected = ["d_loss", "g_loss", "d_real", "d_fake"] + (["gradient_penalty"] if loss == "wgan_gp" else [])
-    harness.check_fit(model, expected, steps=1, loss=loss, n_critic=1)
+    # MoCoGAN's critics have no Lipschitz constraint of their own.
+    with pytest.warns(UserWarning, match="Lipschitz") if loss == "wasserstein" else contextlib.nullcontext():
+        harness.check_fit(model, expected, steps=1, loss=loss, n_critic=1)
 
 
 def test_r1_penalty_is_reported_when_weighted():
@@ -251,3 +256,70 @@ def test_compiling_without_ema_drops_the_ema_generator():
     noise = harness.fixed_noise(model)
     np.testing.assert_allclose(model(noise).numpy(), model.generator(noise).numpy(), atol=1e-6)
 
+
+# ------------------------------------------------------------- penalties
+def state_of(model):
+    return [w.numpy().copy() for d in model.discriminators.values() for w in d.non_trainable_weights]
+
+
+def real_and_fake(model, batch=4):
+    rng = np.random.default_rng(0)
+    shape = (batch,) + model.video_shape
+    return tf.constant(rng.uniform(-1, 1, shape).astype("float32")), tf.constant(rng.uniform(-1, 1, shape).astype("float32"))
+
+
+@pytest.mark.parametrize("name,overrides", [
+    ("vgan", dict(latent_dim=8, generator_width=8, discriminator_width=8)),  # batch norm
+    ("dvdgan", dict(latent_dim=8, frame_noise_dim=4, spatial_frames=2, generator_width=8, discriminator_width=8)),
+])
+def test_penalties_leave_moving_statistics_and_spectral_norm_vectors_alone(name, overrides):
+    model = vidgen_tf.build(name, num_frames=4, height=16, width=16, channels=1, **overrides)
+    model.compile(loss="wgan_gp", r1_weight=1.0, n_critic=1, seed=0)
+    kinds = {"vgan": "moving_", "dvdgan": "sn_u"}[name]
+    paths = [w.path for d in model.discriminators.values() for w in d.non_trainable_weights]
+    assert any(kinds in path for path in paths), paths
+    before = state_of(model)
+    real, fake = real_and_fake(model)
+    terms = model.penalties(real, fake, None, None, tf.constant([1, 2], tf.int64))
+    assert set(terms) == {"gradient_penalty", "r1_penalty"}
+    for a, b in zip(before, state_of(model)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_penalties_are_per_example_with_a_batch_normalised_critic():
+    """R1 of a batch of 4 equals R1 of each clip alone: the batch-normalised VGAN critic
+    runs in inference mode for the penalty, so no clip's gradient depends on another."""
+    model = vidgen_tf.build("vgan", num_frames=4, height=16, width=16, channels=1, latent_dim=8,
+                            generator_width=8, discriminator_width=8)
+    model.compile(r1_weight=1.0, seed=0)
+    # Moving statistics away from their initial values, as after some training.
+    model.fit(harness.video_dataset(model, num_batches=1), epochs=1, verbose=0)
+    real, fake = real_and_fake(model)
+    seed = tf.constant([1, 2], tf.int64)
+    whole = model.penalties(real, fake, None, None, seed)["r1_penalty"].numpy()
+    alone = [model.penalties(real[i:i + 1], fake[i:i + 1], None, None, seed)["r1_penalty"].numpy()[0] for i in range(4)]
+    assert np.all(whole > 0)
+    np.testing.assert_allclose(whole, alone, rtol=1e-4)
+
+
+# ------------------------------------------------------ Lipschitz warning
+def lipschitz_warnings(build, **compile_kwargs):
+    model = build()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.compile(seed=0, **compile_kwargs)
+    return [str(w.message) for w in caught if "Lipschitz" in str(w.message)]
+
+
+def test_a_wasserstein_critic_without_lipschitz_constraint_is_warned_about():
+    messages = lipschitz_warnings(tiny, loss="wgan")
+    assert len(messages) == 1 and "MoCoGAN" in messages[0] and "'image'" in messages[0] and "wgan_gp" in messages[0]
+    assert lipschitz_warnings(tiny, loss="wgan_gp") == []
+    assert lipschitz_warnings(tiny, loss="hinge") == []
+    tgan = dict(num_frames=4, height=16, width=16, channels=1, latent_dim=8, frame_code_dim=6, generator_width=8,
+                temporal_width=16, discriminator_width=8)
+    assert lipschitz_warnings(lambda: vidgen_tf.build("tgan", **tgan)) == []  # singular value clipping
+    assert len(lipschitz_warnings(lambda: vidgen_tf.build("tgan", singular_value_clipping=False, **tgan))) == 1
+    dvdgan = dict(num_frames=4, height=16, width=16, channels=1, latent_dim=8, frame_noise_dim=4, spatial_frames=2,
+                  generator_width=8, discriminator_width=8)
+    assert lipschitz_warnings(lambda: vidgen_tf.build("dvdgan", **dvdgan), loss="wgan") == []  # spectral norm

@@ -10,9 +10,13 @@ Under `tf.distribute` one step on N replicas with global batch B gives the same
 update as one replica with batch B: every replica draws the noise of the whole
 global batch from the same per-step seed and keeps its own slice, and losses
 are averaged over the global batch (gradients are summed across replicas).
+
+Penalties (the WGAN-GP gradient penalty, R1) are computed with the
+discriminators in inference mode: see `AdversarialModel.penalties`.
 """
 
 import random
+import warnings
 
 import keras
 import tensorflow as tf
@@ -20,6 +24,7 @@ import tensorflow as tf
 from vidgen_tf import losses as gan_losses
 from vidgen_tf.base import VideoModel, check_positive_int
 from vidgen_tf.distribute import fold_seed, global_uniform_ints, num_replicas, replica_slice
+from vidgen_tf.layers.spectral_norm import SpectralNorm
 
 
 class AdversarialModel(VideoModel):
@@ -39,6 +44,10 @@ class AdversarialModel(VideoModel):
       `(logits, class_logits_or_None)`; `seed` serves any random choice (e.g.
       which frames an image discriminator sees), so that real and fake
       batches are treated alike.
+
+    A model that keeps its critics Lipschitz by its own means (TGAN's
+    singular value clipping) names that means in `lipschitz_constraint`, so
+    that `compile` does not warn about an unconstrained Wasserstein critic.
 
     Args:
         **kwargs: the common video configuration of `VideoModel`.
@@ -94,6 +103,12 @@ class AdversarialModel(VideoModel):
             seed: int or None. Seed of the training noise; the same seed, data
                 and weights repeat a run exactly. Defaults to a random seed.
             **kwargs: passed to `keras.Model.compile` (e.g. `jit_compile`).
+
+        A Wasserstein loss ("wasserstein") on a critic that no Lipschitz
+        constraint bounds (no gradient penalty, no spectral normalisation, no
+        constraint the model declares in `lipschitz_constraint`, such as
+        TGAN's singular value clipping) gets a warning: its critic can grow
+        without bound and the loss then estimates no distance.
         """
         # XLA is opt-in: it ran Conv3DTranspose ~250x slower on CPU (bench/).
         kwargs.setdefault("jit_compile", False)
@@ -125,6 +140,7 @@ class AdversarialModel(VideoModel):
             self.ema_generator.trainable = False
         elif self.ema_decay is None and self.ema_generator is not None:
             self._drop_ema_generator()
+        self._warn_if_unconstrained()
 
         self.trackers = {
             name: keras.metrics.Mean(name=name)
@@ -133,12 +149,34 @@ class AdversarialModel(VideoModel):
 
     default_loss = "non_saturating"
 
+    # A Lipschitz constraint the model applies to its critics itself (e.g.
+    # "singular value clipping" in TGAN), named for messages, or None. The core
+    # sees gradient penalties and spectral normalisation on its own.
+    lipschitz_constraint = None
+
     def _drop_ema_generator(self):
         # Keras tracks sub-models assigned as attributes; without untracking,
         # the dropped generator's weights would stay in `weights` and in saved
         # checkpoints.
         self._tracker.untrack(self.ema_generator)
         self.ema_generator = None
+
+    def _warn_if_unconstrained(self):
+        if self.gan_loss.name != "wasserstein" or self.lipschitz_constraint:
+            return
+        unconstrained = [
+            name for name, model in self.discriminators.items()
+            if not any(isinstance(layer, SpectralNorm) for layer in model._flatten_layers(include_self=True))
+        ]
+        if unconstrained:
+            warnings.warn(
+                f"{type(self).__name__} is compiled with the Wasserstein loss, but its critic(s) "
+                f"{unconstrained} have no Lipschitz constraint (no weight clipping, no gradient "
+                "penalty, no spectral normalisation): the critic can grow without bound and its loss "
+                'estimates no distance. Use loss="wgan_gp", or a model that constrains its critic.',
+                UserWarning,
+                stacklevel=3,
+            )
 
     @property
     def penalty_names(self):
@@ -266,7 +304,27 @@ class AdversarialModel(VideoModel):
         return self._average(per_example, global_batch), terms
 
     def penalties(self, real, fake, real_labels, fake_labels, seed):
-        """Per-example penalty terms `(B,)` summed over the discriminators."""
+        """Per-example penalty terms `(B,)` summed over the discriminators.
+
+        The discriminators run in inference mode here (`training=False`).
+        Both penalties are defined per example (Gulrajani et al. 2017 penalise
+        each interpolate's own gradient norm; Mescheder et al. 2018 each real
+        clip's). A batch-normalised critic in training mode mixes the batch,
+        so one example's score would depend on the others and the "gradient"
+        would not be its own; its forward pass would also move the moving
+        statistics towards interpolated clips and advance the spectral-norm
+        power iteration (`u`) on them. In inference mode batch normalisation
+        is a fixed per-channel affine map (the moving statistics) and spectral
+        norm uses the `u` of the loss's own forward pass, so the penalty is
+        exact per example and leaves all state alone. The price: for a
+        batch-normalised critic the penalised function uses the moving
+        statistics while the loss uses the batch's (TGAN's singular value
+        clipping likewise bounds the inference-mode slope). Gulrajani et al. advise
+        a critic without batch normalisation (layer norm) for WGAN-GP; the
+        zoo's BN critics (MoCoGAN, VGAN, TGAN, DCGAN) keep the paper's
+        architecture and accept that difference rather than refuse the
+        penalty.
+        """
         result = {}
         if self.gan_loss.penalty == "gradient_penalty":
             # Drawn for the global batch and sliced, like the noise, so N replicas
@@ -294,7 +352,8 @@ class AdversarialModel(VideoModel):
             labels = real_labels
 
             def critic(x, model=model, labels=labels):
-                logits = self.call_discriminator(name, model, x, labels, training=True)[0]
+                # Inference mode: per example, and no state updates (see `penalties`).
+                logits = self.call_discriminator(name, model, x, labels, training=False)[0]
                 return tf.cast(logits, tf.float32)
 
             total += penalty(critic, real_views[name], fake_views[name])
