@@ -48,7 +48,8 @@ def test_r1_penalty_is_reported_when_weighted():
 def test_n_critic_discriminator_updates_per_generator_update():
     model = tiny()
     model.compile(n_critic=3, seed=0)
-    model.fit(harness.video_dataset(model, num_batches=2), epochs=1, verbose=0)
+    assert model.clips_per_step(2) == 6
+    model.fit(harness.video_dataset(model, batch_size=6, num_batches=2), epochs=1, verbose=0)
     assert int(model.d_optimizer.iterations) == 6
     assert int(model.g_optimizer.iterations) == 2
     assert int(model.noise_step) == 2
@@ -147,7 +148,8 @@ def test_mirrored_strategy_equals_one_device():
     """Two replicas with the global batch split give the same weights after a
     step as one device with the whole batch (same seed and initial weights).
     Tolerance 1e-5: only the order of floating-point sums differs."""
-    data = harness.video_dataset(tiny(), batch_size=4, num_batches=1)
+    # 8 clips = n_critic 2 x B 4: every critic update sees 4 clips, 2 per replica.
+    data = harness.video_dataset(tiny(), batch_size=8, num_batches=1)
 
     def run(strategy):
         with strategy.scope():
@@ -225,6 +227,34 @@ class ToyGAN(AdversarialModel):
 def marked_clips(num):
     """`num` clips, clip k filled with k / 16 (never the fakes' -1)."""
     return tf.constant(np.arange(num, dtype="float32")[:, None, None, None, None] / 16 * np.ones((1, 2, 2, 2, 1), "float32"))
+
+
+def test_each_critic_update_sees_its_own_real_clips():
+    """Arjovsky et al. 2017, Algorithm 1: a fresh real minibatch for every critic update. With
+    n_critic=3 and 12 clips, update i sees clips i, i + 3, i + 6, i + 9 (the strided split)."""
+    model = ToyGAN()
+    model.compile(n_critic=3, seed=0, g_optimizer="sgd", d_optimizer="sgd")
+    model.train_step(marked_clips(12))
+    real = [np.round(batch * 16).astype(int).tolist() for batch in model.discriminators["critic"].seen
+            if not np.allclose(batch, -1.0)]
+    assert real == [[0, 3, 6, 9], [1, 4, 7, 10], [2, 5, 8, 11]]
+    # The generator update's batch is B = 4: its fakes are the last batch the critic saw.
+    assert model.discriminators["critic"].seen[-1].shape == (4,)
+
+
+def test_a_batch_that_n_critic_does_not_divide_is_named():
+    model = ToyGAN()
+    model.compile(n_critic=3, seed=0)
+    with pytest.raises(ValueError, match=r"n_critic=3.*n_critic x B clips.*clips_per_step.*got a batch of 4"):
+        model.train_step(marked_clips(4))
+    # Unknown until run time: a dataset batched without drop_remainder.
+    step = tf.function(model.train_step, input_signature=[tf.TensorSpec((None,) + model.video_shape, tf.float32)])
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"n_critic=3.*got a batch of.*\b5\b"):
+        step(marked_clips(5))
+    with pytest.raises(RuntimeError, match="compile"):
+        ToyGAN().clips_per_step(4)
+    with pytest.raises(ValueError, match="batch_size"):
+        model.clips_per_step(0)
 
 
 # ------------------------------------------------------------------- EMA

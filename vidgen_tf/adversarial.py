@@ -6,10 +6,22 @@ sees. This class owns training: `compile` takes one optimizer per player and a
 loss from `vidgen_tf.losses`, and `train_step` runs `n_critic` discriminator
 updates, then one generator update, then the optional generator EMA update.
 
+The batch of one step. Arjovsky et al. 2017 (Algorithm 1) and Gulrajani et
+al. 2017 draw a fresh real minibatch for every critic update, so `train_step`
+takes `n_critic x B` clips per step and gives each of its `n_critic` critic
+updates `B` different ones: update `i` sees rows `i, i + n_critic,
+i + 2 n_critic, ...` of the batch (a strided split). The generator update then
+uses `B` noise draws. Feed `fit` batches of `model.clips_per_step(B)` clips;
+a batch size that `n_critic` does not divide is an error that names both.
+With `n_critic = 1` the batch is `B` and nothing changes.
+
 Under `tf.distribute` one step on N replicas with global batch B gives the same
 update as one replica with batch B: every replica draws the noise of the whole
 global batch from the same per-step seed and keeps its own slice, and losses
-are averaged over the global batch (gradients are summed across replicas).
+are averaged over the global batch (gradients are summed across replicas). The
+strided split keeps this exact: Keras hands each replica a contiguous slice of
+the global batch, and the strided rows of that slice are exactly the replica's
+share of the one-device critic batch `i`.
 
 Penalties (the WGAN-GP gradient penalty, R1) are computed with the
 discriminators in inference mode: see `AdversarialModel.penalties`.
@@ -87,8 +99,12 @@ class AdversarialModel(VideoModel):
             d_optimizer: optimizer for the discriminators. Same default.
             loss: str. One of `vidgen_tf.losses.LOSS_NAMES`. Defaults to the
                 model's `default_loss` (the paper's choice).
-            n_critic: int. Discriminator updates per generator update.
-                Defaults to 5 for Wasserstein losses, else 1.
+            n_critic: int. Discriminator updates per generator update, each
+                on its own real clips: the data's batches must then hold
+                `n_critic x B` clips (see `clips_per_step`), B per critic
+                update and B noise draws for the generator update; a batch
+                size `n_critic` does not divide raises an error. Defaults to 5
+                for Wasserstein losses, else 1.
             gp_weight: float. Weight of the gradient penalty (used by
                 "wgan_gp"). Defaults to 10.
             r1_weight: float. Weight of the R1 penalty on real data (any loss);
@@ -153,6 +169,26 @@ class AdversarialModel(VideoModel):
     # "singular value clipping" in TGAN), named for messages, or None. The core
     # sees gradient penalties and spectral normalisation on its own.
     lipschitz_constraint = None
+
+    def clips_per_step(self, batch_size):
+        """Clips one training step takes: `n_critic * batch_size`.
+
+        Each of the `n_critic` critic updates of a step sees `batch_size` real
+        clips of its own, so a data pipeline for per-update batch `B` batches
+        `clips_per_step(B)` clips (the global batch under `tf.distribute`).
+
+        Args:
+            batch_size: int. `B`, the clips of one critic update (and the
+                generator update's batch).
+
+        Returns:
+            int. `n_critic * batch_size`.
+        """
+        if not hasattr(self, "n_critic"):
+            raise RuntimeError(
+                f"Call {type(self).__name__}.compile() before clips_per_step(): it depends on n_critic."
+            )
+        return self.n_critic * check_positive_int("batch_size", batch_size)
 
     def _drop_ema_generator(self):
         # Keras tracks sub-models assigned as attributes; without untracking,
@@ -397,14 +433,20 @@ class AdversarialModel(VideoModel):
     def train_step(self, data):
         if not hasattr(self, "gan_loss"):
             raise RuntimeError(f"Call {type(self).__name__}.compile() before fit().")
-        real, real_labels = self._unpack(data)
-        local_batch = tf.shape(real)[0]
+        clips, clip_labels = self._unpack(data)
         replicas = num_replicas()
+        self._check_step_batch(clips, replicas)
+        # B clips per critic update, and B noise draws for the generator update.
+        local_batch = tf.shape(clips)[0] // self.n_critic
         global_batch = local_batch * replicas
         step_seed = fold_seed(tf.constant([self.training_seed, 0], tf.int64), self.noise_step)
 
         d_vars = self.discriminator_trainable_variables
         for i in range(self.n_critic):
+            # Strided, not contiguous: on every replica rows i, i + n, ... of its
+            # contiguous share of the global batch are its share of chunk i.
+            real = clips[i :: self.n_critic]
+            real_labels = None if clip_labels is None else clip_labels[i :: self.n_critic]
             seed = fold_seed(step_seed, i + 1)
             noise, fake_labels = self._global_draws(local_batch, seed)
             with tf.GradientTape() as tape:
@@ -435,6 +477,27 @@ class AdversarialModel(VideoModel):
             if name in self.trackers:
                 self.trackers[name].update_state(tf.reduce_mean(value))
         return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    def _check_step_batch(self, clips, replicas):
+        """Raises unless `n_critic` divides the batch of this replica."""
+        if self.n_critic == 1:
+            return
+        where = f" on each of {replicas} replicas" if replicas > 1 else ""
+        problem = (
+            f"{type(self).__name__} is compiled with n_critic={self.n_critic}: each step's batch must "
+            f"hold n_critic x B clips{where} (B fresh real clips for each critic update), a multiple of "
+            f"{self.n_critic}; batch the data with model.clips_per_step(B)"
+        )
+        batch = clips.shape[0]
+        if batch is not None:
+            if batch % self.n_critic:
+                got = f"{batch} clips per replica (global batch {batch * replicas})" if replicas > 1 else batch
+                raise ValueError(f"{problem}; got a batch of {got}.")
+            return
+        # Unknown until run time (a dataset batched without drop_remainder).
+        tf.debugging.Assert(
+            tf.equal(tf.shape(clips)[0] % self.n_critic, 0), [f"{problem}; got a batch of", tf.shape(clips)[0]]
+        )
 
     def after_discriminator_update(self):
         """Hook after each discriminator update (e.g. weight clipping)."""
