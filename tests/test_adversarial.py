@@ -1,4 +1,7 @@
-"""The adversarial training core, exercised through a tiny MoCoGAN."""
+"""The adversarial training core, exercised through a tiny MoCoGAN (and a toy GAN that shows what the critic sees)."""
+
+import contextlib
+import warnings
 
 import keras
 import numpy as np
@@ -7,6 +10,7 @@ import tensorflow as tf
 
 import vidgen_tf
 from tests import model_harness as harness
+from vidgen_tf.adversarial import AdversarialModel
 
 TINY = dict(num_frames=4, height=16, width=16, channels=1, content_dim=8, motion_dim=4,
             generator_width=8, discriminator_width=8)
@@ -32,7 +36,9 @@ def test_compile_alone_works_and_defaults_follow_the_loss():
 def test_every_loss_trains_and_reports_its_metrics(loss):
     model = tiny()
     expected = ["d_loss", "g_loss", "d_real", "d_fake"] + (["gradient_penalty"] if loss == "wgan_gp" else [])
-    harness.check_fit(model, expected, steps=1, loss=loss, n_critic=1)
+    # MoCoGAN's critics have no Lipschitz constraint of their own.
+    with pytest.warns(UserWarning, match="Lipschitz") if loss == "wasserstein" else contextlib.nullcontext():
+        harness.check_fit(model, expected, steps=1, loss=loss, n_critic=1)
 
 
 def test_r1_penalty_is_reported_when_weighted():
@@ -42,7 +48,8 @@ def test_r1_penalty_is_reported_when_weighted():
 def test_n_critic_discriminator_updates_per_generator_update():
     model = tiny()
     model.compile(n_critic=3, seed=0)
-    model.fit(harness.video_dataset(model, num_batches=2), epochs=1, verbose=0)
+    assert model.clips_per_step(2) == 6
+    model.fit(harness.video_dataset(model, batch_size=6, num_batches=2), epochs=1, verbose=0)
     assert int(model.d_optimizer.iterations) == 6
     assert int(model.g_optimizer.iterations) == 2
     assert int(model.noise_step) == 2
@@ -141,7 +148,8 @@ def test_mirrored_strategy_equals_one_device():
     """Two replicas with the global batch split give the same weights after a
     step as one device with the whole batch (same seed and initial weights).
     Tolerance 1e-5: only the order of floating-point sums differs."""
-    data = harness.video_dataset(tiny(), batch_size=4, num_batches=1)
+    # 8 clips = n_critic 2 x B 4: every critic update sees 4 clips, 2 per replica.
+    data = harness.video_dataset(tiny(), batch_size=8, num_batches=1)
 
     def run(strategy):
         with strategy.scope():
@@ -178,3 +186,170 @@ def test_mixed_float16_wraps_both_optimizers_for_loss_scaling():
         assert isinstance(model.d_optimizer, keras.optimizers.LossScaleOptimizer)
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+# ------------------------------------------------------------ a toy GAN
+class RecordingCritic(keras.layers.Layer):
+    """A linear critic on the clip mean that records (eagerly) each batch it sees in training mode."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.seen = []
+
+    def build(self, input_shape):
+        self.w = self.add_weight(shape=(), initializer="ones", name="w")
+
+    def call(self, videos, training=False):
+        if training and tf.executing_eagerly():
+            self.seen.append(videos[:, 0, 0, 0, 0].numpy())
+        return self.w * tf.reduce_mean(videos, axis=[1, 2, 3, 4])  # (B,)
+
+
+class ToyGAN(AdversarialModel):
+    """2x2 clips of 2 frames; its generator starts at the constant -1, so fakes are told from the real clips."""
+
+    def __init__(self, **kwargs):
+        super().__init__(num_frames=2, height=2, width=2, channels=1, **kwargs)
+        self.generator = self.make_generator()
+        self.discriminators = {"critic": RecordingCritic(name="critic")}
+        self.discriminators["critic"].build((None,) + self.video_shape)
+        self.built = True
+
+    def make_generator(self):
+        latent = keras.Input((1,), name="z")
+        flat = keras.layers.Dense(8, kernel_initializer="zeros", bias_initializer=keras.initializers.Constant(-1.0))(latent)
+        return keras.Model({"z": latent}, keras.layers.Reshape(self.video_shape)(flat))
+
+    def sample_noise(self, batch_size, seed, num_frames=None):
+        return {"z": tf.random.stateless_normal([batch_size, 1], tf.cast(seed, tf.int64))}
+
+
+def marked_clips(num):
+    """`num` clips, clip k filled with k / 16 (never the fakes' -1)."""
+    return tf.constant(np.arange(num, dtype="float32")[:, None, None, None, None] / 16 * np.ones((1, 2, 2, 2, 1), "float32"))
+
+
+def test_each_critic_update_sees_its_own_real_clips():
+    """Arjovsky et al. 2017, Algorithm 1: a fresh real minibatch for every critic update. With
+    n_critic=3 and 12 clips, update i sees clips i, i + 3, i + 6, i + 9 (the strided split)."""
+    model = ToyGAN()
+    model.compile(n_critic=3, seed=0, g_optimizer="sgd", d_optimizer="sgd")
+    model.train_step(marked_clips(12))
+    real = [np.round(batch * 16).astype(int).tolist() for batch in model.discriminators["critic"].seen
+            if not np.allclose(batch, -1.0)]
+    assert real == [[0, 3, 6, 9], [1, 4, 7, 10], [2, 5, 8, 11]]
+    # The generator update's batch is B = 4: its fakes are the last batch the critic saw.
+    assert model.discriminators["critic"].seen[-1].shape == (4,)
+
+
+def test_a_batch_that_n_critic_does_not_divide_is_named():
+    model = ToyGAN()
+    model.compile(n_critic=3, seed=0)
+    with pytest.raises(ValueError, match=r"n_critic=3.*n_critic x B clips.*clips_per_step.*got a batch of 4"):
+        model.train_step(marked_clips(4))
+    # Unknown until run time: a dataset batched without drop_remainder.
+    step = tf.function(model.train_step, input_signature=[tf.TensorSpec((None,) + model.video_shape, tf.float32)])
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"n_critic=3.*got a batch of.*\b5\b"):
+        step(marked_clips(5))
+    with pytest.raises(RuntimeError, match="compile"):
+        ToyGAN().clips_per_step(4)
+    with pytest.raises(ValueError, match="batch_size"):
+        model.clips_per_step(0)
+
+
+# ------------------------------------------------------------------- EMA
+def test_ema_after_one_step_is_decay_times_ema_plus_the_rest_times_the_weights():
+    decay = 0.9
+    model = ToyGAN()
+    model.compile(ema_decay=decay, seed=0, g_optimizer="sgd", d_optimizer="sgd")
+    # An average apart from the weights, so that d and 1 - d cannot be swapped unseen.
+    ema0 = [np.full(w.shape, 0.25, "float32") for w in model.ema_generator.weights]
+    model.ema_generator.set_weights(ema0)
+    model.train_step(marked_clips(4))
+    weights = model.generator.get_weights()
+    assert any(not np.allclose(w, 0.25) for w in weights)
+    for ema, e0, w in zip(model.ema_generator.get_weights(), ema0, weights):
+        np.testing.assert_allclose(ema, decay * e0 + (1 - decay) * w, rtol=1e-6, atol=1e-7)
+
+
+def test_compiling_without_ema_drops_the_ema_generator():
+    model = tiny()
+    plain_weights = len(model.weights)
+    model.compile(ema_decay=0.5, seed=0)
+    ema = model.ema_generator
+    model.compile(ema_decay=0.9, seed=0)
+    assert model.ema_generator is ema  # a new decay keeps the average made so far
+    model.compile(ema_decay=None, seed=0)
+    assert model.ema_generator is None and model.inference_generator is model.generator
+    assert len(model.weights) == plain_weights  # nor saved in checkpoints
+    model.fit(harness.video_dataset(model, num_batches=1), epochs=1, verbose=0)
+    noise = harness.fixed_noise(model)
+    np.testing.assert_allclose(model(noise).numpy(), model.generator(noise).numpy(), atol=1e-6)
+
+
+# ------------------------------------------------------------- penalties
+def state_of(model):
+    return [w.numpy().copy() for d in model.discriminators.values() for w in d.non_trainable_weights]
+
+
+def real_and_fake(model, batch=4):
+    rng = np.random.default_rng(0)
+    shape = (batch,) + model.video_shape
+    return tf.constant(rng.uniform(-1, 1, shape).astype("float32")), tf.constant(rng.uniform(-1, 1, shape).astype("float32"))
+
+
+@pytest.mark.parametrize("name,overrides", [
+    ("vgan", dict(latent_dim=8, generator_width=8, discriminator_width=8)),  # batch norm
+    ("dvdgan", dict(latent_dim=8, frame_noise_dim=4, spatial_frames=2, generator_width=8, discriminator_width=8)),
+])
+def test_penalties_leave_moving_statistics_and_spectral_norm_vectors_alone(name, overrides):
+    model = vidgen_tf.build(name, num_frames=4, height=16, width=16, channels=1, **overrides)
+    model.compile(loss="wgan_gp", r1_weight=1.0, n_critic=1, seed=0)
+    kinds = {"vgan": "moving_", "dvdgan": "sn_u"}[name]
+    paths = [w.path for d in model.discriminators.values() for w in d.non_trainable_weights]
+    assert any(kinds in path for path in paths), paths
+    before = state_of(model)
+    real, fake = real_and_fake(model)
+    terms = model.penalties(real, fake, None, None, tf.constant([1, 2], tf.int64))
+    assert set(terms) == {"gradient_penalty", "r1_penalty"}
+    for a, b in zip(before, state_of(model)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_penalties_are_per_example_with_a_batch_normalised_critic():
+    """R1 of a batch of 4 equals R1 of each clip alone: the batch-normalised VGAN critic
+    runs in inference mode for the penalty, so no clip's gradient depends on another."""
+    model = vidgen_tf.build("vgan", num_frames=4, height=16, width=16, channels=1, latent_dim=8,
+                            generator_width=8, discriminator_width=8)
+    model.compile(r1_weight=1.0, seed=0)
+    # Moving statistics away from their initial values, as after some training.
+    model.fit(harness.video_dataset(model, num_batches=1), epochs=1, verbose=0)
+    real, fake = real_and_fake(model)
+    seed = tf.constant([1, 2], tf.int64)
+    whole = model.penalties(real, fake, None, None, seed)["r1_penalty"].numpy()
+    alone = [model.penalties(real[i:i + 1], fake[i:i + 1], None, None, seed)["r1_penalty"].numpy()[0] for i in range(4)]
+    assert np.all(whole > 0)
+    np.testing.assert_allclose(whole, alone, rtol=1e-4)
+
+
+# ------------------------------------------------------ Lipschitz warning
+def lipschitz_warnings(build, **compile_kwargs):
+    model = build()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.compile(seed=0, **compile_kwargs)
+    return [str(w.message) for w in caught if "Lipschitz" in str(w.message)]
+
+
+def test_a_wasserstein_critic_without_lipschitz_constraint_is_warned_about():
+    messages = lipschitz_warnings(tiny, loss="wgan")
+    assert len(messages) == 1 and "MoCoGAN" in messages[0] and "'image'" in messages[0] and "wgan_gp" in messages[0]
+    assert lipschitz_warnings(tiny, loss="wgan_gp") == []
+    assert lipschitz_warnings(tiny, loss="hinge") == []
+    tgan = dict(num_frames=4, height=16, width=16, channels=1, latent_dim=8, frame_code_dim=6, generator_width=8,
+                temporal_width=16, discriminator_width=8)
+    assert lipschitz_warnings(lambda: vidgen_tf.build("tgan", **tgan)) == []  # singular value clipping
+    assert len(lipschitz_warnings(lambda: vidgen_tf.build("tgan", singular_value_clipping=False, **tgan))) == 1
+    dvdgan = dict(num_frames=4, height=16, width=16, channels=1, latent_dim=8, frame_noise_dim=4, spatial_frames=2,
+                  generator_width=8, discriminator_width=8)
+    assert lipschitz_warnings(lambda: vidgen_tf.build("dvdgan", **dvdgan), loss="wgan") == []  # spectral norm

@@ -6,13 +6,29 @@ sees. This class owns training: `compile` takes one optimizer per player and a
 loss from `vidgen_tf.losses`, and `train_step` runs `n_critic` discriminator
 updates, then one generator update, then the optional generator EMA update.
 
+The batch of one step. Arjovsky et al. 2017 (Algorithm 1) and Gulrajani et
+al. 2017 draw a fresh real minibatch for every critic update, so `train_step`
+takes `n_critic x B` clips per step and gives each of its `n_critic` critic
+updates `B` different ones: update `i` sees rows `i, i + n_critic,
+i + 2 n_critic, ...` of the batch (a strided split). The generator update then
+uses `B` noise draws. Feed `fit` batches of `model.clips_per_step(B)` clips;
+a batch size that `n_critic` does not divide is an error that names both.
+With `n_critic = 1` the batch is `B` and nothing changes.
+
 Under `tf.distribute` one step on N replicas with global batch B gives the same
 update as one replica with batch B: every replica draws the noise of the whole
 global batch from the same per-step seed and keeps its own slice, and losses
-are averaged over the global batch (gradients are summed across replicas).
+are averaged over the global batch (gradients are summed across replicas). The
+strided split keeps this exact: Keras hands each replica a contiguous slice of
+the global batch, and the strided rows of that slice are exactly the replica's
+share of the one-device critic batch `i`.
+
+Penalties (the WGAN-GP gradient penalty, R1) are computed with the
+discriminators in inference mode: see `AdversarialModel.penalties`.
 """
 
 import random
+import warnings
 
 import keras
 import tensorflow as tf
@@ -20,6 +36,7 @@ import tensorflow as tf
 from vidgen_tf import losses as gan_losses
 from vidgen_tf.base import VideoModel, check_positive_int
 from vidgen_tf.distribute import fold_seed, global_uniform_ints, num_replicas, replica_slice
+from vidgen_tf.layers.spectral_norm import SpectralNorm
 
 
 class AdversarialModel(VideoModel):
@@ -39,6 +56,10 @@ class AdversarialModel(VideoModel):
       `(logits, class_logits_or_None)`; `seed` serves any random choice (e.g.
       which frames an image discriminator sees), so that real and fake
       batches are treated alike.
+
+    A model that keeps its critics Lipschitz by its own means (TGAN's
+    singular value clipping) names that means in `lipschitz_constraint`, so
+    that `compile` does not warn about an unconstrained Wasserstein critic.
 
     Args:
         **kwargs: the common video configuration of `VideoModel`.
@@ -78,20 +99,32 @@ class AdversarialModel(VideoModel):
             d_optimizer: optimizer for the discriminators. Same default.
             loss: str. One of `vidgen_tf.losses.LOSS_NAMES`. Defaults to the
                 model's `default_loss` (the paper's choice).
-            n_critic: int. Discriminator updates per generator update.
-                Defaults to 5 for Wasserstein losses, else 1.
+            n_critic: int. Discriminator updates per generator update, each
+                on its own real clips: the data's batches must then hold
+                `n_critic x B` clips (see `clips_per_step`), B per critic
+                update and B noise draws for the generator update; a batch
+                size `n_critic` does not divide raises an error. Defaults to 5
+                for Wasserstein losses, else 1.
             gp_weight: float. Weight of the gradient penalty (used by
                 "wgan_gp"). Defaults to 10.
             r1_weight: float. Weight of the R1 penalty on real data (any loss);
                 0 disables it. Defaults to 0.
             ema_decay: float or None. If set (e.g. 0.999), keeps an exponential
                 moving average of the generator that `generate` and exports
-                use. Defaults to None.
+                use, updated after every step as `d * ema + (1 - d) * w`.
+                Compiling again with a decay keeps the average made so far;
+                compiling with None drops it. Defaults to None.
             class_weight: float. Weight of the auxiliary classification loss of
                 conditional models whose discriminator classifies. Defaults to 1.
             seed: int or None. Seed of the training noise; the same seed, data
                 and weights repeat a run exactly. Defaults to a random seed.
             **kwargs: passed to `keras.Model.compile` (e.g. `jit_compile`).
+
+        A Wasserstein loss ("wasserstein") on a critic that no Lipschitz
+        constraint bounds (no gradient penalty, no spectral normalisation, no
+        constraint the model declares in `lipschitz_constraint`, such as
+        TGAN's singular value clipping) gets a warning: its critic can grow
+        without bound and the loss then estimates no distance.
         """
         # XLA is opt-in: it ran Conv3DTranspose ~250x slower on CPU (bench/).
         kwargs.setdefault("jit_compile", False)
@@ -121,6 +154,9 @@ class AdversarialModel(VideoModel):
             self.ema_generator = self.make_generator()
             self.ema_generator.set_weights(self.generator.get_weights())
             self.ema_generator.trainable = False
+        elif self.ema_decay is None and self.ema_generator is not None:
+            self._drop_ema_generator()
+        self._warn_if_unconstrained()
 
         self.trackers = {
             name: keras.metrics.Mean(name=name)
@@ -128,6 +164,55 @@ class AdversarialModel(VideoModel):
         }
 
     default_loss = "non_saturating"
+
+    # A Lipschitz constraint the model applies to its critics itself (e.g.
+    # "singular value clipping" in TGAN), named for messages, or None. The core
+    # sees gradient penalties and spectral normalisation on its own.
+    lipschitz_constraint = None
+
+    def clips_per_step(self, batch_size):
+        """Clips one training step takes: `n_critic * batch_size`.
+
+        Each of the `n_critic` critic updates of a step sees `batch_size` real
+        clips of its own, so a data pipeline for per-update batch `B` batches
+        `clips_per_step(B)` clips (the global batch under `tf.distribute`).
+
+        Args:
+            batch_size: int. `B`, the clips of one critic update (and the
+                generator update's batch).
+
+        Returns:
+            int. `n_critic * batch_size`.
+        """
+        if not hasattr(self, "n_critic"):
+            raise RuntimeError(
+                f"Call {type(self).__name__}.compile() before clips_per_step(): it depends on n_critic."
+            )
+        return self.n_critic * check_positive_int("batch_size", batch_size)
+
+    def _drop_ema_generator(self):
+        # Keras tracks sub-models assigned as attributes; without untracking,
+        # the dropped generator's weights would stay in `weights` and in saved
+        # checkpoints.
+        self._tracker.untrack(self.ema_generator)
+        self.ema_generator = None
+
+    def _warn_if_unconstrained(self):
+        if self.gan_loss.name != "wasserstein" or self.lipschitz_constraint:
+            return
+        unconstrained = [
+            name for name, model in self.discriminators.items()
+            if not any(isinstance(layer, SpectralNorm) for layer in model._flatten_layers(include_self=True))
+        ]
+        if unconstrained:
+            warnings.warn(
+                f"{type(self).__name__} is compiled with the Wasserstein loss, but its critic(s) "
+                f"{unconstrained} have no Lipschitz constraint (no weight clipping, no gradient "
+                "penalty, no spectral normalisation): the critic can grow without bound and its loss "
+                'estimates no distance. Use loss="wgan_gp", or a model that constrains its critic.',
+                UserWarning,
+                stacklevel=3,
+            )
 
     @property
     def penalty_names(self):
@@ -255,7 +340,27 @@ class AdversarialModel(VideoModel):
         return self._average(per_example, global_batch), terms
 
     def penalties(self, real, fake, real_labels, fake_labels, seed):
-        """Per-example penalty terms `(B,)` summed over the discriminators."""
+        """Per-example penalty terms `(B,)` summed over the discriminators.
+
+        The discriminators run in inference mode here (`training=False`).
+        Both penalties are defined per example (Gulrajani et al. 2017 penalise
+        each interpolate's own gradient norm; Mescheder et al. 2018 each real
+        clip's). A batch-normalised critic in training mode mixes the batch,
+        so one example's score would depend on the others and the "gradient"
+        would not be its own; its forward pass would also move the moving
+        statistics towards interpolated clips and advance the spectral-norm
+        power iteration (`u`) on them. In inference mode batch normalisation
+        is a fixed per-channel affine map (the moving statistics) and spectral
+        norm uses the `u` of the loss's own forward pass, so the penalty is
+        exact per example and leaves all state alone. The price: for a
+        batch-normalised critic the penalised function uses the moving
+        statistics while the loss uses the batch's (TGAN's singular value
+        clipping likewise bounds the inference-mode slope). Gulrajani et al. advise
+        a critic without batch normalisation (layer norm) for WGAN-GP; the
+        zoo's BN critics (MoCoGAN, VGAN, TGAN, DCGAN) keep the paper's
+        architecture and accept that difference rather than refuse the
+        penalty.
+        """
         result = {}
         if self.gan_loss.penalty == "gradient_penalty":
             # Drawn for the global batch and sliced, like the noise, so N replicas
@@ -283,7 +388,8 @@ class AdversarialModel(VideoModel):
             labels = real_labels
 
             def critic(x, model=model, labels=labels):
-                logits = self.call_discriminator(name, model, x, labels, training=True)[0]
+                # Inference mode: per example, and no state updates (see `penalties`).
+                logits = self.call_discriminator(name, model, x, labels, training=False)[0]
                 return tf.cast(logits, tf.float32)
 
             total += penalty(critic, real_views[name], fake_views[name])
@@ -327,14 +433,20 @@ class AdversarialModel(VideoModel):
     def train_step(self, data):
         if not hasattr(self, "gan_loss"):
             raise RuntimeError(f"Call {type(self).__name__}.compile() before fit().")
-        real, real_labels = self._unpack(data)
-        local_batch = tf.shape(real)[0]
+        clips, clip_labels = self._unpack(data)
         replicas = num_replicas()
+        self._check_step_batch(clips, replicas)
+        # B clips per critic update, and B noise draws for the generator update.
+        local_batch = tf.shape(clips)[0] // self.n_critic
         global_batch = local_batch * replicas
         step_seed = fold_seed(tf.constant([self.training_seed, 0], tf.int64), self.noise_step)
 
         d_vars = self.discriminator_trainable_variables
         for i in range(self.n_critic):
+            # Strided, not contiguous: on every replica rows i, i + n, ... of its
+            # contiguous share of the global batch are its share of chunk i.
+            real = clips[i :: self.n_critic]
+            real_labels = None if clip_labels is None else clip_labels[i :: self.n_critic]
             seed = fold_seed(step_seed, i + 1)
             noise, fake_labels = self._global_draws(local_batch, seed)
             with tf.GradientTape() as tape:
@@ -365,6 +477,27 @@ class AdversarialModel(VideoModel):
             if name in self.trackers:
                 self.trackers[name].update_state(tf.reduce_mean(value))
         return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    def _check_step_batch(self, clips, replicas):
+        """Raises unless `n_critic` divides the batch of this replica."""
+        if self.n_critic == 1:
+            return
+        where = f" on each of {replicas} replicas" if replicas > 1 else ""
+        problem = (
+            f"{type(self).__name__} is compiled with n_critic={self.n_critic}: each step's batch must "
+            f"hold n_critic x B clips{where} (B fresh real clips for each critic update), a multiple of "
+            f"{self.n_critic}; batch the data with model.clips_per_step(B)"
+        )
+        batch = clips.shape[0]
+        if batch is not None:
+            if batch % self.n_critic:
+                got = f"{batch} clips per replica (global batch {batch * replicas})" if replicas > 1 else batch
+                raise ValueError(f"{problem}; got a batch of {got}.")
+            return
+        # Unknown until run time (a dataset batched without drop_remainder).
+        tf.debugging.Assert(
+            tf.equal(tf.shape(clips)[0] % self.n_critic, 0), [f"{problem}; got a batch of", tf.shape(clips)[0]]
+        )
 
     def after_discriminator_update(self):
         """Hook after each discriminator update (e.g. weight clipping)."""

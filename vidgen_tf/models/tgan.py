@@ -224,6 +224,7 @@ class TGAN(AdversarialModel):
 
     variable_length = False
     default_loss = "wasserstein"
+    lipschitz_constraint = property(lambda self: "singular value clipping" if self.singular_value_clipping else None)
 
     def __init__(
         self,
