@@ -130,6 +130,26 @@ def test_train_generate_export_end_to_end(capsys, tmp_path):
     assert code == 2 and "already exists" in err
 
 
+def test_train_a_gan_with_several_critic_updates_loads_a_batch_for_each(capsys, tmp_path, monkeypatch):
+    from vidgen_tf import data
+
+    sizes = []
+    load = data.load
+
+    def recording_load(*args, **kwargs):
+        sizes.append(kwargs["batch_size"])
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(data, "load", recording_load)
+    out = tmp_path / "wgan"
+    code, text, err = run(capsys, "train", "mocogan", "--data", "moving_square", "--num-frames", "4",
+                          "--height", "16", "--width", "16", "--channels", "1", "--batch-size", "2",
+                          "--loss", "wgan_gp", "--steps", "2", "--out", str(out), "--quiet", *TINY_SET)
+    assert code == 0, err
+    assert sizes == [10]  # wgan_gp's n_critic=5 updates of 2 clips each
+    assert json.loads((out / "metadata.json").read_text())["training_steps"] == 2
+
+
 @pytest.mark.parametrize("name,optimizer,rate", [("tgan", "RMSprop", 5e-5), ("mocogan", "Adam", 2e-4),
                                                  ("video_vae", "Adam", 1e-3)])
 def test_train_uses_each_model_s_own_optimizer_unless_lr_is_given(name, optimizer, rate):

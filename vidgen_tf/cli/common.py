@@ -111,7 +111,9 @@ def build_parser():
     p.add_argument("--data-option", action="append", metavar="KEY=VALUE",
                    help="dataset option, e.g. --data-option num_balls=1")
     _add_geometry(p)
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batch-size", type=int, default=16,
+                   help="clips per update (default 16); a GAN step with n_critic > 1 loads n_critic times as many, "
+                        "one batch for each critic update")
     p.add_argument("--steps", type=int, default=1000, help="training steps (default 1000)")
     p.add_argument("--seed", type=int, default=0, help="seed of data and noise (default 0)")
     p.add_argument("--lr", type=float, help="learning rate (default: the model's paper setting, e.g. "

@@ -165,11 +165,13 @@ def _train(args, strategy):
         # Generated data is addressed by batch index, so starting at the batch
         # after the last one trained on continues the same stream, without
         # generating the skipped batches again. `--batch-size` is the
-        # global batch: each replica gets its share of every batch.
+        # global batch: each replica gets its share of every batch. A GAN step
+        # loads n_critic x B clips, so that each critic update sees its own.
+        clips_per_step = model.clips_per_step(args.batch_size) if hasattr(model, "clips_per_step") else args.batch_size
         dataset = data.load(
             args.data,
             num_frames=model.num_frames, height=model.height, width=model.width, channels=model.channels,
-            batch_size=args.batch_size, seed=args.seed, with_labels=bool(model.num_classes),
+            batch_size=clips_per_step, seed=args.seed, with_labels=bool(model.num_classes),
             drop_remainder=True, start_batch=start_step, **_data_options(args),
         )
         dataset = distribute.shard_dataset(dataset)
