@@ -39,6 +39,16 @@ def test_paper_setting_has_the_papers_layers():
     assert _trainable(model.discriminators["video"]) == discriminator
 
 
+def test_adam_has_the_authors_settings():
+    # main.lua: optim.adam with learningRate 2e-4, beta1 0.5 and Torch's epsilon 1e-8.
+    model = tiny()
+    model.compile()
+    for optimizer in (model.g_optimizer, model.d_optimizer):
+        assert isinstance(optimizer, keras.optimizers.Adam)
+        assert optimizer.epsilon == pytest.approx(1e-8) and optimizer.beta_1 == pytest.approx(0.5)
+        assert float(optimizer.learning_rate) == pytest.approx(2e-4)
+
+
 def test_time_doubles_in_as_many_stages_as_the_frame_count_allows():
     assert _time_schedule(32, 4) == (2, [2, 2, 2, 2])  # the paper: 2 frames at 4x4 -> 32
     assert _time_schedule(8, 3) == (1, [2, 2, 2])
