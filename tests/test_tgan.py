@@ -161,6 +161,10 @@ def test_compile_defaults_follow_the_authors_code():
     assert model.gan_loss.name == "wasserstein" and model.n_critic == 1
     assert isinstance(model.d_optimizer, keras.optimizers.RMSprop)
     assert float(model.d_optimizer.learning_rate) == pytest.approx(5e-5)
+    # Chainer's RMSprop defaults (alpha=0.99, eps=1e-8), not Keras's (rho=0.9, epsilon=1e-7).
+    for optimizer in (model.g_optimizer, model.d_optimizer):
+        assert isinstance(optimizer, keras.optimizers.RMSprop)
+        assert optimizer.rho == pytest.approx(0.99) and optimizer.epsilon == pytest.approx(1e-8)
     model.compile(seed=0, loss="wgan_gp")
     assert model.n_critic == 5
     model.compile(seed=0, n_critic=3, g_optimizer=keras.optimizers.Adam(1e-3))

@@ -28,6 +28,36 @@ update per generator update (the `n_critic` default when the loss is
 with learning rate 5e-5 for both players when `compile` is given no
 optimizers. The authors also bound gamma from below by `0.01 * std`; that is
 not a Lipschitz condition and is left out here.
+
+Differences from the authors' code (pfnet-research/tgan, Chainer; the
+moving-MNIST and UCF-101 SVC configurations). Same layers: `G0` is a 1x1
+transposed convolution to 512 channels then four of kernel 4, stride 2,
+padding 1 (512, 256, 128, 128, then the 100 codes, tanh), batch norm and ReLU
+between; `G1` projects `z0` and `z1(t)` with bias-free linear layers to 4x4x256
+each, batch-normalised per unit, and upsamples the 512-channel concatenation
+with four 4x4 stride-2 transposed convolutions (256, 128, 64, 32) and a 3x3
+one to the frame, tanh, every frame of the batch normalised together; the
+critic is `Conv3DDiscriminator` (4x4x4, stride 2, padding 1, leaky ReLU 0.2,
+no batch norm on the first layer) ending in one score from a kernel over the
+whole 1x4x4x512 map; `z0` is uniform in [-1, 1]; the losses are the
+Wasserstein ones; both players use RMSprop with rate 5e-5 and Chainer's decay
+0.99 and epsilon 1e-8; SVC every 5th update. TensorFlow's "same" padding is
+Chainer's padding 1 for these even sizes. SVC reads a kernel as a matrix of
+its output channels against the rest, as the authors' `reshape(out, -1)` (the
+transpose, up to a permutation of rows: the same singular values); the
+batch-norm bound uses `sqrt(var + eps)` where the authors' uses `sqrt(var)`.
+Differences on purpose: (1) the batch norms have a shift (beta) everywhere,
+where the authors' "no-beta" configurations drop it in `G0` and the critic,
+and use Keras's epsilon 1e-3 and momentum 0.99 (Chainer: 2e-5 and decay 0.9),
+because the zoo's layers share one batch-norm type; (2) the initial weights
+are Keras's defaults (Glorot-uniform), where the authors' configurations
+disagree with one another (uniform in [-0.01, 0.01] for every layer in the
+moving-MNIST one, Chainer's default for some networks in a UCF-101 one) and the
+zoo's learning tests are measured with Keras's; (3) any frame count and size,
+and the conditional variant. The training core differs in the update order:
+the authors run one forward pass per iteration and update the generator first
+and then the critic on that same fake batch; the core updates the critic, then
+draws fresh noise for the generator.
 """
 
 import keras
@@ -218,7 +248,7 @@ class TGAN(AdversarialModel):
         >>> videos = model.generate(4, seed=0)  # (4, 16, 32, 32, 1)
         >>> model = vidgen_tf.build("tgan", num_frames=8, height=32, width=32, channels=1,
         ...                         generator_width=16, temporal_width=64, discriminator_width=16)
-        >>> model.compile()  # Wasserstein + SVC, n_critic=1, RMSprop(5e-5)
+        >>> model.compile()  # Wasserstein + SVC, n_critic=1, RMSprop(5e-5, rho=0.99)
         >>> model.compile(loss="wgan_gp")  # or "hinge", ...; SVC stays on unless disabled
     """
 
@@ -283,8 +313,14 @@ class TGAN(AdversarialModel):
         return generator
 
     def make_optimizer(self, learning_rate=None):
-        """RMSprop(5e-5), the authors' optimizer for both players; `learning_rate` replaces the rate."""
-        return keras.optimizers.RMSprop(5e-5 if learning_rate is None else learning_rate)
+        """RMSprop(5e-5, rho=0.99, epsilon=1e-8), the authors' Chainer RMSprop; `learning_rate` replaces the rate.
+
+        Chainer's RMSprop averages the squared gradients with decay 0.99
+        (Keras's default `rho` is 0.9) and adds its epsilon 1e-8 to the root
+        (Keras adds it under the root; at 1e-8 the two agree wherever the
+        gradient is not vanishingly small).
+        """
+        return keras.optimizers.RMSprop(5e-5 if learning_rate is None else learning_rate, rho=0.99, epsilon=1e-8)
 
     def compile(self, g_optimizer=None, d_optimizer=None, loss=None, n_critic=None, **kwargs):
         """`AdversarialModel.compile` with the paper's defaults.
