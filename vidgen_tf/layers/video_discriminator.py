@@ -24,8 +24,9 @@ code is 2e-5), and always has a shift, where TGAN's "no-beta" configurations
 drop it. The head is one linear unit on all remaining features, the same
 function as VGAN's and TGAN's full-extent last convolution; VGAN's has two
 outputs for a softmax over real and fake (see `vidgen_tf.models.vgan`), and
-TGAN's folds any remaining time steps into the batch, which at the paper's
-16 frames leaves one step, as here.
+TGAN's reshapes the last map to `(batch * t, channels, 4, 4)` before its 2-D
+score convolution, which is one score per clip only when `t = 1`, as at the
+paper's 16 frames; here it is one score per clip for any frame count.
 """
 
 import keras
