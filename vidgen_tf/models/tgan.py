@@ -41,7 +41,10 @@ critic is `Conv3DDiscriminator` (4x4x4, stride 2, padding 1, leaky ReLU 0.2,
 no batch norm on the first layer) ending in one score from a kernel over the
 whole 1x4x4x512 map; `z0` is uniform in [-1, 1]; the losses are the
 Wasserstein ones; both players use RMSprop with rate 5e-5 and Chainer's decay
-0.99 and epsilon 1e-8; SVC every 5th update. TensorFlow's "same" padding is
+0.99 and epsilon 1e-8; SVC every 5th update; every kernel starts uniform in
+[-0.01, 0.01], biases at 0 and batch-norm scales at 1 (the moving-MNIST
+configuration's "init-uniform-all"; one of the UCF-101 configurations keeps
+Chainer's default initialisation for `G0` and the critic). TensorFlow's "same" padding is
 Chainer's padding 1 for these even sizes. SVC reads a kernel as a matrix of
 its output channels against the rest, as the authors' `reshape(out, -1)` (the
 transpose, up to a permutation of rows: the same singular values); the
@@ -49,18 +52,17 @@ batch-norm bound uses `sqrt(var + eps)` where the authors' uses `sqrt(var)`.
 Differences on purpose: (1) the batch norms have a shift (beta) everywhere,
 where the authors' "no-beta" configurations drop it in `G0` and the critic,
 and use Keras's epsilon 1e-3 and momentum 0.99 (Chainer: 2e-5 and decay 0.9),
-because the zoo's layers share one batch-norm type; (2) the initial weights
-are Keras's defaults (Glorot-uniform), where the authors' configurations
-disagree with one another (uniform in [-0.01, 0.01] for every layer in the
-moving-MNIST one, Chainer's default for some networks in a UCF-101 one) and the
-zoo's learning tests are measured with Keras's; (3) any frame count and size,
-and the conditional variant. The training core differs in the update order:
+because the zoo's layers share one batch-norm type; (2) any frame count and
+size, and the conditional variant. The training core differs in the update order:
 the authors run one forward pass per iteration and update the generator first
 and then the critic on that same fake batch; the core updates the critic, then
 draws fresh noise for the generator.
 """
 
+import random
+
 import keras
+import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
@@ -69,6 +71,20 @@ from vidgen_tf.adversarial import AdversarialModel
 from vidgen_tf.base import check_positive_int
 from vidgen_tf.layers import Conv3DDiscriminator, LabelEmbedding, Up2D, doubling_stages
 from vidgen_tf.registry import register
+
+
+def _initialise_like_tgan(model):
+    """Redraws every kernel uniformly from [-0.01, 0.01], the authors' `Uniform(0.01)`.
+
+    Their moving-MNIST configuration initialises every layer so (biases 0 and
+    batch-norm scales 1, Chainer's defaults, as Keras's). One generator for all
+    kernels (an unseeded Keras initializer would repeat itself across kernels
+    of one shape); Python's `random` is seeded by `keras.utils.set_random_seed`.
+    """
+    rng = np.random.default_rng(random.getrandbits(64))
+    for weight in model.weights:
+        if weight.path.endswith("kernel"):
+            weight.assign(rng.uniform(-0.01, 0.01, weight.shape).astype(weight.dtype))
 
 
 @keras.saving.register_keras_serializable(package="vidgen_tf")
@@ -293,6 +309,7 @@ class TGAN(AdversarialModel):
             ),
         }
         self.discriminators["video"].build((None,) + self.video_shape)
+        _initialise_like_tgan(self.discriminators["video"])
         # Counts critic updates for `clipping_interval`; replicas agree, so the first one's count is kept.
         self.critic_updates = self.add_weight(
             shape=(), dtype="int64", initializer="zeros", trainable=False,
@@ -310,6 +327,7 @@ class TGAN(AdversarialModel):
         if self.num_classes:
             inputs["label"] = tf.zeros([1], tf.int32)
         generator(inputs)
+        _initialise_like_tgan(generator)
         return generator
 
     def make_optimizer(self, learning_rate=None):
