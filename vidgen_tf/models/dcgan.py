@@ -21,7 +21,7 @@ conditional variant a learned class embedding joins every frame's latent and
 the discriminator gets a projection head (Miyato & Koyama 2018).
 
 Differences from the authors' code (Newmu/dcgan_code, Theano; soumith/dcgan.torch,
-Torch). The layers follow dcgan.torch: 4x4 kernels with stride 2 ("same"
+Torch). The layers follow dcgan.torch (by the paper's third author): 4x4 kernels with stride 2 ("same"
 padding here, which for even sizes is exactly Torch's padding 1), 64 filters
 at the last hidden layer (`generator_width`), no bias on any convolution, batch
 norm per channel after the projection, kernels from N(0, 0.02) and batch-norm
