@@ -44,19 +44,20 @@ Wasserstein ones; both players use RMSprop with rate 5e-5 and Chainer's decay
 0.99 and epsilon 1e-8; SVC every 5th update; every kernel starts uniform in
 [-0.01, 0.01], biases at 0 and batch-norm scales at 1 (the moving-MNIST
 configuration's "init-uniform-all"; one of the UCF-101 configurations keeps
-Chainer's default initialisation for `G0` and the critic). TensorFlow's "same" padding is
-Chainer's padding 1 for these even sizes. SVC reads a kernel as a matrix of
-its output channels against the rest, as the authors' `reshape(out, -1)` (the
-transpose, up to a permutation of rows: the same singular values); the
-batch-norm bound uses `sqrt(var + eps)` where the authors' uses `sqrt(var)`.
+Chainer's default initialisation for `G0` and the critic). TensorFlow's
+"same" padding is Chainer's padding 1 for these even sizes. SVC reads a kernel
+as a matrix of the other axes against its output channels, the authors'
+`reshape(out, -1)` transposed with its columns permuted: the same singular
+values. The batch-norm bound uses `sqrt(var + eps)` where the authors' uses
+`sqrt(var)`.
 Differences on purpose: (1) the batch norms have a shift (beta) everywhere,
 where the authors' "no-beta" configurations drop it in `G0` and the critic,
 and use Keras's epsilon 1e-3 and momentum 0.99 (Chainer: 2e-5 and decay 0.9),
 because the zoo's layers share one batch-norm type; (2) any frame count and
-size, and the conditional variant. The training core differs in the update order:
-the authors run one forward pass per iteration and update the generator first
-and then the critic on that same fake batch; the core updates the critic, then
-draws fresh noise for the generator.
+size, and the conditional variant. The training core differs in the update
+order: the authors run one forward pass per iteration and update the
+generator first and then the critic on that same fake batch; the core updates
+the critic, then draws fresh noise for the generator.
 """
 
 import random
