@@ -262,10 +262,11 @@ def test_learns_a_moving_square():
     The data's mean intensity is -0.875 and its frame-difference energy 0.375.
     Untrained (measured: intensity 1e-5, energy 2e-23: mid-grey and still), (a)
     asserts intensity off by > 0.5 and energy below a tenth of the data's.
-    With the authors' initialisation (uniform in [-0.01, 0.01]), runs of 450 steps with seeds 0, 1, 2 ended at intensity -0.93, -0.85, -0.88
-    and energy 0.18, 0.43, 0.25 (300 steps: energy 0.13, 0.15, 0.13, too close
-    to the bound), so (b) asserts intensity within 0.25 and energy within a
-    factor of 3 of the data's, on the seed-0 run of 450 steps.
+    With the authors' initialisation (uniform in [-0.01, 0.01]), runs of 450
+    steps with seeds 0, 1, 2 ended at intensity -0.93, -0.85, -0.88 and energy
+    0.18, 0.43, 0.25 (at 300 steps: energy 0.13, 0.15, 0.13, too close to the
+    bound), so (b) asserts intensity within 0.25 and energy within a factor of 3
+    of the data's, on the seed-0 run of 450 steps.
     """
     tf.keras.utils.set_random_seed(0)
     model = vidgen_tf.build("tgan", num_frames=8, height=8, width=8, channels=1, latent_dim=16,
