@@ -26,8 +26,8 @@ def test_paper_architecture_at_64x64():
                             generator_width=128, discriminator_width=128)
     generator = 100 * 16 * 1024 + 4 * 1024 + sum(
         16 * c_in * c_out + 4 * c_out for c_in, c_out in ((1024, 512), (512, 256), (256, 128))
-    ) + 16 * 128 * 3 + 3
-    discriminator = 16 * 3 * 128 + 128 + sum(
+    ) + 16 * 128 * 3  # no output bias (both authors' codes)
+    discriminator = 16 * 3 * 128 + sum(
         16 * c_in * c_out + 4 * c_out for c_in, c_out in ((128, 256), (256, 512), (512, 1024))
     ) + 16 * 1024 + 1
     assert model.generator.count_params() == generator
@@ -36,6 +36,38 @@ def test_paper_architecture_at_64x64():
     frames = model.generate(1, seed=0)
     assert frames.shape == (1, 2, 64, 64, 3)
     assert model.discriminate(frames, None, tf.constant([0, 0], tf.int64))["frame"][0].shape == (1, 2)
+
+
+def _trainable(model):
+    return sum(int(np.prod(v.shape)) for v in model.trainable_variables)
+
+
+def test_trainable_weights_match_dcgan_torch_at_64x64():
+    # soumith/dcgan.torch (nz=100, ngf=ndf=64, 64x64 RGB, no convolution biases): 3,576,704 generator
+    # and 2,765,568 discriminator weights; the zoo's discriminator keeps one bias on its linear unit.
+    model = vidgen_tf.build("dcgan", num_frames=1, height=64, width=64, channels=3)
+    generator = 100 * 16 * 512 + 2 * 512 + sum(
+        16 * c_in * c_out + 2 * c_out for c_in, c_out in ((512, 256), (256, 128), (128, 64))
+    ) + 16 * 64 * 3
+    discriminator = 16 * 3 * 64 + sum(
+        16 * c_in * c_out + 2 * c_out for c_in, c_out in ((64, 128), (128, 256), (256, 512))
+    ) + 16 * 512 + 1
+    assert generator == 3_576_704 and discriminator == 2_765_568 + 1
+    assert _trainable(model.generator) == generator
+    assert _trainable(model.discriminators["frame"]) == discriminator
+
+
+def test_batch_norm_scales_start_from_n_1_002_and_adam_has_the_authors_epsilon():
+    model = tiny(generator_width=32, discriminator_width=32)
+    gammas = np.concatenate([w.numpy().ravel() for m in (model.generator, model.discriminators["frame"])
+                             for w in m.weights if w.path.endswith("gamma")])
+    assert gammas.size > 100
+    assert abs(gammas.mean() - 1.0) < 0.005 and abs(gammas.std() - 0.02) < 0.005
+    model.compile()
+    for optimizer in (model.g_optimizer, model.d_optimizer):
+        assert isinstance(optimizer, keras.optimizers.Adam)
+        assert optimizer.epsilon == pytest.approx(1e-8) and optimizer.beta_1 == pytest.approx(0.5)
+        assert float(optimizer.learning_rate) == pytest.approx(2e-4)
 
 
 def test_kernels_start_from_the_papers_normal_distribution():

@@ -123,6 +123,23 @@ def test_spatial_score_is_the_sum_of_frame_scores_and_temporal_is_per_clip():
     assert not np.allclose(other["temporal"][0].numpy(), out["temporal"][0].numpy())
 
 
+def test_temporal_discriminator_is_3d_in_its_first_two_blocks_only():
+    # The paper: the first two (residual) blocks of D_T are 3-D, the rest 2-D. At 64x64 the temporal
+    # discriminator sees 32x32 clips: 3 halving blocks and a stride-1 one; the last two see one frame.
+    model = vidgen_tf.build("dvdgan", num_frames=8, height=64, width=64, channels=1, spatial_frames=2,
+                            generator_width=8, discriminator_width=8)
+    blocks = model.discriminators["temporal"].blocks.layers
+    assert [block.kernel_size for block in blocks] == [(4, 4, 4), (4, 4, 4), (1, 4, 4), (1, 3, 3)]
+    assert [block.strides for block in blocks] == [(2, 2, 2), (2, 2, 2), (1, 2, 2), (1, 1, 1)]
+    # Frames are judged apart after the second block: changing one frame of the input to block 3
+    # changes only that frame's features.
+    tail = keras.Sequential(blocks[2:])
+    x = tf.random.stateless_normal([1, 2, 8, 8, 16], [0, 2])
+    moved = tf.concat([x[:, :1], x[:, 1:] + 1.0], axis=1)
+    np.testing.assert_allclose(tail(moved)[:, 0].numpy(), tail(x)[:, 0].numpy(), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(tail(moved)[:, 1].numpy(), tail(x)[:, 1].numpy())
+
+
 def test_discriminators_are_spectrally_normalised_without_batch_norm():
     model = tiny(num_classes=2)
     for name in ("spatial", "temporal"):

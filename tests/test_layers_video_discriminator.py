@@ -66,3 +66,23 @@ def test_config_round_trip_rebuilds_the_same_function():
     clone.set_weights(critic.get_weights())
     assert clone.get_config() == critic.get_config()
     np.testing.assert_allclose(clone(videos, labels=labels).numpy(), critic(videos, labels=labels).numpy(), atol=1e-6)
+
+
+def test_same_padding_is_the_authors_padding_1_and_the_head_a_full_extent_convolution():
+    # VGAN (Torch) and TGAN (Chainer) write every block as a 4x4x4 convolution of stride 2 with
+    # padding 1, and the score as a convolution whose kernel covers the whole last map. For even
+    # sizes TensorFlow's "same" pads 1 before and 1 after, so the blocks are the same function.
+    critic = Conv3DDiscriminator((4, 8), norm="none")
+    videos = _videos(frames=8)
+    logits = critic(videos).numpy()
+    x = tf.constant(videos)
+    for block in critic.blocks:
+        padded = tf.pad(x, [[0, 0], [1, 1], [1, 1], [1, 1], [0, 0]])
+        x = tf.nn.conv3d(padded, block.conv.kernel, strides=[1, 2, 2, 2, 1], padding="VALID") + block.conv.bias
+        x = tf.nn.leaky_relu(x, alpha=0.2)
+    assert x.shape == (2, 2, 4, 4, 8)
+    np.testing.assert_allclose(critic.features(videos).numpy(), tf.reshape(x, [2, -1]).numpy(), rtol=1e-5, atol=1e-5)
+    kernel = tf.reshape(critic.head.linear.kernel, (2, 4, 4, 8, 1))
+    score = tf.nn.conv3d(x, kernel, strides=[1] * 5, padding="VALID") + critic.head.linear.bias
+    assert score.shape == (2, 1, 1, 1, 1)
+    np.testing.assert_allclose(logits, tf.reshape(score, [-1]).numpy(), rtol=1e-5, atol=1e-5)

@@ -39,6 +39,16 @@ def test_paper_setting_has_the_papers_layers():
     assert _trainable(model.discriminators["video"]) == discriminator
 
 
+def test_adam_has_the_authors_settings():
+    # main.lua: optim.adam with learningRate 2e-4, beta1 0.5 and Torch's epsilon 1e-8.
+    model = tiny()
+    model.compile()
+    for optimizer in (model.g_optimizer, model.d_optimizer):
+        assert isinstance(optimizer, keras.optimizers.Adam)
+        assert optimizer.epsilon == pytest.approx(1e-8) and optimizer.beta_1 == pytest.approx(0.5)
+        assert float(optimizer.learning_rate) == pytest.approx(2e-4)
+
+
 def test_time_doubles_in_as_many_stages_as_the_frame_count_allows():
     assert _time_schedule(32, 4) == (2, [2, 2, 2, 2])  # the paper: 2 frames at 4x4 -> 32
     assert _time_schedule(8, 3) == (1, [2, 2, 2])
@@ -216,3 +226,14 @@ def test_learns_a_moving_square():
         f"intensity {intensity:.3f} vs data {real_intensity:.3f}; "
         f"frame-difference energy {motion:.4f} vs data {real_motion:.4f}"
     )
+
+
+def test_transposed_same_padding_is_torchs_padding_1():
+    # main.lua: VolumetricFullConvolution(..., 4,4,4, 2,2,2, 1,1,1), i.e. the full transposed
+    # convolution (2n + 2 per axis) with one sample cropped from each side: TensorFlow's "same".
+    model = tiny()
+    head = model.generator.output_head
+    hidden = tf.random.stateless_normal([2, 2, 4, 4, head.kernel.shape[-1]], [3, 4])
+    full = tf.nn.conv3d_transpose(hidden, head.kernel, [2, 6, 10, 10, head.filters], strides=[1, 2, 2, 2, 1],
+                                  padding="VALID") + head.bias
+    np.testing.assert_allclose(head(hidden).numpy(), full[:, 1:-1, 1:-1, 1:-1].numpy(), rtol=1e-5, atol=1e-5)

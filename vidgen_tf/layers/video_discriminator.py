@@ -10,6 +10,23 @@ remaining extent, which is a dense layer on the flattened features; here it is
 a `ProjectionHead`, so that with `num_classes > 0` the same network becomes a
 projection discriminator (Miyato & Koyama 2018): the score plus the inner
 product of the flattened features with a learned class embedding.
+
+Differences from the authors' code (cvondrick/videogan `main.lua`,
+pfnet-research/tgan `models/video_discriminator.py`). The blocks are theirs:
+kernel 4, stride 2 and padding 1 on every axis, which TensorFlow's "same"
+padding reproduces exactly for even sizes (one sample before and one after;
+`tests/test_layers_video_discriminator.py` checks it against explicit padding);
+for an odd size "same" rounds the output up where padding 1 rounds it down.
+Convolutions followed by batch norm have no bias (the norm subtracts it; the
+authors' have one); the first convolution keeps its bias. Batch norm uses
+Keras's epsilon 1e-3, the VGAN code's value (Chainer's default in the TGAN
+code is 2e-5), and always has a shift, where TGAN's "no-beta" configurations
+drop it. The head is one linear unit on all remaining features, the same
+function as VGAN's and TGAN's full-extent last convolution; VGAN's has two
+outputs for a softmax over real and fake (see `vidgen_tf.models.vgan`), and
+TGAN's reshapes the last map to `(batch * t, channels, 4, 4)` before its 2-D
+score convolution, which is one score per clip only when `t = 1`, as at the
+paper's 16 frames; here it is one score per clip for any frame count.
 """
 
 import keras

@@ -19,6 +19,27 @@ being the mean over the clip's frames. Nothing ties frame t to frame t+1, so
 it is the baseline that shows what the temporal models add. In the
 conditional variant a learned class embedding joins every frame's latent and
 the discriminator gets a projection head (Miyato & Koyama 2018).
+
+Differences from the authors' code (Newmu/dcgan_code, Theano; soumith/dcgan.torch,
+Torch). The layers follow dcgan.torch (by the paper's third author): 4x4 kernels with stride 2 ("same"
+padding here, which for even sizes is exactly Torch's padding 1), 64 filters
+at the last hidden layer (`generator_width`), no bias on any convolution, batch
+norm per channel after the projection, kernels from N(0, 0.02) and batch-norm
+scales from N(1, 0.02); at 64x64 RGB that is 3,576,704 generator weights, as
+dcgan.torch's. The discriminator's linear unit keeps one bias (the shared
+projection head has one; dcgan.torch's last convolution has none), so it has
+2,765,569 weights against 2,765,568. The zoo differs on purpose in: the
+latent, uniform in [-1, 1] as in the paper and the Theano code (dcgan.torch
+draws it from N(0, 1)); the kernel size, 4 (the Theano code and the paper's
+figure use 5x5 kernels and 128 filters, normalising the projection per unit
+rather than per channel); the batch-norm epsilon and momentum, Keras's 1e-3 and
+0.99 (Torch: 1e-5 and 0.1, i.e. 0.9 here; Theano: 1e-8 and no running
+averages), because the zoo's generator layers share one batch-norm layer type;
+and the Theano code's L2 weight decay of 1e-5, which neither the paper nor
+dcgan.torch uses and the zoo leaves out. Adam is the authors' (2e-4,
+beta_1 = 0.5, epsilon = 1e-8). The training core's update order differs from
+both codes, which run one discriminator step and then a generator step on the
+same fake batch; the core draws fresh noise for the generator step.
 """
 
 import random
@@ -36,7 +57,11 @@ from vidgen_tf.registry import register
 
 
 def _initialise_like_dcgan(model):
-    """Redraws every kernel from N(0, 0.02), the paper's initialisation."""
+    """Redraws every kernel from N(0, 0.02) and every batch-norm scale from N(1, 0.02).
+
+    The paper gives the kernels' N(0, 0.02); both authors' codes also draw the
+    batch-norm scales (gamma) from N(1, 0.02) and start the shifts at 0.
+    """
     # One generator for all kernels: an unseeded Keras initializer would give
     # every kernel of the same shape the same values. Python's `random` is
     # seeded by keras.utils.set_random_seed, so runs still repeat.
@@ -44,6 +69,8 @@ def _initialise_like_dcgan(model):
     for weight in model.weights:
         if weight.path.endswith("kernel"):
             weight.assign(rng.normal(0.0, 0.02, weight.shape).astype(weight.dtype))
+        elif weight.path.endswith("gamma"):
+            weight.assign(rng.normal(1.0, 0.02, weight.shape).astype(weight.dtype))
 
 
 def _split_labels(inputs, num_classes):
@@ -85,8 +112,9 @@ class DCGANGenerator(keras.Model):
         for _ in range(stages - 1):
             filters //= 2
             image_layers.append(Up2D(filters))
-        # No batch norm on the output layer; float32 under mixed precision.
-        image_layers.append(Up2D(channels, norm="none", activation="tanh", dtype="float32", name="to_image"))
+        # No batch norm on the output layer, and no bias (both authors' codes); float32 under mixed precision.
+        image_layers.append(Up2D(channels, norm="none", activation="tanh", use_bias=False, dtype="float32",
+                                 name="to_image"))
         self.image_generator = keras.Sequential(image_layers, name="image_generator")
 
         # === Config ===
@@ -126,8 +154,10 @@ class DCGANDiscriminator(keras.Model):
     def __init__(self, height, width, channels, width_multiplier, num_classes=0, **kwargs):
         super().__init__(**kwargs)
         stages = doubling_stages(height, width, model="DCGAN")
+        # No bias on any convolution, the first (unnormalised) one included, as both authors' codes.
         blocks = [
-            Down2D(width_multiplier * 2**i, norm="none" if i == 0 else "batch", activation="leaky_relu")
+            Down2D(width_multiplier * 2**i, norm="none" if i == 0 else "batch", activation="leaky_relu",
+                   use_bias=False)
             for i in range(stages)
         ]
         self.features = keras.Sequential(blocks + [layers.Flatten()], name="features")
@@ -228,6 +258,10 @@ class DCGAN(AdversarialModel):
         discriminator(images if labels is None else (images, labels))
         _initialise_like_dcgan(discriminator)
         self.built = True
+
+    def make_optimizer(self, learning_rate=None):
+        """Adam(2e-4, beta_1=0.5, epsilon=1e-8), both authors' optimizer; `learning_rate` replaces the rate."""
+        return keras.optimizers.Adam(2e-4 if learning_rate is None else learning_rate, beta_1=0.5, epsilon=1e-8)
 
     def noise_spec(self, num_frames=None):
         return {"latent": tf.TensorSpec([None, num_frames, self.latent_dim], tf.float32, name="latent")}

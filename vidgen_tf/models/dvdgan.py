@@ -23,6 +23,34 @@ generator spectral norm only on request (`generator_spectral_norm`; why in
 `DVDGAN`). The paper's GRU input is the same at every frame; here a small
 per-frame noise joins it, which lets the generator vary its motion and
 carries the clip length into exported graphs.
+
+Differences from the paper (there is no official code; what the paper leaves
+open is inferred and marked so). Kept from the paper: z ~ N(0, I) of 120
+dimensions and a 120-d class embedding joined to it (`latent_dim`,
+`label_dim`); an affine map to the smallest grid; a ConvGRU unrolled once per
+frame, with the time axis folded into the batch for the upsampling; a spatial
+discriminator on `k = 8` frames drawn uniformly without replacement, its score
+the sum of the per-frame scores; a temporal discriminator on the whole clip
+after 2x2 average pooling, 3-D in its first two blocks and 2-D (per frame)
+after them; spectral normalisation and no batch norm in both discriminators;
+sum pooling of the last features (BigGAN's); projection heads for classes;
+the hinge loss. Scaled down on purpose (CPU-sized models): plain strided
+(transposed) convolution blocks instead of BigGAN's residual blocks, hence
+4x4 kernels of stride 2 where the paper's blocks use 3x3 (3x3x3) convolutions
+with average-pool downsampling (inferred for the 3-D blocks), and leaky ReLU
+0.2 in the discriminators (DCGAN's rule for plain blocks) where BigGAN's
+residual blocks use ReLU; one ConvGRU on the smallest grid instead of one per
+resolution; plain batch norm in the generator instead of class-conditional
+batch norm fed with `[z; e(y)]`; generator spectral norm off by default (see
+`generator_spectral_norm`); the per-frame noise. Halving time in the temporal
+discriminator's two 3-D blocks is inferred (the paper does not give its time
+strides). Training settings are the training core's defaults: Adam(2e-4,
+beta_1 = 0.5) for both players and one discriminator step per generator step;
+the paper trains with BigGAN's kind of setting (Adam with other rates for the
+two players, on TPU-pod batches), which the zoo does not copy; its exact
+figures could not be checked here. Neither does the zoo keep BigGAN's moving
+average of the generator's weights by default (`compile(ema_decay=...)` turns
+one on).
 """
 
 import keras
@@ -142,8 +170,9 @@ class DVDGANDiscriminator(keras.Model):
     Spatial (`temporal=False`): frames `(N, H, W, C)` -> logits `(N,)`, 2-D
     convolutions halving the frames down to a 4-pixel side, then one stride-1
     block. Temporal (`temporal=True`): clips `(B, T, H, W, C)` -> logits
-    `(B,)`, the same plan with 3-D convolutions that also halve time in the
-    first two blocks. No batch normalisation (spectral norm instead). Called
+    `(B,)`, the same plan whose first two blocks are 3-D convolutions that also
+    halve time and whose later blocks are 2-D convolutions of every frame (3-D
+    kernels one frame long), as the paper's. No batch normalisation (spectral norm instead). Called
     on `x`, or on `(x, labels)` with labels `(N,)` when `num_classes > 0` (one
     structured input, so that SavedModel can trace the default signature).
     """
@@ -159,6 +188,10 @@ class DVDGANDiscriminator(keras.Model):
             strides = ((2 if i < 2 else 1, space, space) if temporal else (space, space))
             # 4-wide kernels where the block halves an axis, 3-wide where it keeps it.
             kernel = tuple(4 if s == 2 else 3 for s in strides)
+            if temporal and i >= 2:
+                # The paper's temporal discriminator is 3-D in its first two blocks
+                # only; the rest are 2-D, i.e. each frame on its own.
+                kernel = (1,) + kernel[1:]
             blocks.append(block(filters, kernel_size=kernel, strides=strides, norm="none",
                                 activation="leaky_relu", spectral_norm=True))
             filters *= 2

@@ -28,9 +28,42 @@ update per generator update (the `n_critic` default when the loss is
 with learning rate 5e-5 for both players when `compile` is given no
 optimizers. The authors also bound gamma from below by `0.01 * std`; that is
 not a Lipschitz condition and is left out here.
+
+Differences from the authors' code (pfnet-research/tgan, Chainer; the
+moving-MNIST and UCF-101 SVC configurations). Same layers: `G0` is a 1x1
+transposed convolution to 512 channels then four of kernel 4, stride 2,
+padding 1 (512, 256, 128, 128, then the 100 codes, tanh), batch norm and ReLU
+between; `G1` projects `z0` and `z1(t)` with bias-free linear layers to 4x4x256
+each, batch-normalised per unit, and upsamples the 512-channel concatenation
+with four 4x4 stride-2 transposed convolutions (256, 128, 64, 32) and a 3x3
+one to the frame, tanh, every frame of the batch normalised together; the
+critic is `Conv3DDiscriminator` (4x4x4, stride 2, padding 1, leaky ReLU 0.2,
+no batch norm on the first layer) ending in one score from a kernel over the
+whole 1x4x4x512 map; `z0` is uniform in [-1, 1]; the losses are the
+Wasserstein ones; both players use RMSprop with rate 5e-5 and Chainer's decay
+0.99 and epsilon 1e-8; SVC every 5th update; every kernel starts uniform in
+[-0.01, 0.01], biases at 0 and batch-norm scales at 1 (the moving-MNIST
+configuration's "init-uniform-all"; one of the UCF-101 configurations keeps
+Chainer's default initialisation for `G0` and the critic). TensorFlow's
+"same" padding is Chainer's padding 1 for these even sizes. SVC reads a kernel
+as a matrix of the other axes against its output channels, the authors'
+`reshape(out, -1)` transposed with its columns permuted: the same singular
+values. The batch-norm bound uses `sqrt(var + eps)` where the authors' uses
+`sqrt(var)`.
+Differences on purpose: (1) the batch norms have a shift (beta) everywhere,
+where the authors' "no-beta" configurations drop it in `G0` and the critic,
+and use Keras's epsilon 1e-3 and momentum 0.99 (Chainer: 2e-5 and decay 0.9),
+because the zoo's layers share one batch-norm type; (2) any frame count and
+size, and the conditional variant. The training core differs in the update
+order: the authors run one forward pass per iteration and update the
+generator first and then the critic on that same fake batch; the core updates
+the critic, then draws fresh noise for the generator.
 """
 
+import random
+
 import keras
+import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
@@ -39,6 +72,20 @@ from vidgen_tf.adversarial import AdversarialModel
 from vidgen_tf.base import check_positive_int
 from vidgen_tf.layers import Conv3DDiscriminator, LabelEmbedding, Up2D, doubling_stages
 from vidgen_tf.registry import register
+
+
+def _initialise_like_tgan(model):
+    """Redraws every kernel uniformly from [-0.01, 0.01], the authors' `Uniform(0.01)`.
+
+    Their moving-MNIST configuration initialises every layer so (biases 0 and
+    batch-norm scales 1, Chainer's defaults, as Keras's). One generator for all
+    kernels (an unseeded Keras initializer would repeat itself across kernels
+    of one shape); Python's `random` is seeded by `keras.utils.set_random_seed`.
+    """
+    rng = np.random.default_rng(random.getrandbits(64))
+    for weight in model.weights:
+        if weight.path.endswith("kernel"):
+            weight.assign(rng.uniform(-0.01, 0.01, weight.shape).astype(weight.dtype))
 
 
 @keras.saving.register_keras_serializable(package="vidgen_tf")
@@ -218,7 +265,7 @@ class TGAN(AdversarialModel):
         >>> videos = model.generate(4, seed=0)  # (4, 16, 32, 32, 1)
         >>> model = vidgen_tf.build("tgan", num_frames=8, height=32, width=32, channels=1,
         ...                         generator_width=16, temporal_width=64, discriminator_width=16)
-        >>> model.compile()  # Wasserstein + SVC, n_critic=1, RMSprop(5e-5)
+        >>> model.compile()  # Wasserstein + SVC, n_critic=1, RMSprop(5e-5, rho=0.99)
         >>> model.compile(loss="wgan_gp")  # or "hinge", ...; SVC stays on unless disabled
     """
 
@@ -264,6 +311,7 @@ class TGAN(AdversarialModel):
             ),
         }
         self.discriminators["video"].build((None,) + self.video_shape)
+        _initialise_like_tgan(self.discriminators["video"])
         # Counts critic updates for `clipping_interval`; replicas agree, so the first one's count is kept.
         self.critic_updates = self.add_weight(
             shape=(), dtype="int64", initializer="zeros", trainable=False,
@@ -281,11 +329,18 @@ class TGAN(AdversarialModel):
         if self.num_classes:
             inputs["label"] = tf.zeros([1], tf.int32)
         generator(inputs)
+        _initialise_like_tgan(generator)
         return generator
 
     def make_optimizer(self, learning_rate=None):
-        """RMSprop(5e-5), the authors' optimizer for both players; `learning_rate` replaces the rate."""
-        return keras.optimizers.RMSprop(5e-5 if learning_rate is None else learning_rate)
+        """RMSprop(5e-5, rho=0.99, epsilon=1e-8), the authors' Chainer RMSprop; `learning_rate` replaces the rate.
+
+        Chainer's RMSprop averages the squared gradients with decay 0.99
+        (Keras's default `rho` is 0.9) and adds its epsilon 1e-8 to the root
+        (Keras adds it under the root; at 1e-8 the two agree wherever the
+        gradient is not vanishingly small).
+        """
+        return keras.optimizers.RMSprop(5e-5 if learning_rate is None else learning_rate, rho=0.99, epsilon=1e-8)
 
     def compile(self, g_optimizer=None, d_optimizer=None, loss=None, n_critic=None, **kwargs):
         """`AdversarialModel.compile` with the paper's defaults.

@@ -23,6 +23,40 @@ class code to `z` and makes the discriminator a projection discriminator.
 At the paper's setting (64x64x32 RGB, widths 64) the generator has 16.2M
 trainable weights and the discriminator 11.0M (`tests/test_vgan.py` derives
 both from the layer shapes).
+
+Differences from the authors' code (cvondrick/videogan, `main.lua`). Same
+layers: a 100-d N(0, 1) code; 4x4x4 transposed convolutions of stride 2 with
+padding 1 (TensorFlow's "same", which for these even sizes pads exactly
+1 on each side), from 2x4x4x512 to 32x64x64 in the video stream and 4x4x512 to
+64x64 in the image stream; batch norm and ReLU on every hidden layer; the
+3-D discriminator of `Conv3DDiscriminator` (no batch norm on its first layer,
+batch-norm epsilon 1e-3 as the authors'); Adam(2e-4, beta_1 = 0.5,
+epsilon = 1e-8) for both players; the mask penalty
+`nn.L1Penalty(0.1, true)`, averaged over the mask's elements. Equivalent
+rewrites: the foreground and mask heads are one transposed convolution with
+`channels + 1` outputs (the same function); the convolutions followed by batch
+norm have no bias (the norm subtracts it); and the discriminator ends in one
+logit with a sigmoid cross-entropy where the authors' ends in two with a
+softmax cross-entropy (real label 1, fake label 2), which depends only on the
+difference of the two logits, so it is the same loss with 16,385 fewer
+weights. Differences on purpose: the generator's batch norms use Keras's
+epsilon 1e-3 and momentum 0.99 (Torch: 1e-5 and 0.1, i.e. 0.9 here), since
+the zoo's layers share one batch-norm type; the initial weights, Keras's
+defaults (Glorot-uniform kernels, batch-norm scales 1) where the authors'
+`weights_init` draws kernels from N(0, 0.01) and scales from N(1, 0.02). At
+the zoo's test setting (`tests/test_vgan.py::test_learns_a_moving_square`: 8x8
+frames, widths 16, 360 steps) the authors' start collapsed to a black, nearly
+still clip in 2 of 3 seeds (0 and 2: intensity -0.985 and -0.981 against the
+data's -0.875, frame-difference energy 0.003 and 0.035 against 0.375; seed 1
+learned), where Keras's start learned the moving square with all three seeds
+(energy 0.34 and 0.32 for seeds 1 and 2); frame counts and sizes other than
+32x64x64 (time doubles in as many stages as the frame count allows); the
+conditional variant. The authors' `errD` is printed halved, while the gradient
+is that of the sum of the real and fake terms, which is the zoo's `d_loss`.
+The training core differs in the update order: the authors run one
+discriminator step and then a generator step on the same fake batch, reusing
+the discriminator's outputs on it from before the discriminator's update; the
+core draws fresh noise for the generator step and runs both networks again.
 """
 
 import threading
@@ -225,6 +259,10 @@ class VGAN(AdversarialModel):
             inputs["label"] = tf.zeros([1], tf.int32)
         generator(inputs)
         return generator
+
+    def make_optimizer(self, learning_rate=None):
+        """Adam(2e-4, beta_1=0.5, epsilon=1e-8), the authors' `optim.adam`; `learning_rate` replaces the rate."""
+        return keras.optimizers.Adam(2e-4 if learning_rate is None else learning_rate, beta_1=0.5, epsilon=1e-8)
 
     def noise_spec(self, num_frames=None):
         return {"latent": tf.TensorSpec([None, self.latent_dim], tf.float32, name="latent")}
