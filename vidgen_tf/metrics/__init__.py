@@ -11,6 +11,7 @@ on them.
 - `inception_score`: the Inception Score of class probabilities (IS).
 """
 
+from vidgen_tf.metrics.motion import motion_distance, motion_statistics
 from vidgen_tf.metrics.statistics import (
     GaussianStatistics,
     frechet_distance,
@@ -18,4 +19,11 @@ from vidgen_tf.metrics.statistics import (
     polynomial_mmd,
 )
 
-__all__ = ["GaussianStatistics", "frechet_distance", "inception_score", "polynomial_mmd"]
+__all__ = [
+    "GaussianStatistics",
+    "frechet_distance",
+    "inception_score",
+    "motion_distance",
+    "motion_statistics",
+    "polynomial_mmd",
+]
