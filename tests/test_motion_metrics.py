@@ -109,8 +109,8 @@ def test_object_finder_recovers_a_bouncing_ball_within_a_quarter_pixel():
     assert np.max(np.abs(found - truth[:, :, 0])) < 0.25
 
 
-def _two_squares(paths, size=32, side=6):
-    """One clip `(1, T, size, size, 1)` of white squares whose top-left corners follow `paths`."""
+def _squares(paths, size=32, side=6):
+    """One clip `(1, T, size, size, 1)` of white squares of side `side` whose top-left corners follow `paths`."""
     num_frames = len(paths[0])
     clip = np.zeros((1, num_frames, size, size, 1), np.uint8)
     for path in paths:
@@ -125,8 +125,8 @@ def test_overlapping_objects_are_counted_once_and_break_the_track():
     left = [(4, 2 + 2 * t) for t in range(10)]
     right = [(4, 22 - 2 * t) for t in range(10)]
     third = [(22, 2 + 2 * t) for t in range(10)]
-    clip = _two_squares([left, right, third])
-    videos = np.concatenate([clip, _two_squares([third, [(4, 24)] * 10])])
+    clip = _squares([left, right, third])
+    videos = np.concatenate([clip, _squares([third, [(4, 24)] * 10])])
     stats = motion_statistics(videos, dataset="moving_square", square_size=6)
     counts = stats["objects_per_frame"][:10]
     assert counts[0] == 3 and counts.min() == 2 and counts[-1] == 3
@@ -178,3 +178,37 @@ def test_unknown_dataset_lists_the_known_ones():
     message = str(info.value)
     for name in ("moving_digits", "bouncing_balls", "moving_shapes", "moving_square"):
         assert name in message
+
+
+def test_a_reversal_away_from_the_walls_is_acceleration_not_a_bounce():
+    # Two squares move right 2 px a frame and turn back: one in the middle of the frame
+    # (columns 8 -> 16 -> 6), one where its right edge reaches the wall (22 -> 26 -> 14).
+    middle = [(13, 8 + 2 * min(t, 4 - t)) for t in range(9)]
+    at_wall = [(13, 22 + 2 * min(t, 2 - t)) for t in range(9)]
+    videos = np.concatenate([_squares([middle]), _squares([at_wall])])
+    stats = motion_statistics(videos, dataset="moving_square", square_size=6)
+    # Clip 0 turns 10 px from either wall: no bounce, one acceleration of 4 px / frame^2.
+    # Clip 1 turns with its right edge at column 26 + 6 = 32, the wall: one bounce.
+    np.testing.assert_array_equal(stats["wall_bounces"], [0.0, 1.0])
+    assert sorted(stats["acceleration"])[-1] == pytest.approx(4.0)
+    assert np.sum(stats["acceleration"] > 0) == 1
+
+
+def test_statistics_without_real_spread_are_scaled_by_their_floor():
+    # The real square moves on exact straight lines (acceleration 0, no spread); a fake that
+    # jitters by one pixel every other frame must score a finite, moderate distance.
+    real = make_videos("moving_square", 32, seed=0, **SHAPE)
+    fake = make_videos("moving_square", 32, seed=1, **SHAPE)
+    fake[:, 1::2] = np.concatenate([fake[:, 1::2, :, 1:], fake[:, 1::2, :, :1] * 0], axis=3)
+    scores = motion_distance(real, fake, dataset="moving_square")
+    assert 1.0 < scores["acceleration"] < 10.0, scores
+
+
+def test_black_clips_without_objects_score_as_no_motion():
+    real = make_videos("moving_digits", 32, seed=0, **SHAPE)
+    black = np.zeros_like(real)
+    stats = motion_statistics(black, dataset="moving_digits")
+    assert stats["speed"].size == 0 and np.all(stats["objects_per_frame"] == 0)
+    scores = motion_distance(real, black, dataset="moving_digits")
+    assert np.isfinite(scores["total"]) and scores["total"] > CORRUPT_BOUND, scores
+    assert scores["objects_per_frame"] > 1.0 and scores["speed"] > 1.5, scores

@@ -325,7 +325,8 @@ def motion_statistics(videos, dataset="moving_digits", **options):
             wall slack and the identity gate.
 
     Returns:
-        A dict from each name in `STATISTICS` to a float64 1-D array (the sample).
+        A dict from each name in `STATISTICS` to its sample, a float64 array: 1-D, except
+        `positions`, `(num_blobs, 2)` rows and columns.
     """
     grey = _as_grey("videos", videos)
     return _statistics(grey, dataset, options)
