@@ -26,10 +26,13 @@ Pipeline, for each video:
    same blob give an acceleration `c[t+1] - 2 c[t] + c[t-1]`. Such a triple is a *wall
    bounce* on an axis when the velocity component reverses (or stops) there by at least
    `BOUNCE_MIN_CHANGE` pixels per frame and the blob's bounding box lies within
-   `|v_in| + |v_out| + slack` pixels of the wall it moved towards; consecutive bounce
-   triples on the same track and axis are one bounce (a step that ends at the wall).
+   `|v_in| + |v_out| + slack` pixels of the wall it moved towards (the slack allows for
+   parts of an object below the threshold: 1 px for the square, `1 + digit_size / 4` for
+   the digits' blank bitmap borders, `1 + max(1, radius / 4)` for the soft balls, 2 px for
+   the anti-aliased shapes); consecutive bounce triples on the same track and axis are one
+   bounce (a step that ends at the wall, then the step back).
 
-Statistics (`motion_statistics` returns each as a 1-D sample; pooled over all videos):
+Statistics (`motion_statistics` returns each as a sample pooled over all videos):
 
 - `objects_per_frame`: number of blobs in each frame (per frame). Overlaps lower it.
 - `object_area`: pixel count of each blob (per blob). An addition to the issue's list:
@@ -54,13 +57,22 @@ Statistics (`motion_statistics` returns each as a 1-D sample; pooled over all vi
 Distances (`motion_distance`): for each statistic, the 1-D Wasserstein distance
 (`scipy.stats.wasserstein_distance`, the area between the two empirical CDFs, in the
 statistic's own unit) between the real and the fake sample, divided by the statistic's
-*scale*: the standard deviation of the real sample, but at least the statistic's floor
-(`_floors`), so that a real distribution without spread (the moving square's constant
-speed, its zero acceleration) does not divide by zero. Each distance is therefore in
-"real spreads", and `total` is their sum. For `identity` (a 0/1 sample) the Wasserstein
+*scale*: the standard deviation of the real sample, but at least the statistic's floor,
+so that a real distribution without spread (the moving square's acceleration is exactly 0,
+its area and count constant) does not divide by zero. With `u = max(1, min(H, W) / 32)`
+pixels (the datasets' slowest default speed) the floors are: objects per frame 0.5,
+object area `4 u^2` pixels, speed and acceleration `0.5 u`, wall bounces 0.25 per object,
+positions `u` pixels, coverage 0.02, identity 0.1. Each distance is therefore in
+"real spreads" (or floors), and `total` is their sum. For `identity` (a 0/1 sample) the Wasserstein
 distance is the difference of the two fractions. A statistic with no values in one of the
 samples (no links at all, e.g. black clips) is scored as if that sample were the single
 value 0. Everything is deterministic: no sampling, no randomness.
+
+Measured (`bench/motion_metrics_table.py`, 200 clips of 16 frames at 32x32 per side, real
+seed 0 against held-out seed 1): held-out real totals 0.13 (square) to 0.65 (shapes); the
+held-out clips frozen on frame 0 score 8.7 - 19, with shuffled frames 19 - 55, uniform
+noise 23 - 186. The sampling noise of held-out real data falls with the number of clips
+(about 0.9 with 128 clips of 10 frames).
 
 Example:
 
