@@ -212,3 +212,14 @@ def test_black_clips_without_objects_score_as_no_motion():
     scores = motion_distance(real, black, dataset="moving_digits")
     assert np.isfinite(scores["total"]) and scores["total"] > CORRUPT_BOUND, scores
     assert scores["objects_per_frame"] > 1.0 and scores["speed"] > 1.5, scores
+
+
+def test_statistics_do_not_depend_on_the_chunk_size(monkeypatch):
+    from vidgen_tf.metrics import motion
+
+    videos = make_videos("bouncing_balls", 12, seed=2, **SHAPE)
+    whole = motion_statistics(videos, dataset="bouncing_balls")
+    monkeypatch.setattr(motion, "CHUNK_SIZE", 5)
+    chunked = motion_statistics(videos, dataset="bouncing_balls")
+    for name in STATISTICS:
+        np.testing.assert_array_equal(chunked[name], whole[name], err_msg=name)

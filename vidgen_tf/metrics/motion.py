@@ -96,6 +96,8 @@ from vidgen_tf.registry import unknown_name_error
 THRESHOLD = 0.25
 # A velocity component must change by at least this much (pixels / frame) to be a bounce.
 BOUNCE_MIN_CHANGE = 1.0
+# Videos converted and labelled at a time, so that memory stays bounded for many clips.
+CHUNK_SIZE = 64
 
 STATISTICS = (
     "objects_per_frame",
@@ -113,8 +115,8 @@ def _datasets():
     return sorted(synthetic.GENERATORS)
 
 
-def _as_grey(name, videos):
-    """`videos` as float64 `(N, T, H, W)` in [0, 1], with errors that name the argument."""
+def _check_videos(name, videos):
+    """`videos` as a numpy array, checked, with errors that name the argument."""
     if hasattr(videos, "numpy"):
         videos = videos.numpy()
     array = np.asarray(videos)
@@ -140,20 +142,25 @@ def _as_grey(name, videos):
         raise ValueError(
             f"`{name}` must have at least 3 frames (an acceleration needs 3), got {num_frames}."
         )
-    if array.dtype == np.uint8:
-        grey = array.astype(np.float64) / 255.0
-    else:
-        grey = array.astype(np.float64)
-        if not np.all(np.isfinite(grey)):
+    if array.dtype != np.uint8:
+        if not np.all(np.isfinite(array)):
             raise ValueError(f"`{name}` contains NaN or Inf.")
-        low, high = float(grey.min()), float(grey.max())
+        low, high = float(array.min()), float(array.max())
         if low < -1.0 - 1e-3 or high > 1.0 + 1e-3:
             raise ValueError(
                 f"Float `{name}` must lie in [-1, 1], got values in [{low:.4g}, {high:.4g}]; "
                 "pass uint8 videos in [0, 255] as uint8."
             )
-        grey = np.clip((grey + 1.0) / 2.0, 0.0, 1.0)
-    return grey.max(axis=-1)  # (N, T, H, W)
+    return array
+
+
+def _grey(videos):
+    """Checked videos `(n, T, H, W, C)` as float64 grey `(n, T, H, W)` in [0, 1]."""
+    if videos.dtype == np.uint8:
+        grey = videos.astype(np.float64) / 255.0
+    else:
+        grey = np.clip((videos.astype(np.float64) + 1.0) / 2.0, 0.0, 1.0)
+    return grey.max(axis=-1)  # the HSV value
 
 
 def _dataset_geometry(dataset, height, width, options):
@@ -340,42 +347,42 @@ def motion_statistics(videos, dataset="moving_digits", **options):
         A dict from each name in `STATISTICS` to its sample, a float64 array: 1-D, except
         `positions`, `(num_blobs, 2)` rows and columns.
     """
-    grey = _as_grey("videos", videos)
-    return _statistics(grey, dataset, options)
+    videos = _check_videos("videos", videos)
+    return _statistics(videos, dataset, options)
 
 
-def _statistics(grey, dataset, options):
-    """`motion_statistics` of grey videos `(N, T, H, W)` in [0, 1]."""
-    num_videos, num_frames, height, width = grey.shape
+def _statistics(videos, dataset, options):
+    """`motion_statistics` of checked videos `(N, T, H, W, C)`, `CHUNK_SIZE` at a time."""
+    num_videos, num_frames, height, width, _ = videos.shape
     max_speed, wall_slack = _dataset_geometry(dataset, height, width, options)
     max_step = 2.0 * max_speed + 2.0
-    frame, centroids, areas, boxes, mask = _blobs(grey)
-    bounds = np.searchsorted(frame, np.arange(num_videos * num_frames + 1))
-    counts = np.diff(bounds).astype(np.float64)
-
-    speeds, accelerations, bounce_rates, identity = [], [], [], []
-    for n in range(num_videos):
-        frames = range(n * num_frames, (n + 1) * num_frames)
-        clip_centroids = [centroids[bounds[f]:bounds[f + 1]] for f in frames]
-        clip_boxes = [boxes[bounds[f]:bounds[f + 1]] for f in frames]
-        s, a, bounces, triples, keeps = _clip_motion(
-            clip_centroids, clip_boxes, num_frames, height, width, max_step, wall_slack
-        )
-        speeds.extend(s)
-        accelerations.extend(a)
-        if triples:
-            bounce_rates.append(bounces / triples * (num_frames - 2))
-        identity.append(float(keeps))
-    coverage = mask.any(axis=1).mean(axis=(1, 2))  # (N,)
+    samples = {name: [] for name in STATISTICS}
+    for first in range(0, num_videos, CHUNK_SIZE):
+        grey = _grey(videos[first:first + CHUNK_SIZE])  # (n, T, H, W)
+        frame, centroids, areas, boxes, mask = _blobs(grey)
+        bounds = np.searchsorted(frame, np.arange(grey.shape[0] * num_frames + 1))
+        samples["objects_per_frame"].append(np.diff(bounds).astype(np.float64))
+        samples["object_area"].append(areas)
+        samples["positions"].append(centroids)  # (num_blobs, 2): rows and columns
+        samples["coverage"].append(mask.any(axis=1).mean(axis=(1, 2)))  # (n,)
+        for n in range(grey.shape[0]):
+            frames = range(n * num_frames, (n + 1) * num_frames)
+            clip_centroids = [centroids[bounds[f]:bounds[f + 1]] for f in frames]
+            clip_boxes = [boxes[bounds[f]:bounds[f + 1]] for f in frames]
+            speeds, accelerations, bounces, triples, keeps = _clip_motion(
+                clip_centroids, clip_boxes, num_frames, height, width, max_step, wall_slack
+            )
+            samples["speed"].append(speeds)
+            samples["acceleration"].append(accelerations)
+            if triples:
+                samples["wall_bounces"].append([bounces / triples * (num_frames - 2)])
+            samples["identity"].append([float(keeps)])
     return {
-        "objects_per_frame": counts,
-        "object_area": areas,
-        "speed": np.asarray(speeds, np.float64),
-        "acceleration": np.asarray(accelerations, np.float64),
-        "wall_bounces": np.asarray(bounce_rates, np.float64),
-        "positions": centroids,  # (num_blobs, 2): rows and columns
-        "coverage": coverage.astype(np.float64),
-        "identity": np.asarray(identity, np.float64),
+        name: np.concatenate([np.asarray(part, np.float64).reshape(-1, 2) for part in parts])
+        if name == "positions"
+        else np.concatenate([np.asarray(part, np.float64).reshape(-1) for part in parts]
+                            or [np.zeros(0)])
+        for name, parts in samples.items()
     }
 
 
@@ -415,16 +422,16 @@ def motion_distance(real_videos, fake_videos, dataset="moving_digits", **options
         >>> motion_distance(real, held_out, dataset="moving_square")["total"] < 1
         True
     """
-    real_grey = _as_grey("real_videos", real_videos)
-    fake_grey = _as_grey("fake_videos", fake_videos)
-    if real_grey.shape[1:] != fake_grey.shape[1:]:
+    real_videos = _check_videos("real_videos", real_videos)
+    fake_videos = _check_videos("fake_videos", fake_videos)
+    if real_videos.shape[1:4] != fake_videos.shape[1:4]:
         raise ValueError(
             "`real_videos` and `fake_videos` must have the same frames, height and width, got "
-            f"(T, H, W) = {real_grey.shape[1:]} and {fake_grey.shape[1:]}."
+            f"(T, H, W) = {real_videos.shape[1:4]} and {fake_videos.shape[1:4]}."
         )
-    real = _statistics(real_grey, dataset, options)
-    fake = _statistics(fake_grey, dataset, options)
-    floors = _floors(*real_grey.shape[2:])
+    real = _statistics(real_videos, dataset, options)
+    fake = _statistics(fake_videos, dataset, options)
+    floors = _floors(*real_videos.shape[2:4])
     distances = {}
     for name in STATISTICS:
         if name == "positions":
