@@ -14,8 +14,13 @@ Video-level metrics run a pluggable `FeatureNetwork` (a Keras model, a
 callable or a SavedModel directory the user brings) over clips prepared by the
 reference FVD recipe: `fvd`, `kvd`, `fid`, `kid`, `video_inception_score`,
 each returning a `Score` (a float carrying its sample counts and network).
+
+On the synthetic datasets, whose true motion is known, `motion_distance`
+compares generated with real clips directly: objects per frame, their speed,
+straight-line motion, wall bounces, positions covered and identity kept.
 """
 
+from vidgen_tf.metrics.motion import motion_distance, motion_statistics
 from vidgen_tf.metrics.statistics import (
     GaussianStatistics,
     frechet_distance,
@@ -37,6 +42,8 @@ __all__ = [
     "kid",
     "kvd",
     "load_feature_network",
+    "motion_distance",
+    "motion_statistics",
     "polynomial_mmd",
     "prepare_clips",
     "video_inception_score",
