@@ -44,7 +44,7 @@ import tensorflow as tf
 
 from vidgen_tf.base import check_positive_int
 from vidgen_tf.likelihood import LikelihoodModel
-from vidgen_tf.models import hmm_em
+from vidgen_tf.models import _latent, hmm_em
 from vidgen_tf.registry import register
 
 logger = logging.getLogger(__name__)
@@ -53,13 +53,6 @@ EMISSIONS = ("gaussian", "bernoulli")
 SCALES = ("per_state", "shared")
 # Probabilities written as logits get this floor, so no logit is -inf.
 _LOGIT_FLOOR = 1e-30
-
-
-def _tfd():
-    # Imported here: tensorflow_probability is heavy and needs tf_keras.
-    import tensorflow_probability as tfp
-
-    return tfp.distributions
 
 
 def _inverse_softplus(value):
@@ -222,7 +215,7 @@ class VideoHMM(LikelihoodModel):
 
     def distribution(self, num_steps):
         """The `tfd.HiddenMarkovModel` over `num_steps` frames' observations `(T, E)`."""
-        tfd = _tfd()
+        tfd = _latent.tfd()
         if self.emission == "gaussian":
             frame = tfd.Normal(loc=tf.convert_to_tensor(self.emission_loc), scale=self.emission_scales())
         else:

@@ -51,25 +51,16 @@ import keras
 import tensorflow as tf
 from keras import layers
 
-from vidgen_tf.distribute import fold_seed, num_replicas, replica_slice
 from vidgen_tf.base import check_positive_int
 from vidgen_tf.layers import doubling_stages
 from vidgen_tf.likelihood import LikelihoodModel
+from vidgen_tf.models import _latent
+from vidgen_tf.models._latent import INFERENCE_SEED, MIN_POSTERIOR_SCALE, posterior_noise  # noqa: F401
 from vidgen_tf.models.video_vae import discretized_logistic_log_prob
 from vidgen_tf.registry import register
 
 LIKELIHOODS = ("bernoulli", "discretized_logistic")
-# The seed of the posterior sample outside training: deterministic scores.
-INFERENCE_SEED = (0, 2)
-_MIN_POSTERIOR_SCALE = 1e-4
 _LOG_2PI = math.log(2.0 * math.pi)
-
-
-def _tfd():
-    # Imported here: tensorflow_probability is heavy and needs tf_keras.
-    import tensorflow_probability as tfp
-
-    return tfp.distributions
 
 
 # --------------------------------------------------------------- Kalman maths
@@ -345,7 +336,7 @@ class KalmanVAE(LikelihoodModel):
         parameters = tf.cast(self.encoder(frames, training=training), tf.float32)
         parameters = tf.reshape(parameters, [shape[0], shape[1], 2 * self.observation_dim])
         mean, raw_scale = tf.split(parameters, 2, axis=-1)
-        return mean, tf.nn.softplus(raw_scale) + _MIN_POSTERIOR_SCALE
+        return mean, tf.nn.softplus(raw_scale) + MIN_POSTERIOR_SCALE
 
     def decoder_parameters(self, observations, training=False):
         """Pixel parameters of `p(x_t | a_t)` for `observations` `(B, T, observation_dim)`.
@@ -480,7 +471,7 @@ class KalmanVAE(LikelihoodModel):
                 "state_space_model() is the fixed-dynamics LGSSM of num_dynamics=1; with "
                 f"num_dynamics={self.num_dynamics} the matrices depend on the data: use filter()."
             )
-        tfd = _tfd()
+        tfd = _latent.tfd()
         linop = tf.linalg.LinearOperatorFullMatrix
         n, p = self.state_dim, self.observation_dim
         return tfd.LinearGaussianStateSpaceModel(
@@ -506,20 +497,6 @@ class KalmanVAE(LikelihoodModel):
         return self.filter(observations)["log_likelihood"]
 
     # ------------------------------------------------------------ likelihood
-    def _posterior_noise(self, local_batch, steps, training, seed):
-        if seed is None:
-            if training:
-                # A fresh stream per step (fold 2: never the dequantisation's).
-                start = tf.constant([getattr(self, "training_seed", 0), 2], tf.int64)
-                seed = fold_seed(start, self.noise_step)
-            else:
-                seed = tf.constant(INFERENCE_SEED, tf.int64)
-        # Drawn for the global batch and sliced, so N replicas see one device's noise.
-        noise = tf.random.stateless_normal(
-            tf.stack([local_batch * num_replicas(), steps, self.observation_dim]), tf.cast(seed, tf.int64)
-        )
-        return replica_slice(noise, local_batch)
-
     def elbo_terms(self, videos, training=False, seed=None):
         """The three terms of the ELBO, each float32 `(B,)` in nats per video.
 
@@ -538,7 +515,7 @@ class KalmanVAE(LikelihoodModel):
         videos = self._checked(videos)
         mean, scale = self.encode(videos, training=training)  # (B, T, p) each
         shape = tf.shape(mean)
-        epsilon = self._posterior_noise(shape[0], shape[1], training, seed)
+        epsilon = posterior_noise(self, shape[0], [shape[1], self.observation_dim], training, seed)
         observations = mean + scale * epsilon  # reparameterised
         entropy = tf.reduce_sum(
             0.5 * epsilon**2 + tf.math.log(scale) + 0.5 * _LOG_2PI, axis=[1, 2]

@@ -50,28 +50,17 @@ import keras
 import tensorflow as tf
 from keras import layers
 
-from vidgen_tf.distribute import fold_seed, num_replicas, replica_slice
 from vidgen_tf.base import check_positive_int
 from vidgen_tf.layers import Conv3D, Conv3DTranspose, doubling_stages
 from vidgen_tf.likelihood import LikelihoodModel
+from vidgen_tf.models import _latent
+from vidgen_tf.models._latent import INFERENCE_SEED, MIN_POSTERIOR_SCALE, posterior_noise  # noqa: F401
 from vidgen_tf.registry import register
 
 LIKELIHOODS = ("bernoulli", "discretized_logistic")
 LOGISTIC_SCALES = ("per_channel", "per_pixel")
 # PixelCNN++'s floor on the log-scale: below it a bin already holds ~all the mass.
 MIN_LOG_SCALE = -7.0
-# The seed of the posterior sample when `log_prob` is not training, so that
-# scores (and the exported `log_prob` signature) are deterministic.
-INFERENCE_SEED = (0, 2)
-# Smallest posterior standard deviation, so log(sigma) stays finite.
-_MIN_POSTERIOR_SCALE = 1e-4
-
-
-def _tfd():
-    # Imported here: tensorflow_probability is heavy and needs tf_keras.
-    import tensorflow_probability as tfp
-
-    return tfp.distributions
 
 
 def _log_sigmoid(x):
@@ -261,7 +250,7 @@ class VideoVAE(LikelihoodModel):
         videos = self._checked(videos)
         parameters = tf.cast(self.encoder(videos, training=training), tf.float32)  # (B, 2L)
         mean, raw_scale = tf.split(parameters, 2, axis=-1)
-        return mean, tf.nn.softplus(raw_scale) + _MIN_POSTERIOR_SCALE
+        return mean, tf.nn.softplus(raw_scale) + MIN_POSTERIOR_SCALE
 
     def decoder_parameters(self, latents, training=False):
         """Per-pixel parameters of `p(x | z)` for latents `(B, latent_dim)`.
@@ -304,27 +293,13 @@ class VideoVAE(LikelihoodModel):
 
     def pixel_log_prob(self, videos, parameters):
         """`log p(x | z)` summed over each video's pixels, `(B,)` nats."""
-        tfd = _tfd()
+        tfd = _latent.tfd()
         if self.likelihood == "bernoulli":
             targets = tf.cast(videos > 0.0, tf.float32)
             pixels = tfd.Bernoulli(logits=parameters["logits"], dtype=tf.float32).log_prob(targets)
         else:
             pixels = discretized_logistic_log_prob(videos, parameters["mean"], parameters["log_scale"])
         return tf.reduce_sum(pixels, axis=[1, 2, 3, 4])
-
-    def _posterior_noise(self, local_batch, training, seed):
-        if seed is None:
-            if training:
-                # A fresh stream per step (fold 2: never the dequantisation's).
-                start = tf.constant([getattr(self, "training_seed", 0), 2], tf.int64)
-                seed = fold_seed(start, self.noise_step)
-            else:
-                seed = tf.constant(INFERENCE_SEED, tf.int64)
-        # Drawn for the global batch and sliced, so N replicas see one device's noise.
-        noise = tf.random.stateless_normal(
-            [local_batch * num_replicas(), self.latent_dim], tf.cast(seed, tf.int64)
-        )
-        return replica_slice(noise, local_batch)
 
     def elbo_terms(self, videos, training=False, seed=None):
         """The two terms of the ELBO, each float32 `(B,)` in nats per video.
@@ -341,9 +316,9 @@ class VideoVAE(LikelihoodModel):
             dict with `reconstruction` (`log p(x | z)`, one sample of `z`) and
             `kl` (`KL(q(z | x) || N(0, I))`, in closed form).
         """
-        tfd = _tfd()
+        tfd = _latent.tfd()
         mean, scale = self.encode(videos, training=training)  # (B, L) each
-        epsilon = self._posterior_noise(tf.shape(mean)[0], training, seed)
+        epsilon = posterior_noise(self, tf.shape(mean)[0], [self.latent_dim], training, seed)
         latents = mean + scale * epsilon  # reparameterised: gradients reach the encoder
         posterior = tfd.Independent(tfd.Normal(mean, scale), reinterpreted_batch_ndims=1)
         prior = tfd.Independent(
