@@ -32,9 +32,10 @@ integrating the state out with the Kalman filter (equal to the paper's
 smoothed-posterior form `E_p(z|a)[log p(a, z) - log p(z | a)]`). Because
 `alpha_t` depends only on `a_{<t}`, `prod_t p(a_t | a_{<t})` is a proper
 density. For one fixed dynamics the term is
-`tfp.distributions.LinearGaussianStateSpaceModel.log_prob`; for a mixture the
-filter below (`KalmanVAE.filter`) computes it, a Kalman filter whose step
-also advances the LSTM (tested against TFP's filter given the same matrices).
+`tfp.distributions.LinearGaussianStateSpaceModel.log_prob` (and filtering
+and smoothing are TFP's too); for a mixture a Kalman filter whose step also
+advances the LSTM computes it (`vidgen_tf.models.kalman`, tested against
+TFP's filter and smoother given the same matrices).
 
 The same filter, with missing observations, gives prediction (filter a
 prefix, then keep stepping with every later frame missing: the state is
@@ -54,93 +55,14 @@ from keras import layers
 from vidgen_tf.base import check_positive_int
 from vidgen_tf.layers import doubling_stages
 from vidgen_tf.likelihood import LikelihoodModel
-from vidgen_tf.models import _latent
+from vidgen_tf.models import kalman
+from vidgen_tf.models.kalman import kalman_update, rts_smoother  # noqa: F401
 from vidgen_tf.models._latent import INFERENCE_SEED, MIN_POSTERIOR_SCALE, posterior_noise  # noqa: F401
 from vidgen_tf.models.video_vae import discretized_logistic_log_prob
 from vidgen_tf.registry import register
 
 LIKELIHOODS = ("bernoulli", "discretized_logistic")
 _LOG_2PI = math.log(2.0 * math.pi)
-
-
-# --------------------------------------------------------------- Kalman maths
-
-
-def _transpose(matrix):
-    return tf.linalg.matrix_transpose(matrix)
-
-
-def kalman_update(mean, covariance, observation, observation_matrix, observation_covariance):
-    """One Kalman measurement update, batched.
-
-    Args:
-        mean: `(B, n)` predicted state mean.
-        covariance: `(B, n, n)` predicted state covariance.
-        observation: `(B, p)`.
-        observation_matrix: `(B, p, n)`.
-        observation_covariance: `(p, p)`.
-
-    Returns:
-        `(mean, covariance, log_likelihood)`: the filtered state `(B, n)`,
-        `(B, n, n)` and `log N(observation; C mean, C P C' + R)` `(B,)`.
-    """
-    c = observation_matrix
-    innovation_cov = c @ covariance @ _transpose(c) + observation_covariance  # (B, p, p)
-    innovation_cov = 0.5 * (innovation_cov + _transpose(innovation_cov))
-    chol = tf.linalg.cholesky(innovation_cov)
-    residual = observation - tf.linalg.matvec(c, mean)  # (B, p)
-    cross = covariance @ _transpose(c)  # (B, n, p)
-    gain = _transpose(tf.linalg.cholesky_solve(chol, _transpose(cross)))  # (B, n, p)
-    new_mean = mean + tf.linalg.matvec(gain, residual)
-    # Joseph form: stays symmetric positive definite in float32.
-    eye = tf.eye(tf.shape(mean)[-1], dtype=mean.dtype)
-    factor = eye - gain @ c
-    new_cov = factor @ covariance @ _transpose(factor) + gain @ observation_covariance @ _transpose(gain)
-    new_cov = 0.5 * (new_cov + _transpose(new_cov))
-    whitened = tf.linalg.triangular_solve(chol, residual[..., None], lower=True)[..., 0]
-    log_likelihood = (
-        -0.5 * tf.reduce_sum(whitened**2, axis=-1)
-        - tf.reduce_sum(tf.math.log(tf.linalg.diag_part(chol)), axis=-1)
-        - 0.5 * float(observation.shape[-1]) * _LOG_2PI
-    )
-    return new_mean, new_cov, log_likelihood
-
-
-def rts_smoother(filtered_means, filtered_covs, predicted_means, predicted_covs, transition_matrices):
-    """Rauch-Tung-Striebel smoothing of a Kalman filter's output.
-
-    Args:
-        filtered_means: `(B, T, n)`, `E[z_t | a_{1..t}]`.
-        filtered_covs: `(B, T, n, n)`.
-        predicted_means: `(B, T, n)`, `E[z_t | a_{1..t-1}]`.
-        predicted_covs: `(B, T, n, n)`.
-        transition_matrices: `(B, T, n, n)`; `[:, t]` maps `z_{t-1}` to
-            `z_t` (`[:, 0]` unused).
-
-    Returns:
-        `(means, covs)`, `(B, T, n)` and `(B, T, n, n)`: `p(z_t | a_{1..T})`.
-    """
-    time_major = [tf.einsum("bt...->tb...", x) for x in
-                  (filtered_means, filtered_covs, predicted_means, predicted_covs, transition_matrices)]
-    f_mean, f_cov, p_mean, p_cov, trans = time_major
-    # Step t (backwards from T-2) needs t's filter and t+1's prediction and matrix.
-    elems = (f_mean[:-1], f_cov[:-1], p_mean[1:], p_cov[1:], trans[1:])
-
-    def step(carry, inputs):
-        next_mean, next_cov = carry
-        mean, cov, pred_mean, pred_cov, matrix = inputs
-        # J = P_t A' P_{t+1|t}^{-1}, by a Cholesky solve of the symmetric P_{t+1|t}.
-        chol = tf.linalg.cholesky(pred_cov)
-        gain = _transpose(tf.linalg.cholesky_solve(chol, matrix @ cov))  # (B, n, n)
-        new_mean = mean + tf.linalg.matvec(gain, next_mean - pred_mean)
-        new_cov = cov + gain @ (next_cov - pred_cov) @ _transpose(gain)
-        return new_mean, 0.5 * (new_cov + _transpose(new_cov))
-
-    last = (f_mean[-1], f_cov[-1])
-    means, covs = tf.scan(step, elems, initializer=last, reverse=True)
-    means = tf.concat([means, f_mean[-1:]], axis=0)
-    covs = tf.concat([covs, f_cov[-1:]], axis=0)
-    return tf.einsum("tb...->bt...", means), tf.einsum("tb...->bt...", covs)
 
 
 # ------------------------------------------------------------------ networks
@@ -180,6 +102,12 @@ def _decoder(frame_shape, stages, base_filters, observation_dim, outputs):
         ]
     stack.append(layers.Conv2D(outputs, 3, padding="same", dtype="float32", name="pixel_parameters"))
     return keras.Sequential(stack, name="decoder")
+
+
+def _num_steps(observations):
+    """The number of steps of `(B, T, p)` observations: static when known."""
+    steps = observations.shape[1]
+    return tf.shape(observations)[1] if steps is None else steps
 
 
 @register("kvae")
@@ -402,7 +330,9 @@ class KalmanVAE(LikelihoodModel):
         At step t the LSTM, having read `a_1..a_{t-1}`, gives `A_t`, `C_t`;
         the state is predicted and, if `a_t` is observed, updated. The LSTM
         then reads `a_t`, or the predicted `C_t E[z_t | a_{<t}]` if `a_t`
-        is missing (as the paper does for missing data).
+        is missing (as the paper does for missing data). This is
+        `kalman.switching_filter`; with `num_dynamics=1` (no LSTM) it is TFP's
+        `LinearGaussianStateSpaceModel.forward_filter` (`kalman.fixed_filter`).
 
         Args:
             observations: float `(B, T, observation_dim)`.
@@ -416,50 +346,16 @@ class KalmanVAE(LikelihoodModel):
             `(B, T, p, n)`.
         """
         observations = tf.cast(observations, tf.float32)
-        batch = tf.shape(observations)[0]
-        steps = tf.shape(observations)[1]
         if mask is None:
-            mask = tf.ones([batch, steps], tf.bool)
+            mask = tf.ones(tf.shape(observations)[:2], tf.bool)
         mask = tf.cast(mask, tf.bool)
+        if self.num_dynamics == 1:
+            return kalman.fixed_filter(self.state_space_model(_num_steps(observations)), observations, mask)
         q, r, p0 = self._covariances()
-        n = self.state_dim
-        first = tf.equal(tf.range(steps), 0)
-        elems = (tf.transpose(observations, [1, 0, 2]), tf.transpose(mask), first)
-
-        def step(carry, inputs):
-            mean, cov, rnn_state = carry[0], carry[1], carry[2]
-            a_t, observed, is_first = inputs
-            transition, observation = self._matrices(rnn_state, batch)
-            pred_mean = tf.linalg.matvec(transition, mean)
-            pred_cov = transition @ cov @ _transpose(transition) + q
-            pred_mean = tf.where(is_first, tf.zeros_like(pred_mean), pred_mean)
-            pred_cov = tf.where(is_first, tf.broadcast_to(p0, tf.shape(pred_cov)), pred_cov)
-            # Missing a_t: fill with the prediction so the update stays finite.
-            predicted_a = tf.linalg.matvec(observation, pred_mean)
-            a_t = tf.where(observed[:, None], a_t, predicted_a)
-            new_mean, new_cov, log_lik = kalman_update(pred_mean, pred_cov, a_t, observation, r)
-            new_mean = tf.where(observed[:, None], new_mean, pred_mean)
-            new_cov = tf.where(observed[:, None, None], new_cov, pred_cov)
-            log_lik = tf.where(observed, log_lik, tf.zeros_like(log_lik))
-            rnn_state = self._advance_rnn(rnn_state, a_t)
-            return (new_mean, new_cov, rnn_state, pred_mean, pred_cov, log_lik, transition, observation)
-
-        initial = (
-            tf.zeros([batch, n]), tf.zeros([batch, n, n]), self._initial_rnn_state(batch),
-            tf.zeros([batch, n]), tf.zeros([batch, n, n]), tf.zeros([batch]),
-            tf.zeros([batch, n, n]), tf.zeros([batch, self.observation_dim, n]),
+        return kalman.switching_filter(
+            observations, mask, self._matrices, self._advance_rnn,
+            self._initial_rnn_state(tf.shape(observations)[0]), q, r, p0,
         )
-        outputs = tf.scan(step, elems, initializer=initial)
-        batch_major = lambda x: tf.einsum("tb...->bt...", x)  # noqa: E731
-        return {
-            "log_likelihood": tf.reduce_sum(outputs[5], axis=0),
-            "filtered_means": batch_major(outputs[0]),
-            "filtered_covs": batch_major(outputs[1]),
-            "predicted_means": batch_major(outputs[3]),
-            "predicted_covs": batch_major(outputs[4]),
-            "transition_matrices": batch_major(outputs[6]),
-            "observation_matrices": batch_major(outputs[7]),
-        }
 
     def state_space_model(self, num_frames):
         """The fixed-dynamics LGSSM as `tfp.distributions.LinearGaussianStateSpaceModel`.
@@ -471,29 +367,16 @@ class KalmanVAE(LikelihoodModel):
                 "state_space_model() is the fixed-dynamics LGSSM of num_dynamics=1; with "
                 f"num_dynamics={self.num_dynamics} the matrices depend on the data: use filter()."
             )
-        tfd = _latent.tfd()
-        linop = tf.linalg.LinearOperatorFullMatrix
-        n, p = self.state_dim, self.observation_dim
-        return tfd.LinearGaussianStateSpaceModel(
-            num_timesteps=num_frames,
-            transition_matrix=linop(tf.convert_to_tensor(self.transition_bank[0])),
-            transition_noise=tfd.MultivariateNormalDiag(
-                scale_diag=tf.fill([n], math.sqrt(self.transition_noise))),
-            observation_matrix=linop(tf.convert_to_tensor(self.observation_bank[0])),
-            observation_noise=tfd.MultivariateNormalDiag(
-                scale_diag=tf.fill([p], math.sqrt(self.observation_noise))),
-            initial_state_prior=tfd.MultivariateNormalDiag(
-                scale_diag=tf.fill([n], math.sqrt(self.initial_state_variance))),
+        return kalman.fixed_lgssm(
+            num_frames, self.transition_bank[0], self.observation_bank[0], self.transition_noise,
+            self.observation_noise, self.initial_state_variance,
         )
 
     def dynamics_log_prob(self, observations):
         """`log p(a_1..a_T)` under the LGSSM, `(B,)` nats, the state integrated out exactly."""
         observations = tf.cast(observations, tf.float32)
         if self.num_dynamics == 1:
-            steps = observations.shape[1]
-            if steps is None:
-                steps = tf.shape(observations)[1]
-            return self.state_space_model(steps).log_prob(observations)
+            return self.state_space_model(_num_steps(observations)).log_prob(observations)
         return self.filter(observations)["log_likelihood"]
 
     # ------------------------------------------------------------ likelihood
@@ -569,10 +452,26 @@ class KalmanVAE(LikelihoodModel):
     def smooth(self, observations, mask=None):
         """`p(z_t | observed a)` by Kalman filtering then RTS smoothing.
 
+        With `num_dynamics=1` the smoother is TFP's `posterior_marginals`;
+        otherwise `kalman.rts_smoother` of `filter`'s output.
+
+        Args:
+            observations: float `(B, T, observation_dim)`.
+            mask: bool `(B, T)`, True where `a_t` is observed, or None (all).
+
         Returns:
             dict with `means` `(B, T, n)`, `covs` `(B, T, n, n)` and
             `observation_matrices` `(B, T, p, n)` (the filter's `C_t`).
         """
+        if self.num_dynamics == 1:
+            observations = tf.cast(observations, tf.float32)
+            shape = tf.shape(observations)
+            missing = None if mask is None else tf.logical_not(tf.cast(mask, tf.bool))
+            means, covs = self.state_space_model(_num_steps(observations)).posterior_marginals(
+                observations, mask=missing)
+            observation = tf.broadcast_to(
+                self.observation_bank[0], tf.stack([shape[0], shape[1], self.observation_dim, self.state_dim]))
+            return {"means": means, "covs": covs, "observation_matrices": observation}
         filtered = self.filter(observations, mask)
         means, covs = rts_smoother(
             filtered["filtered_means"], filtered["filtered_covs"], filtered["predicted_means"],
