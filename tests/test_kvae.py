@@ -226,13 +226,13 @@ def test_fit_lowers_the_negative_elbo():
 def test_predict_and_impute_shapes_and_observed_frames():
     model = tiny()
     videos = balls(2, num_frames=6)
-    assert model.predict(videos[:, :3], 5).shape == (2, 5, 8, 8, 1)
+    assert model.predict_frames(videos[:, :3], 5).shape == (2, 5, 8, 8, 1)
     # predict is the decoded rolled-forward filter of the prefix's codes.
     mean, _ = model.encode(videos[:, :3])
     filtered = model.filter(tf.concat([mean, tf.zeros([2, 2, 2])], 1),
                             np.array([[True] * 3 + [False] * 2] * 2))
     codes = tf.linalg.matvec(filtered["observation_matrices"], filtered["filtered_means"])[:, 3:]
-    np.testing.assert_allclose(model.predict(videos[:, :3], 2).numpy(), model.decode(codes).numpy(), atol=1e-6)
+    np.testing.assert_allclose(model.predict_frames(videos[:, :3], 2).numpy(), model.decode(codes).numpy(), atol=1e-6)
     mask = np.array([[True, True, False, False, True, True], [True, False, True, False, True, False]])
     imputed = model.impute(videos, mask).numpy()
     assert imputed.shape == videos.shape
@@ -251,6 +251,19 @@ def test_fixed_dynamics_prediction_rolls_the_last_filtered_state_forward():
     codes = np.stack([last @ np.linalg.matrix_power(a, j).T @ c.T for j in (1, 2, 3)], axis=1)
     np.testing.assert_allclose(model.predict_frames(videos[:, :3], 3).numpy(),
                                model.decode(codes.astype("float32")).numpy(), atol=1e-4)
+
+
+def test_keras_predict_is_not_shadowed():
+    """`predict` is Keras's (batch_size as its second argument, `call` per batch, a Dataset in):
+    the frame continuation is `predict_frames`."""
+    model = tiny()
+    videos = balls(4, num_frames=6)
+    # One batch of 4: the inference posterior sample is drawn per batch, so a
+    # video's one-sample ELBO depends on its place in the batch.
+    expected = model.log_prob(videos).numpy()
+    np.testing.assert_allclose(model.predict(videos, 4, verbose=0), expected, rtol=1e-5, atol=1e-3)
+    dataset = tf.data.Dataset.from_tensor_slices(videos).batch(4)
+    np.testing.assert_allclose(model.predict(dataset, verbose=0), expected, rtol=1e-5, atol=1e-3)
 
 
 # ------------------------------------------------------------- generation
@@ -359,7 +372,7 @@ def test_bad_videos_and_masks_are_named():
     with pytest.raises(ValueError, match=r"`mask` must be shaped \(batch, time\)"):
         model.impute(videos, np.ones((2, 5), bool))
     with pytest.raises(ValueError, match="num_frames"):
-        model.predict(videos[:, :3], 0)
+        model.predict_frames(videos[:, :3], 0)
 
 
 # ----------------------------------------------------------- it learns

@@ -150,7 +150,7 @@ class KalmanVAE(LikelihoodModel):
         >>> model.compile(seed=0)
         >>> model.fit(videos.astype("float32"), batch_size=32, epochs=10)
         >>> model.log_prob(videos[:2])                 # (2,) ELBO, nats per video
-        >>> model.predict(videos[:2, :6], 6)           # (2, 6, 16, 16, 1) continuation
+        >>> model.predict_frames(videos[:2, :6], 6)    # (2, 6, 16, 16, 1) continuation
         >>> mask = np.array([[1] * 4 + [0] * 4 + [1] * 4] * 2, bool)
         >>> model.impute(videos[:2], mask)             # missing frames filled in
         >>> model.generate(4, seed=0, num_frames=20)
@@ -424,6 +424,8 @@ class KalmanVAE(LikelihoodModel):
     def predict_frames(self, prefix, num_frames):
         """Continues videos: filter the prefix, roll the dynamics forward, decode the means.
 
+        (`model.predict` is Keras's: it returns `call`'s log-probabilities.)
+
         Args:
             prefix: float `(B, P, H, W, C)` in [-1, 1], `P >= 1` frames.
             num_frames: int. Frames to predict after the prefix.
@@ -442,12 +444,6 @@ class KalmanVAE(LikelihoodModel):
         filtered = self.filter(padded, mask)
         predicted = tf.linalg.matvec(filtered["observation_matrices"], filtered["filtered_means"])
         return self.decode(predicted[:, known:])
-
-    def predict(self, prefix, num_frames=None, **kwargs):
-        """`predict(prefix, num_frames)`: `predict_frames`; without `num_frames`, Keras's `predict`."""
-        if num_frames is None:
-            return super().predict(prefix, **kwargs)
-        return self.predict_frames(prefix, num_frames)
 
     def smooth(self, observations, mask=None):
         """`p(z_t | observed a)` by Kalman filtering then RTS smoothing.
