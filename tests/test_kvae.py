@@ -78,6 +78,18 @@ MASK = np.array([[True, True, False, True, False, False, True],
 # ------------------------------------------------------------- Kalman filter
 
 
+def test_defaults_are_the_authors_configuration():
+    """The LGSSM defaults of simonkamronn/kvae's `kvae/utils/config.py` (dim_a, dim_z, K,
+    alpha_units, noise_transition, noise_emission)."""
+    model = vidgen_tf.build("kvae", num_frames=4, height=8, width=8, base_filters=4)
+    assert (model.observation_dim, model.state_dim, model.num_dynamics) == (2, 4, 3)
+    assert model.dynamics_units == 50
+    assert model.dynamics_cell.units == 50
+    assert (model.transition_noise, model.observation_noise) == (0.08, 0.03)
+    # A starts at the identity for every dynamics, as the authors' initialisation.
+    np.testing.assert_array_equal(model.transition_bank.numpy(), np.stack([np.eye(4)] * 3))
+
+
 def own_filter(model, observations, mask=None):
     """The own batched filter (`kalman.switching_filter`) with the model's matrices, for any K."""
     observations = tf.convert_to_tensor(observations, tf.float32)

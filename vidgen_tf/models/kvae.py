@@ -114,6 +114,52 @@ def _num_steps(observations):
 class KalmanVAE(LikelihoodModel):
     """Kalman VAE (Fraccaro et al., NeurIPS 2017): frame VAE + switching LGSSM dynamics.
 
+    Differences from the authors' code (github.com/simonkamronn/kvae,
+    TensorFlow 1, the defaults of `kvae/utils/config.py`). The same: `a_t`
+    2-d, `z_t` 4-d, `K = 3`, fixed `Q = 0.08 I` and `R = 0.03 I`, every
+    `A^(k)` starting at the identity, one LSTM of 50 units whose softmax
+    weights mix both `A` and `C` and that reads the prediction `C_t E[z_t |
+    a_{<t}]` at missing steps, Bernoulli pixels. Different:
+
+    - Networks. Theirs: three 3x3 stride-2 ReLU convolutions of 32 filters
+      and linear heads; a decoder of one linear layer to that grid, then per
+      stage a 3x3 ReLU convolution to 4x the filters and a depth-to-space x2,
+      then a 1x1 sigmoid convolution. Here the zoo's 4x4 stride-2 LeakyReLU
+      stacks (filters doubling to a 4-pixel grid, one hidden dense layer),
+      as `video_vae`: the published preset was trained with them.
+    - Posterior scale. Theirs is bounded, `var = R sigmoid(.)`, never wider
+      than the observation noise; here `softplus(.) + 1e-4`, as `video_vae`.
+      Changing it changes what trained weights mean (the preset would need
+      retraining).
+    - First mixture weights. Their LSTM first reads a learned `a_0`, so
+      `alpha_1` is a learned constant; here `alpha_1 = softmax(b)` from the
+      LSTM's zero state (the output layer's bias). A new weight would not
+      load into the preset.
+    - Initial state. Theirs `z_1 ~ N(0, 20 I)`, and their code never samples
+      the prior (generation starts from the smoothed state of observed
+      frames); here `generate` samples `z_1` from the prior, so its variance
+      also sets the spread of the first generated frames:
+      `initial_state_variance` defaults to 1, as the preset was trained.
+    - `C^(k)` start from `N(0, 1/n)`, theirs from `N(0, 0.05^2)`; kept as the
+      preset was trained (not re-measured). No control inputs `B u_t`
+      (theirs are zero on their ball data).
+    - ELBO. They estimate the LGSSM term with one sample of `z` from the
+      smoothed posterior, `log p(z) + log p(a | z) - log q(z | a)`; here
+      `log p(a)` is exact (the Kalman filter): the same expectation without
+      that sampling noise. They average the terms per frame and weight
+      `log p(x | a)` by `scale_reconstruction = 0.3` in training; here
+      training minimises the unweighted bound summed over each video, so
+      that the reported `nll` and bits/dim are the bound's.
+    - Schedule. Theirs: Adam at 0.007, times 0.85 every 20 epochs
+      (staircase), gradients clipped to global norm 150 (of their per-frame
+      loss), batch 32, 80 epochs, the LSTM frozen for the first 10 epochs.
+      Here `compile` defaults to Adam(1e-3) on every weight from the start.
+      Their optimizer is `keras.optimizers.Adam(
+      keras.optimizers.schedules.ExponentialDecay(7e-3, 20 * steps_per_epoch,
+      0.85, staircase=True), global_clipnorm=150 * num_frames)` (the loss
+      here is per video, `num_frames` times theirs); the frozen-LSTM phase
+      is not offered.
+
     Args:
         num_frames: int. Frames per training video; the model scores,
             generates, predicts and imputes any length. Defaults to 16.
@@ -128,7 +174,8 @@ class KalmanVAE(LikelihoodModel):
             LSTM's weights; 1 means one fixed learned linear model (no
             LSTM). Defaults to 3.
         dynamics_units: int. Units of the LSTM over past pseudo-observations
-            that weights the dynamics. Defaults to 32.
+            that weights the dynamics. Defaults to 50 (the authors'
+            `alpha_units`).
         base_filters: int. Filters of the first encoder convolution, doubled
             at each stride-2 stage down to a 4-pixel grid (the decoder
             mirrors it). Defaults to 32.
@@ -171,7 +218,7 @@ class KalmanVAE(LikelihoodModel):
         observation_dim=2,
         state_dim=4,
         num_dynamics=3,
-        dynamics_units=32,
+        dynamics_units=50,
         base_filters=32,
         likelihood="bernoulli",
         transition_noise=0.08,
