@@ -65,6 +65,29 @@ def _inverse_softplus(value):
 class VideoHMM(LikelihoodModel):
     """Hidden Markov model of videos (one hidden state per frame).
 
+    Differences from Rabiner's tutorial (there is no authors' code; `bench/
+    hmm_vs_hmmlearn.py` cross-checks the EM against hmmlearn's GaussianHMM):
+
+    - Emissions. Rabiner's continuous densities are mixtures of full-
+      covariance Gaussians per state, his discrete ones a table over
+      symbols; a frame has thousands of dimensions, so here one diagonal
+      Gaussian per state (or one scale vector shared by every state), or
+      independent Bernoulli pixels, optionally on a fixed PCA projection.
+    - Forward-backward in log space (`hmm_em.forward_backward`) instead of
+      his scaled variables (section V.A): the same posteriors, without
+      underflow over thousands of pixels.
+    - Many sequences (his section V.B, eqs. 109-110): each video's
+      posteriors already carry its `1 / P(x)`; `initial_probs` are the mean
+      first-frame posteriors.
+    - Floors (his section V.C on insufficient data): scales stay at least
+      1.01 `min_scale`, Bernoulli probabilities within [1e-6, 1 - 1e-6],
+      and zero probabilities are stored as 1e-30 (finite logits).
+      hmmlearn's GaussianHMM instead adds a prior to each M step's variance
+      (`covars_prior = 1e-2`) and `min_covar = 1e-3` to its starting one.
+    - Initialisation by k-means over every frame with one pseudo-count per
+      initial and transition probability, not his segmental k-means; and,
+      beside EM, training by gradient on the exact log-likelihood.
+
     Args:
         num_frames: int. Frames per training video (any length can be scored
             and generated). Defaults to 16.

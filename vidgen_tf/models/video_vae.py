@@ -147,6 +147,32 @@ def _decoder(video_shape, stages, base_filters, latent_dim, outputs):
 class VideoVAE(LikelihoodModel):
     """Variational autoencoder of fixed-length clips with 3-D convolutions.
 
+    Differences from the papers and their code (no author released a 3-D
+    convolutional video VAE; the references are Kingma and Welling's VAE and
+    the discretised logistic of PixelCNN++, github.com/openai/pixel-cnn,
+    `pixel_cnn_pp/nn.py`):
+
+    - Networks. Kingma and Welling use MLPs with one hidden tanh layer on
+      single images; here one latent per clip, 3-D convolutions (3x4x4,
+      stride 1 in time and 2 in space, LeakyReLU) down to a 4-pixel grid, the
+      decoder mirroring them: the zoo's choice for short clips.
+    - Posterior scale. Their encoder outputs `log sigma^2`; here `sigma =
+      softplus(.) + 1e-4`, which grows linearly rather than exponentially in
+      the network's output (steadier early in training) and keeps `log
+      sigma` finite. The same family of posteriors.
+    - Likelihood. PixelCNN++ uses a mixture of 10 logistics per pixel whose
+      channel means depend on the previous channels; here one logistic per
+      sub-pixel, channels independent given `z`, its log-scale one learned
+      number per channel (default) or a decoder output. The bins are theirs
+      (half-width 1/255 in [-1, 1], the edge bins below -0.999 and above
+      0.999 taking the tails, log-scales floored at -7); the interior
+      log-mass is computed stably instead of their fallback to the density
+      at the bin centre (see `discretized_logistic_log_prob`), and inputs are
+      rounded to the 8-bit grid first.
+    - Training. Kingma and Welling use Adagrad with one sample per datapoint
+      (`L = 1`) and minibatches of 100; here one sample per clip too, and
+      `compile` defaults to Adam(1e-3).
+
     Args:
         num_frames: int. Frames per clip (fixed: the model scores and
             generates exactly this many). Defaults to 16.
