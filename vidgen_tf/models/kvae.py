@@ -56,7 +56,7 @@ from vidgen_tf.base import check_positive_int
 from vidgen_tf.layers import doubling_stages
 from vidgen_tf.likelihood import LikelihoodModel
 from vidgen_tf.models import kalman
-from vidgen_tf.models.kalman import kalman_update, rts_smoother  # noqa: F401
+from vidgen_tf.models.kalman import rts_smoother
 from vidgen_tf.models._latent import INFERENCE_SEED, MIN_POSTERIOR_SCALE, posterior_noise  # noqa: F401
 from vidgen_tf.models.video_vae import discretized_logistic_log_prob
 from vidgen_tf.registry import register
