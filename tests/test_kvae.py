@@ -232,6 +232,29 @@ def test_fit_lowers_the_negative_elbo():
     assert after < 0.7 * before, (before, after)
 
 
+def test_dynamics_warmup_holds_the_lstm_then_trains_it():
+    """compile(dynamics_warmup_steps=2): the authors' first phase (the VAE and the matrices
+    train, the LSTM and its mixture weights do not), then every weight trains."""
+    model = tiny()
+    model.compile(optimizer="adam", seed=0, dynamics_warmup_steps=2)
+    videos = balls(8)
+    mixture = model.dynamics_cell.trainable_weights + model.dynamics_weights.trainable_weights
+
+    def values(weights):
+        return [w.numpy().copy() for w in weights]
+
+    start, banks, encoder = values(mixture), values([model.transition_bank]), values(model.encoder.weights)
+    model.fit(videos, batch_size=4, epochs=1, shuffle=False, verbose=0)  # steps 0 and 1
+    for before, after in zip(start, values(mixture)):
+        np.testing.assert_array_equal(before, after)
+    assert not np.array_equal(banks[0], model.transition_bank.numpy())
+    assert any(not np.array_equal(b, a) for b, a in zip(encoder, values(model.encoder.weights)))
+    model.fit(videos, batch_size=4, epochs=1, shuffle=False, verbose=0)  # steps 2 and 3
+    assert all(not np.array_equal(b, a) for b, a in zip(start, values(mixture)))
+    with pytest.raises(ValueError, match="dynamics_warmup_steps"):
+        model.compile(dynamics_warmup_steps=-1)
+
+
 # ----------------------------------------------- prediction and imputation
 
 

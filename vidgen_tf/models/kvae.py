@@ -157,8 +157,10 @@ class KalmanVAE(LikelihoodModel):
       Their optimizer is `keras.optimizers.Adam(
       keras.optimizers.schedules.ExponentialDecay(7e-3, 20 * steps_per_epoch,
       0.85, staircase=True), global_clipnorm=150 * num_frames)` (the loss
-      here is per video, `num_frames` times theirs); the frozen-LSTM phase
-      is not offered.
+      here is per video, `num_frames` times theirs) and their frozen-LSTM
+      phase `compile(dynamics_warmup_steps=10 * steps_per_epoch)`; there the
+      encoder also gets no gradient through the frozen mixture weights
+      (theirs only leaves the LSTM's variables out of the update).
 
     Args:
         num_frames: int. Frames per training video; the model scores,
@@ -353,13 +355,20 @@ class KalmanVAE(LikelihoodModel):
         zeros = tf.zeros([batch_size, self.dynamics_units])
         return (zeros, zeros)
 
-    def _matrices(self, rnn_state, batch_size):
-        """`A_t` `(B, n, n)` and `C_t` `(B, p, n)` from the LSTM's state (mixture weights)."""
+    def _matrices(self, rnn_state, batch_size, frozen_mixture=None):
+        """`A_t` `(B, n, n)` and `C_t` `(B, p, n)` from the LSTM's state (mixture weights).
+
+        Where the scalar bool `frozen_mixture` is True no gradient passes
+        the mixture logits: the LSTM and its output layer stay as they are.
+        """
         n, p, k = self.state_dim, self.observation_dim, self.num_dynamics
         if k == 1:
             return (tf.broadcast_to(self.transition_bank[0], [batch_size, n, n]),
                     tf.broadcast_to(self.observation_bank[0], [batch_size, p, n]))
-        alpha = tf.nn.softmax(self.dynamics_weights(rnn_state[0]), axis=-1)  # (B, K)
+        logits = self.dynamics_weights(rnn_state[0])  # (B, K)
+        if frozen_mixture is not None:
+            logits = tf.where(frozen_mixture, tf.stop_gradient(logits), logits)
+        alpha = tf.nn.softmax(logits, axis=-1)
         # Matmuls of reshaped banks, not einsum: plain ops for every exporter.
         transition = tf.reshape(alpha @ tf.reshape(self.transition_bank, [k, n * n]), [-1, n, n])
         observation = tf.reshape(alpha @ tf.reshape(self.observation_bank, [k, p * n]), [-1, p, n])
@@ -398,9 +407,16 @@ class KalmanVAE(LikelihoodModel):
         mask = tf.cast(mask, tf.bool)
         if self.num_dynamics == 1:
             return kalman.fixed_filter(self.state_space_model(_num_steps(observations)), observations, mask)
+        return self._switching_filter(observations, mask)
+
+    def _switching_filter(self, observations, mask, frozen_mixture=None):
         q, r, p0 = self._covariances()
+
+        def matrices(rnn_state, batch_size):
+            return self._matrices(rnn_state, batch_size, frozen_mixture)
+
         return kalman.switching_filter(
-            observations, mask, self._matrices, self._advance_rnn,
+            observations, mask, matrices, self._advance_rnn,
             self._initial_rnn_state(tf.shape(observations)[0]), q, r, p0,
         )
 
@@ -419,12 +435,21 @@ class KalmanVAE(LikelihoodModel):
             self.observation_noise, self.initial_state_variance,
         )
 
-    def dynamics_log_prob(self, observations):
-        """`log p(a_1..a_T)` under the LGSSM, `(B,)` nats, the state integrated out exactly."""
+    def dynamics_log_prob(self, observations, frozen_mixture=None):
+        """`log p(a_1..a_T)` under the LGSSM, `(B,)` nats, the state integrated out exactly.
+
+        Args:
+            observations: float `(B, T, observation_dim)`.
+            frozen_mixture: scalar bool tensor or None. Where True, no
+                gradient reaches the LSTM and its mixture weights (the
+                warm-up of `compile(dynamics_warmup_steps=...)`). Defaults
+                to None.
+        """
         observations = tf.cast(observations, tf.float32)
         if self.num_dynamics == 1:
             return self.state_space_model(_num_steps(observations)).log_prob(observations)
-        return self.filter(observations)["log_likelihood"]
+        mask = tf.ones(tf.shape(observations)[:2], tf.bool)
+        return self._switching_filter(observations, mask, frozen_mixture)["log_likelihood"]
 
     # ------------------------------------------------------------ likelihood
     def elbo_terms(self, videos, training=False, seed=None):
@@ -451,10 +476,13 @@ class KalmanVAE(LikelihoodModel):
             0.5 * epsilon**2 + tf.math.log(scale) + 0.5 * _LOG_2PI, axis=[1, 2]
         )
         parameters = self.decoder_parameters(observations, training=training)
+        frozen = None
+        if training and getattr(self, "dynamics_warmup_steps", 0):
+            frozen = self.noise_step < self.dynamics_warmup_steps
         return {
             "reconstruction": self.pixel_log_prob(videos, parameters),
             "entropy": entropy,
-            "dynamics": self.dynamics_log_prob(observations),
+            "dynamics": self.dynamics_log_prob(observations, frozen_mixture=frozen),
         }
 
     def log_prob(self, videos, training=False, seed=None):
@@ -466,6 +494,31 @@ class KalmanVAE(LikelihoodModel):
         """
         terms = self.elbo_terms(videos, training=training, seed=seed)
         return terms["reconstruction"] + terms["entropy"] + terms["dynamics"]
+
+    # ---------------------------------------------------------------- compile
+    def compile(self, optimizer=None, dequantize=False, seed=None, dynamics_warmup_steps=0, **kwargs):
+        """Configures ELBO training; see `LikelihoodModel.compile`.
+
+        Args:
+            optimizer: optimizer or its name. Defaults to Adam(1e-3).
+            dequantize: bool. Must stay False: the pixel likelihoods are
+                probability masses. Defaults to False.
+            seed: int or None. Seed of the posterior samples. Defaults to a
+                random seed.
+            dynamics_warmup_steps: int. Training steps during which the LSTM
+                and its mixture weights get no gradient (the VAE and the
+                matrices `A^(k)`, `C^(k)` train), as the authors' first
+                `kf_update_steps` epochs; counted by the model's step
+                counter, so a resumed run continues the count. 0 trains
+                every weight from the start. Defaults to 0.
+            **kwargs: passed to `LikelihoodModel.compile`.
+        """
+        if isinstance(dynamics_warmup_steps, bool) or not isinstance(dynamics_warmup_steps, int) or (
+            dynamics_warmup_steps < 0
+        ):
+            raise ValueError(f"`dynamics_warmup_steps` must be an int >= 0, got {dynamics_warmup_steps!r}.")
+        super().compile(optimizer=optimizer, dequantize=dequantize, seed=seed, **kwargs)
+        self.dynamics_warmup_steps = dynamics_warmup_steps
 
     # ---------------------------------------------------- prediction, imputation
     def predict_frames(self, prefix, num_frames):
