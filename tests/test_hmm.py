@@ -432,3 +432,28 @@ def test_zoo_preset_reproduces_its_model_card():
     nll = -float(tf.reduce_mean(model.log_prob((test / 127.5 - 1).astype("float32"))))
     assert float(model.bits_per_dim(nll)) == pytest.approx(metadata["held_out_bits_per_dim"], abs=0.004)
     assert model.generate(2, seed=0, num_frames=20).shape == (2, 20, 16, 16, 1)
+
+
+def test_hmm_em_forward_backward_against_enumeration():
+    """The E step of `hmm_em` (its own module) gives each sequence's log-likelihood
+    and state posteriors as a sum over every one of the K^T state paths."""
+    from vidgen_tf.models import hmm_em
+
+    rng = np.random.default_rng(3)
+    num_states, steps = 3, 4
+    initial = rng.dirichlet(np.ones(num_states))
+    transition = rng.dirichlet(np.ones(num_states), size=num_states)
+    log_emission = rng.normal(size=(2, steps, num_states))
+    log_lik, posteriors, expected = hmm_em.forward_backward(np.log(initial), np.log(transition), log_emission)
+    for n in range(2):
+        joint = {}
+        for path in itertools.product(range(num_states), repeat=steps):
+            log_p = np.log(initial[path[0]]) + sum(np.log(transition[a, b]) for a, b in zip(path, path[1:]))
+            joint[path] = log_p + sum(log_emission[n, t, k] for t, k in enumerate(path))
+        total = np.logaddexp.reduce(list(joint.values()))
+        np.testing.assert_allclose(log_lik[n], total, rtol=1e-10)
+        marginal = np.zeros((steps, num_states))
+        for path, log_p in joint.items():
+            marginal[np.arange(steps), path] += np.exp(log_p - total)
+        np.testing.assert_allclose(posteriors[n], marginal, atol=1e-10)
+    np.testing.assert_allclose(expected.sum(), 2 * (steps - 1), rtol=1e-10)

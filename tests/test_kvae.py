@@ -8,7 +8,8 @@ import tensorflow as tf
 
 import vidgen_tf
 from tests import model_harness as harness
-from vidgen_tf.models.kvae import rts_smoother
+from vidgen_tf.models import kalman
+from vidgen_tf.models.kalman import rts_smoother
 
 TINY = dict(num_frames=6, height=8, width=8, channels=1, base_filters=4, dynamics_units=8)
 
@@ -77,25 +78,60 @@ MASK = np.array([[True, True, False, True, False, False, True],
 # ------------------------------------------------------------- Kalman filter
 
 
+def test_defaults_are_the_authors_configuration():
+    """The LGSSM defaults of simonkamronn/kvae's `kvae/utils/config.py` (dim_a, dim_z, K,
+    alpha_units, noise_transition, noise_emission)."""
+    model = vidgen_tf.build("kvae", num_frames=4, height=8, width=8, base_filters=4)
+    assert (model.observation_dim, model.state_dim, model.num_dynamics) == (2, 4, 3)
+    assert model.dynamics_units == 50
+    assert model.dynamics_cell.units == 50
+    assert (model.transition_noise, model.observation_noise) == (0.08, 0.03)
+    # A starts at the identity for every dynamics, as the authors' initialisation.
+    np.testing.assert_array_equal(model.transition_bank.numpy(), np.stack([np.eye(4)] * 3))
+
+
+def own_filter(model, observations, mask=None):
+    """The own batched filter (`kalman.switching_filter`) with the model's matrices, for any K."""
+    observations = tf.convert_to_tensor(observations, tf.float32)
+    if mask is None:
+        mask = tf.ones(tf.shape(observations)[:2], tf.bool)
+    q, r, p0 = model._covariances()
+    return kalman.switching_filter(observations, tf.convert_to_tensor(mask), model._matrices, model._advance_rnn,
+                                   model._initial_rnn_state(tf.shape(observations)[0]), q, r, p0)
+
+
 def test_fixed_dynamics_filter_equals_tfp_lgssm_log_prob_and_log_prob_uses_tfp():
+    """The own filter, run on one fixed dynamics, against TFP's LGSSM; the model then uses TFP's."""
     model = tiny(num_dynamics=1, state_dim=3, observation_dim=2)
     random_dynamics(model)
     observations = tf.random.stateless_normal([3, 7, 2], [1, 2])
     reference = tfp_lgssm(model, 7)
-    ours = model.filter(observations)
+    ours = own_filter(model, observations)
     np.testing.assert_allclose(ours["log_likelihood"].numpy(), reference.log_prob(observations).numpy(),
                                rtol=1e-5, atol=1e-3)
     np.testing.assert_array_equal(model.dynamics_log_prob(observations).numpy(),
                                   reference.log_prob(observations).numpy())
     # Missing observations: TFP's mask is True where *missing*, ours where observed.
-    masked = model.filter(observations, MASK)["log_likelihood"].numpy()
+    masked = own_filter(model, observations, MASK)["log_likelihood"].numpy()
     np.testing.assert_allclose(masked, reference.log_prob(observations, mask=~MASK).numpy(), rtol=1e-5, atol=1e-3)
     _, filtered_means, filtered_covs, predicted_means, _, _, _ = reference.forward_filter(observations, mask=~MASK)
-    masked = model.filter(observations, MASK)
+    masked = own_filter(model, observations, MASK)
     np.testing.assert_allclose(masked["filtered_means"].numpy(), filtered_means.numpy(), atol=2e-4)
     np.testing.assert_allclose(masked["filtered_covs"].numpy(), filtered_covs.numpy(), atol=2e-4)
     # TFP's predicted_means[t] is p(z_{t+1} | a_1..a_t); ours is indexed by the predicted step.
     np.testing.assert_allclose(masked["predicted_means"].numpy()[:, 1:], predicted_means.numpy()[:, :-1], atol=2e-4)
+    # With K = 1 the model's filter and smoother are TFP's, in the own filter's layout.
+    tfp_layout = model.filter(observations, MASK)
+    assert set(tfp_layout) == set(masked)
+    for key in masked:
+        np.testing.assert_allclose(tfp_layout[key].numpy(), masked[key].numpy(), atol=3e-4, err_msg=key)
+    smoothed = model.smooth(observations, MASK)
+    ref_means, ref_covs = reference.posterior_marginals(observations, mask=~MASK)
+    np.testing.assert_array_equal(smoothed["means"].numpy(), ref_means.numpy())
+    np.testing.assert_array_equal(smoothed["covs"].numpy(), ref_covs.numpy())
+    own_means, _ = rts_smoother(masked["filtered_means"], masked["filtered_covs"], masked["predicted_means"],
+                                masked["predicted_covs"], masked["transition_matrices"])
+    np.testing.assert_allclose(smoothed["means"].numpy(), own_means.numpy(), atol=5e-4)
 
 
 def test_switching_filter_equals_tfp_given_the_same_time_varying_matrices():
@@ -196,24 +232,73 @@ def test_fit_lowers_the_negative_elbo():
     assert after < 0.7 * before, (before, after)
 
 
+def test_dynamics_warmup_holds_the_lstm_then_trains_it():
+    """compile(dynamics_warmup_steps=2): the authors' first phase (the VAE and the matrices
+    train, the LSTM and its mixture weights do not), then every weight trains."""
+    model = tiny()
+    model.compile(optimizer="adam", seed=0, dynamics_warmup_steps=2)
+    videos = balls(8)
+    mixture = model.dynamics_cell.trainable_weights + model.dynamics_weights.trainable_weights
+
+    def values(weights):
+        return [w.numpy().copy() for w in weights]
+
+    start, banks, encoder = values(mixture), values([model.transition_bank]), values(model.encoder.weights)
+    model.fit(videos, batch_size=4, epochs=1, shuffle=False, verbose=0)  # steps 0 and 1
+    for before, after in zip(start, values(mixture)):
+        np.testing.assert_array_equal(before, after)
+    assert not np.array_equal(banks[0], model.transition_bank.numpy())
+    assert any(not np.array_equal(b, a) for b, a in zip(encoder, values(model.encoder.weights)))
+    model.fit(videos, batch_size=4, epochs=1, shuffle=False, verbose=0)  # steps 2 and 3
+    assert all(not np.array_equal(b, a) for b, a in zip(start, values(mixture)))
+    with pytest.raises(ValueError, match="dynamics_warmup_steps"):
+        model.compile(dynamics_warmup_steps=-1)
+
+
 # ----------------------------------------------- prediction and imputation
 
 
 def test_predict_and_impute_shapes_and_observed_frames():
     model = tiny()
     videos = balls(2, num_frames=6)
-    assert model.predict(videos[:, :3], 5).shape == (2, 5, 8, 8, 1)
+    assert model.predict_frames(videos[:, :3], 5).shape == (2, 5, 8, 8, 1)
     # predict is the decoded rolled-forward filter of the prefix's codes.
     mean, _ = model.encode(videos[:, :3])
     filtered = model.filter(tf.concat([mean, tf.zeros([2, 2, 2])], 1),
                             np.array([[True] * 3 + [False] * 2] * 2))
     codes = tf.linalg.matvec(filtered["observation_matrices"], filtered["filtered_means"])[:, 3:]
-    np.testing.assert_allclose(model.predict(videos[:, :3], 2).numpy(), model.decode(codes).numpy(), atol=1e-6)
+    np.testing.assert_allclose(model.predict_frames(videos[:, :3], 2).numpy(), model.decode(codes).numpy(), atol=1e-6)
     mask = np.array([[True, True, False, False, True, True], [True, False, True, False, True, False]])
     imputed = model.impute(videos, mask).numpy()
     assert imputed.shape == videos.shape
     np.testing.assert_array_equal(imputed[mask], videos[mask])
     assert np.all(np.abs(imputed) <= 1.0)
+
+
+def test_fixed_dynamics_prediction_rolls_the_last_filtered_state_forward():
+    """With K = 1 (TFP's filter), the frames after a prefix decode C A^j E[z_P | a_1..a_P]."""
+    model = tiny(num_dynamics=1)
+    random_dynamics(model, seed=4)
+    videos = balls(2, num_frames=6)
+    mean, _ = model.encode(videos[:, :3])
+    last = own_filter(model, mean)["filtered_means"][:, -1].numpy()  # (B, n)
+    a, c = model.transition_bank[0].numpy(), model.observation_bank[0].numpy()
+    codes = np.stack([last @ np.linalg.matrix_power(a, j).T @ c.T for j in (1, 2, 3)], axis=1)
+    np.testing.assert_allclose(model.predict_frames(videos[:, :3], 3).numpy(),
+                               model.decode(codes.astype("float32")).numpy(), atol=1e-4)
+
+
+def test_keras_predict_is_not_shadowed():
+    """`predict` is Keras's (batch_size as its second argument, `call` per batch, a Dataset in):
+    the frame continuation is `predict_frames`."""
+    model = tiny()
+    videos = balls(4, num_frames=6)
+    # One batch of 4: the inference posterior sample is drawn per batch, so a
+    # video's one-sample ELBO depends on its place in the batch.
+    expected = model.log_prob(videos).numpy()
+    np.testing.assert_allclose(model.predict(videos, 4, verbose=0), expected, rtol=1e-5, atol=1e-3)
+    dataset = tf.data.Dataset.from_tensor_slices(videos).batch(4)
+    np.testing.assert_allclose(model.predict(dataset, verbose=0), expected, rtol=1e-5, atol=1e-3)
 
 
 # ------------------------------------------------------------- generation
@@ -322,7 +407,7 @@ def test_bad_videos_and_masks_are_named():
     with pytest.raises(ValueError, match=r"`mask` must be shaped \(batch, time\)"):
         model.impute(videos, np.ones((2, 5), bool))
     with pytest.raises(ValueError, match="num_frames"):
-        model.predict(videos[:, :3], 0)
+        model.predict_frames(videos[:, :3], 0)
 
 
 # ----------------------------------------------------------- it learns

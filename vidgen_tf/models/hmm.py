@@ -31,7 +31,8 @@ pixels (`likelihood_space == "pca_features"`), and generated frames are the
 sampled features mapped back, `mean + W^T f`, clipped to [-1, 1].
 
 Training is by gradient (`compile` then `fit`) or by Baum-Welch EM
-(`fit_em`, k-means initialisation), whose log-likelihood never decreases.
+(`fit_em`, k-means initialisation; the float64 numpy maths is in
+`vidgen_tf.models.hmm_em`), whose log-likelihood never decreases.
 """
 
 import logging
@@ -43,26 +44,15 @@ import tensorflow as tf
 
 from vidgen_tf.base import check_positive_int
 from vidgen_tf.likelihood import LikelihoodModel
+from vidgen_tf.models import _latent, hmm_em
 from vidgen_tf.registry import register
 
 logger = logging.getLogger(__name__)
 
 EMISSIONS = ("gaussian", "bernoulli")
 SCALES = ("per_state", "shared")
-# EM keeps scales at least this factor above `min_scale`, so that
-# `min_scale + softplus(raw)` represents them with a finite `raw`.
-_EM_SCALE_MARGIN = 1.01
-# EM keeps Bernoulli probabilities in [eps, 1 - eps], so logits stay finite.
-_EM_PROB_EPS = 1e-6
 # Probabilities written as logits get this floor, so no logit is -inf.
 _LOGIT_FLOOR = 1e-30
-
-
-def _tfd():
-    # Imported here: tensorflow_probability is heavy and needs tf_keras.
-    import tensorflow_probability as tfp
-
-    return tfp.distributions
 
 
 def _inverse_softplus(value):
@@ -71,55 +61,32 @@ def _inverse_softplus(value):
     return value + np.log(-np.expm1(-value))
 
 
-def _logsumexp(values, axis):
-    """log sum exp over `axis`, exact for -inf entries (numpy, float64)."""
-    peak = np.max(values, axis=axis, keepdims=True)
-    peak = np.where(np.isfinite(peak), peak, 0.0)
-    with np.errstate(divide="ignore"):
-        total = np.log(np.sum(np.exp(values - peak), axis=axis))
-    return total + np.squeeze(peak, axis=axis)
-
-
-def forward_backward(log_initial, log_transition, log_emission):
-    """Forward-backward in log space (numpy, float64).
-
-    Args:
-        log_initial: `(K,)` log initial probabilities.
-        log_transition: `(K, K)` log transition probabilities, rows = from.
-        log_emission: `(N, T, K)` log p(x_t | z_t = k) of N sequences.
-
-    Returns:
-        `(log_likelihood (N,), posteriors (N, T, K), expected_transitions (K, K))`,
-        the last summed over sequences and time.
-    """
-    num, steps, _ = log_emission.shape
-    log_alpha = np.empty_like(log_emission)
-    log_alpha[:, 0] = log_initial + log_emission[:, 0]
-    for t in range(1, steps):
-        log_alpha[:, t] = (
-            _logsumexp(log_alpha[:, t - 1, :, None] + log_transition[None], axis=1) + log_emission[:, t]
-        )
-    log_likelihood = _logsumexp(log_alpha[:, -1], axis=1)  # (N,)
-    log_beta = np.zeros_like(log_emission)
-    for t in range(steps - 2, -1, -1):
-        ahead = log_emission[:, t + 1] + log_beta[:, t + 1]  # (N, K)
-        log_beta[:, t] = _logsumexp(log_transition[None] + ahead[:, None, :], axis=2)
-    posteriors = np.exp(log_alpha + log_beta - log_likelihood[:, None, None])
-    expected = np.zeros_like(log_transition)
-    # One step at a time: the (N, T-1, K, K) array of all steps can be gigabytes.
-    for t in range(steps - 1):
-        ahead = log_emission[:, t + 1] + log_beta[:, t + 1]  # (N, K)
-        log_xi = (
-            log_alpha[:, t, :, None] + log_transition[None] + ahead[:, None, :]
-            - log_likelihood[:, None, None]
-        )  # (N, K, K)
-        expected += np.exp(log_xi).sum(axis=0)
-    return log_likelihood, posteriors, expected
-
-
 @register("hmm")
 class VideoHMM(LikelihoodModel):
     """Hidden Markov model of videos (one hidden state per frame).
+
+    Differences from Rabiner's tutorial (there is no authors' code; `bench/
+    hmm_vs_hmmlearn.py` cross-checks the EM against hmmlearn's GaussianHMM):
+
+    - Emissions. Rabiner's continuous densities are mixtures of full-
+      covariance Gaussians per state, his discrete ones a table over
+      symbols; a frame has thousands of dimensions, so here one diagonal
+      Gaussian per state (or one scale vector shared by every state), or
+      independent Bernoulli pixels, optionally on a fixed PCA projection.
+    - Forward-backward in log space (`hmm_em.forward_backward`) instead of
+      his scaled variables (section V.A): the same posteriors, without
+      underflow over thousands of pixels.
+    - Many sequences (his section V.B, eqs. 109-110): each video's
+      posteriors already carry its `1 / P(x)`; `initial_probs` are the mean
+      first-frame posteriors.
+    - Floors (his section V.C on insufficient data): scales stay at least
+      1.01 `min_scale`, Bernoulli probabilities within [1e-6, 1 - 1e-6],
+      and zero probabilities are stored as 1e-30 (finite logits).
+      hmmlearn's GaussianHMM instead adds a prior to each M step's variance
+      (`covars_prior = 1e-2`) and `min_covar = 1e-3` to its starting one.
+    - Initialisation by k-means over every frame with one pseudo-count per
+      initial and transition probability, not his segmental k-means; and,
+      beside EM, training by gradient on the exact log-likelihood.
 
     Args:
         num_frames: int. Frames per training video (any length can be scored
@@ -271,7 +238,7 @@ class VideoHMM(LikelihoodModel):
 
     def distribution(self, num_steps):
         """The `tfd.HiddenMarkovModel` over `num_steps` frames' observations `(T, E)`."""
-        tfd = _tfd()
+        tfd = _latent.tfd()
         if self.emission == "gaussian":
             frame = tfd.Normal(loc=tf.convert_to_tensor(self.emission_loc), scale=self.emission_scales())
         else:
@@ -517,97 +484,6 @@ class VideoHMM(LikelihoodModel):
             return (flat - self.projection_mean.numpy().astype(np.float64)) @ components.T
         return flat
 
-    def _log_emission(self, observations, params):
-        """log p(x_t | z_t = k) `(N, T, K)` (numpy, float64)."""
-        if self.emission == "bernoulli":
-            probs = params["probs"]
-            return observations @ np.log(probs).T + (1.0 - observations) @ np.log1p(-probs).T
-        means, variances = params["means"], params["scales"] ** 2
-        quadratic = (
-            (observations**2) @ (1.0 / variances).T
-            - 2.0 * observations @ (means / variances).T
-            + np.sum(means**2 / variances, axis=1)
-        )
-        return (
-            -0.5 * quadratic
-            - np.sum(np.log(params["scales"]), axis=1)
-            - 0.5 * observations.shape[-1] * math.log(2 * math.pi)
-        )
-
-    def _kmeans_start(self, observations, seed):
-        """Initial parameters from k-means on every frame (numpy, float64)."""
-        from sklearn.cluster import KMeans
-
-        num, steps, features = observations.shape
-        num_states = self.num_states
-        frames = observations.reshape(-1, features)
-        labels = KMeans(n_clusters=num_states, n_init=3, random_state=seed).fit_predict(frames)
-        labels = labels.reshape(num, steps)
-        # Counts with one pseudo-observation each, so no probability starts at 0.
-        initial = np.bincount(labels[:, 0], minlength=num_states) + 1.0
-        transitions = np.ones((num_states, num_states))
-        np.add.at(transitions, (labels[:, :-1].ravel(), labels[:, 1:].ravel()), 1.0)
-        params = {
-            "initial_probs": initial / initial.sum(),
-            "transition_probs": transitions / transitions.sum(axis=1, keepdims=True),
-        }
-        flat_labels = labels.ravel()
-        centres = np.stack([
-            frames[flat_labels == k].mean(axis=0) if np.any(flat_labels == k) else frames.mean(axis=0)
-            for k in range(num_states)
-        ])
-        if self.emission == "bernoulli":
-            params["probs"] = np.clip(centres, 1e-3, 1 - 1e-3)
-            return params
-        params["means"] = centres
-        residual = (frames - centres[flat_labels]) ** 2
-        if self.scale == "shared":
-            variances = np.broadcast_to(residual.mean(axis=0), (num_states, features))
-        else:
-            variances = np.stack([
-                residual[flat_labels == k].mean(axis=0) if np.sum(flat_labels == k) > 1 else frames.var(axis=0)
-                for k in range(num_states)
-            ])
-        params["scales"] = self._floored_scales(variances)
-        return params
-
-    def _floored_scales(self, variances):
-        floor = _EM_SCALE_MARGIN * self.min_scale
-        return np.sqrt(np.maximum(variances, floor**2))
-
-    def _m_step(self, observations, posteriors, expected_transitions, params):
-        """The parameters maximising the expected complete log-likelihood.
-
-        Each update is the exact maximiser over the constraint set (scales
-        >= 1.01 * min_scale, Bernoulli probabilities in [1e-6, 1 - 1e-6]),
-        which the previous parameters satisfy, so EM cannot decrease the
-        likelihood. States with no posterior mass keep their parameters.
-        """
-        new = dict(params)
-        new["initial_probs"] = posteriors[:, 0].mean(axis=0)
-        rows = expected_transitions.sum(axis=1, keepdims=True)
-        new["transition_probs"] = np.where(
-            rows > 0, expected_transitions / np.where(rows > 0, rows, 1.0), params["transition_probs"]
-        )
-        weights = posteriors.sum(axis=(0, 1))  # (K,)
-        alive = weights > 1e-10
-        safe = np.where(alive, weights, 1.0)[:, None]
-        first = np.einsum("ntk,nte->ke", posteriors, observations) / safe  # (K, E)
-        if self.emission == "bernoulli":
-            new["probs"] = np.where(alive[:, None], np.clip(first, _EM_PROB_EPS, 1 - _EM_PROB_EPS), params["probs"])
-            return new
-        means = np.where(alive[:, None], first, params["means"])
-        second = np.einsum("ntk,nte->ke", posteriors, observations**2)  # (K, E)
-        if self.scale == "shared":
-            total = posteriors.shape[0] * posteriors.shape[1]
-            pooled = (second.sum(axis=0) - np.sum(weights[:, None] * means**2, axis=0)) / total
-            variances = np.broadcast_to(pooled, means.shape)
-        else:
-            variances = np.where(alive[:, None], second / safe - means**2, params["scales"] ** 2)
-        new["means"] = means
-        new["scales"] = self._floored_scales(variances)
-        return new
-
     def fit_em(self, videos, iterations=100, tol=1e-3, seed=0, initialize=True):
         """Fits the model by Baum-Welch expectation-maximisation.
 
@@ -642,25 +518,14 @@ class VideoHMM(LikelihoodModel):
             self.fit_projection(videos)
         observations = self._numpy_observations(videos)  # (N, T, E)
         if initialize:
-            params = self._kmeans_start(observations, seed)
+            params = hmm_em.kmeans_start(
+                observations, self.num_states, self.emission, self.scale, self.min_scale, seed
+            )
         else:
             params = {k: np.asarray(v, np.float64) for k, v in self.parameters().items()}
-
-        def expectation(params):
-            with np.errstate(divide="ignore"):
-                log_initial = np.log(params["initial_probs"])
-                log_transition = np.log(params["transition_probs"])
-            return forward_backward(log_initial, log_transition, self._log_emission(observations, params))
-
-        log_likelihood, posteriors, expected = expectation(params)
-        history = [float(log_likelihood.mean())]
-        for iteration in range(iterations):
-            params = self._m_step(observations, posteriors, expected, params)
-            log_likelihood, posteriors, expected = expectation(params)
-            history.append(float(log_likelihood.mean()))
-            logger.info("EM iteration %d: mean log-likelihood %.4f nats/video", iteration + 1, history[-1])
-            if history[-1] - history[-2] < tol:
-                break
+        params, history = hmm_em.baum_welch(
+            observations, params, self.emission, self.scale, self.min_scale, iterations, tol
+        )
         self.set_parameters(**params)
         return np.asarray(history)
 

@@ -32,9 +32,10 @@ integrating the state out with the Kalman filter (equal to the paper's
 smoothed-posterior form `E_p(z|a)[log p(a, z) - log p(z | a)]`). Because
 `alpha_t` depends only on `a_{<t}`, `prod_t p(a_t | a_{<t})` is a proper
 density. For one fixed dynamics the term is
-`tfp.distributions.LinearGaussianStateSpaceModel.log_prob`; for a mixture the
-filter below (`KalmanVAE.filter`) computes it, a Kalman filter whose step
-also advances the LSTM (tested against TFP's filter given the same matrices).
+`tfp.distributions.LinearGaussianStateSpaceModel.log_prob` (and filtering
+and smoothing are TFP's too); for a mixture a Kalman filter whose step also
+advances the LSTM computes it (`vidgen_tf.models.kalman`, tested against
+TFP's filter and smoother given the same matrices).
 
 The same filter, with missing observations, gives prediction (filter a
 prefix, then keep stepping with every later frame missing: the state is
@@ -51,105 +52,17 @@ import keras
 import tensorflow as tf
 from keras import layers
 
-from vidgen_tf.distribute import fold_seed, num_replicas, replica_slice
 from vidgen_tf.base import check_positive_int
 from vidgen_tf.layers import doubling_stages
 from vidgen_tf.likelihood import LikelihoodModel
+from vidgen_tf.models import kalman
+from vidgen_tf.models.kalman import rts_smoother
+from vidgen_tf.models._latent import INFERENCE_SEED, MIN_POSTERIOR_SCALE, posterior_noise  # noqa: F401
 from vidgen_tf.models.video_vae import discretized_logistic_log_prob
 from vidgen_tf.registry import register
 
 LIKELIHOODS = ("bernoulli", "discretized_logistic")
-# The seed of the posterior sample outside training: deterministic scores.
-INFERENCE_SEED = (0, 2)
-_MIN_POSTERIOR_SCALE = 1e-4
 _LOG_2PI = math.log(2.0 * math.pi)
-
-
-def _tfd():
-    # Imported here: tensorflow_probability is heavy and needs tf_keras.
-    import tensorflow_probability as tfp
-
-    return tfp.distributions
-
-
-# --------------------------------------------------------------- Kalman maths
-
-
-def _transpose(matrix):
-    return tf.linalg.matrix_transpose(matrix)
-
-
-def kalman_update(mean, covariance, observation, observation_matrix, observation_covariance):
-    """One Kalman measurement update, batched.
-
-    Args:
-        mean: `(B, n)` predicted state mean.
-        covariance: `(B, n, n)` predicted state covariance.
-        observation: `(B, p)`.
-        observation_matrix: `(B, p, n)`.
-        observation_covariance: `(p, p)`.
-
-    Returns:
-        `(mean, covariance, log_likelihood)`: the filtered state `(B, n)`,
-        `(B, n, n)` and `log N(observation; C mean, C P C' + R)` `(B,)`.
-    """
-    c = observation_matrix
-    innovation_cov = c @ covariance @ _transpose(c) + observation_covariance  # (B, p, p)
-    innovation_cov = 0.5 * (innovation_cov + _transpose(innovation_cov))
-    chol = tf.linalg.cholesky(innovation_cov)
-    residual = observation - tf.linalg.matvec(c, mean)  # (B, p)
-    cross = covariance @ _transpose(c)  # (B, n, p)
-    gain = _transpose(tf.linalg.cholesky_solve(chol, _transpose(cross)))  # (B, n, p)
-    new_mean = mean + tf.linalg.matvec(gain, residual)
-    # Joseph form: stays symmetric positive definite in float32.
-    eye = tf.eye(tf.shape(mean)[-1], dtype=mean.dtype)
-    factor = eye - gain @ c
-    new_cov = factor @ covariance @ _transpose(factor) + gain @ observation_covariance @ _transpose(gain)
-    new_cov = 0.5 * (new_cov + _transpose(new_cov))
-    whitened = tf.linalg.triangular_solve(chol, residual[..., None], lower=True)[..., 0]
-    log_likelihood = (
-        -0.5 * tf.reduce_sum(whitened**2, axis=-1)
-        - tf.reduce_sum(tf.math.log(tf.linalg.diag_part(chol)), axis=-1)
-        - 0.5 * float(observation.shape[-1]) * _LOG_2PI
-    )
-    return new_mean, new_cov, log_likelihood
-
-
-def rts_smoother(filtered_means, filtered_covs, predicted_means, predicted_covs, transition_matrices):
-    """Rauch-Tung-Striebel smoothing of a Kalman filter's output.
-
-    Args:
-        filtered_means: `(B, T, n)`, `E[z_t | a_{1..t}]`.
-        filtered_covs: `(B, T, n, n)`.
-        predicted_means: `(B, T, n)`, `E[z_t | a_{1..t-1}]`.
-        predicted_covs: `(B, T, n, n)`.
-        transition_matrices: `(B, T, n, n)`; `[:, t]` maps `z_{t-1}` to
-            `z_t` (`[:, 0]` unused).
-
-    Returns:
-        `(means, covs)`, `(B, T, n)` and `(B, T, n, n)`: `p(z_t | a_{1..T})`.
-    """
-    time_major = [tf.einsum("bt...->tb...", x) for x in
-                  (filtered_means, filtered_covs, predicted_means, predicted_covs, transition_matrices)]
-    f_mean, f_cov, p_mean, p_cov, trans = time_major
-    # Step t (backwards from T-2) needs t's filter and t+1's prediction and matrix.
-    elems = (f_mean[:-1], f_cov[:-1], p_mean[1:], p_cov[1:], trans[1:])
-
-    def step(carry, inputs):
-        next_mean, next_cov = carry
-        mean, cov, pred_mean, pred_cov, matrix = inputs
-        # J = P_t A' P_{t+1|t}^{-1}, by a Cholesky solve of the symmetric P_{t+1|t}.
-        chol = tf.linalg.cholesky(pred_cov)
-        gain = _transpose(tf.linalg.cholesky_solve(chol, matrix @ cov))  # (B, n, n)
-        new_mean = mean + tf.linalg.matvec(gain, next_mean - pred_mean)
-        new_cov = cov + gain @ (next_cov - pred_cov) @ _transpose(gain)
-        return new_mean, 0.5 * (new_cov + _transpose(new_cov))
-
-    last = (f_mean[-1], f_cov[-1])
-    means, covs = tf.scan(step, elems, initializer=last, reverse=True)
-    means = tf.concat([means, f_mean[-1:]], axis=0)
-    covs = tf.concat([covs, f_cov[-1:]], axis=0)
-    return tf.einsum("tb...->bt...", means), tf.einsum("tb...->bt...", covs)
 
 
 # ------------------------------------------------------------------ networks
@@ -191,9 +104,63 @@ def _decoder(frame_shape, stages, base_filters, observation_dim, outputs):
     return keras.Sequential(stack, name="decoder")
 
 
+def _num_steps(observations):
+    """The number of steps of `(B, T, p)` observations: static when known."""
+    steps = observations.shape[1]
+    return tf.shape(observations)[1] if steps is None else steps
+
+
 @register("kvae")
 class KalmanVAE(LikelihoodModel):
     """Kalman VAE (Fraccaro et al., NeurIPS 2017): frame VAE + switching LGSSM dynamics.
+
+    Differences from the authors' code (github.com/simonkamronn/kvae,
+    TensorFlow 1, the defaults of `kvae/utils/config.py`). The same: `a_t`
+    2-d, `z_t` 4-d, `K = 3`, fixed `Q = 0.08 I` and `R = 0.03 I`, every
+    `A^(k)` starting at the identity, one LSTM of 50 units whose softmax
+    weights mix both `A` and `C` and that reads the prediction `C_t E[z_t |
+    a_{<t}]` at missing steps, Bernoulli pixels. Different:
+
+    - Networks. Theirs: three 3x3 stride-2 ReLU convolutions of 32 filters
+      and linear heads; a decoder of one linear layer to that grid, then per
+      stage a 3x3 ReLU convolution to 4x the filters and a depth-to-space x2,
+      then a 1x1 sigmoid convolution. Here the zoo's 4x4 stride-2 LeakyReLU
+      stacks (filters doubling to a 4-pixel grid, one hidden dense layer),
+      as `video_vae`: the published preset was trained with them.
+    - Posterior scale. Theirs is bounded, `var = R sigmoid(.)`, never wider
+      than the observation noise; here `softplus(.) + 1e-4`, as `video_vae`.
+      Changing it changes what trained weights mean (the preset would need
+      retraining).
+    - First mixture weights. Their LSTM first reads a learned `a_0`, so
+      `alpha_1` is a learned constant; here `alpha_1 = softmax(b)` from the
+      LSTM's zero state (the output layer's bias). A new weight would not
+      load into the preset.
+    - Initial state. Theirs `z_1 ~ N(0, 20 I)`, and their code never samples
+      the prior (generation starts from the smoothed state of observed
+      frames); here `generate` samples `z_1` from the prior, so its variance
+      also sets the spread of the first generated frames:
+      `initial_state_variance` defaults to 1, as the preset was trained.
+    - `C^(k)` start from `N(0, 1/n)`, theirs from `N(0, 0.05^2)`; kept as the
+      preset was trained (not re-measured). No control inputs `B u_t`
+      (theirs are zero on their ball data).
+    - ELBO. They estimate the LGSSM term with one sample of `z` from the
+      smoothed posterior, `log p(z) + log p(a | z) - log q(z | a)`; here
+      `log p(a)` is exact (the Kalman filter): the same expectation without
+      that sampling noise. They average the terms per frame and weight
+      `log p(x | a)` by `scale_reconstruction = 0.3` in training; here
+      training minimises the unweighted bound summed over each video, so
+      that the reported `nll` and bits/dim are the bound's.
+    - Schedule. Theirs: Adam at 0.007, times 0.85 every 20 epochs
+      (staircase), gradients clipped to global norm 150 (of their per-frame
+      loss), batch 32, 80 epochs, the LSTM frozen for the first 10 epochs.
+      Here `compile` defaults to Adam(1e-3) on every weight from the start.
+      Their optimizer is `keras.optimizers.Adam(
+      keras.optimizers.schedules.ExponentialDecay(7e-3, 20 * steps_per_epoch,
+      0.85, staircase=True), global_clipnorm=150 * num_frames)` (the loss
+      here is per video, `num_frames` times theirs) and their frozen-LSTM
+      phase `compile(dynamics_warmup_steps=10 * steps_per_epoch)`; there the
+      encoder also gets no gradient through the frozen mixture weights
+      (theirs only leaves the LSTM's variables out of the update).
 
     Args:
         num_frames: int. Frames per training video; the model scores,
@@ -209,7 +176,8 @@ class KalmanVAE(LikelihoodModel):
             LSTM's weights; 1 means one fixed learned linear model (no
             LSTM). Defaults to 3.
         dynamics_units: int. Units of the LSTM over past pseudo-observations
-            that weights the dynamics. Defaults to 32.
+            that weights the dynamics. Defaults to 50 (the authors'
+            `alpha_units`).
         base_filters: int. Filters of the first encoder convolution, doubled
             at each stride-2 stage down to a 4-pixel grid (the decoder
             mirrors it). Defaults to 32.
@@ -231,7 +199,7 @@ class KalmanVAE(LikelihoodModel):
         >>> model.compile(seed=0)
         >>> model.fit(videos.astype("float32"), batch_size=32, epochs=10)
         >>> model.log_prob(videos[:2])                 # (2,) ELBO, nats per video
-        >>> model.predict(videos[:2, :6], 6)           # (2, 6, 16, 16, 1) continuation
+        >>> model.predict_frames(videos[:2, :6], 6)    # (2, 6, 16, 16, 1) continuation
         >>> mask = np.array([[1] * 4 + [0] * 4 + [1] * 4] * 2, bool)
         >>> model.impute(videos[:2], mask)             # missing frames filled in
         >>> model.generate(4, seed=0, num_frames=20)
@@ -252,7 +220,7 @@ class KalmanVAE(LikelihoodModel):
         observation_dim=2,
         state_dim=4,
         num_dynamics=3,
-        dynamics_units=32,
+        dynamics_units=50,
         base_filters=32,
         likelihood="bernoulli",
         transition_noise=0.08,
@@ -345,7 +313,7 @@ class KalmanVAE(LikelihoodModel):
         parameters = tf.cast(self.encoder(frames, training=training), tf.float32)
         parameters = tf.reshape(parameters, [shape[0], shape[1], 2 * self.observation_dim])
         mean, raw_scale = tf.split(parameters, 2, axis=-1)
-        return mean, tf.nn.softplus(raw_scale) + _MIN_POSTERIOR_SCALE
+        return mean, tf.nn.softplus(raw_scale) + MIN_POSTERIOR_SCALE
 
     def decoder_parameters(self, observations, training=False):
         """Pixel parameters of `p(x_t | a_t)` for `observations` `(B, T, observation_dim)`.
@@ -387,13 +355,20 @@ class KalmanVAE(LikelihoodModel):
         zeros = tf.zeros([batch_size, self.dynamics_units])
         return (zeros, zeros)
 
-    def _matrices(self, rnn_state, batch_size):
-        """`A_t` `(B, n, n)` and `C_t` `(B, p, n)` from the LSTM's state (mixture weights)."""
+    def _matrices(self, rnn_state, batch_size, frozen_mixture=None):
+        """`A_t` `(B, n, n)` and `C_t` `(B, p, n)` from the LSTM's state (mixture weights).
+
+        Where the scalar bool `frozen_mixture` is True no gradient passes
+        the mixture logits: the LSTM and its output layer stay as they are.
+        """
         n, p, k = self.state_dim, self.observation_dim, self.num_dynamics
         if k == 1:
             return (tf.broadcast_to(self.transition_bank[0], [batch_size, n, n]),
                     tf.broadcast_to(self.observation_bank[0], [batch_size, p, n]))
-        alpha = tf.nn.softmax(self.dynamics_weights(rnn_state[0]), axis=-1)  # (B, K)
+        logits = self.dynamics_weights(rnn_state[0])  # (B, K)
+        if frozen_mixture is not None:
+            logits = tf.where(frozen_mixture, tf.stop_gradient(logits), logits)
+        alpha = tf.nn.softmax(logits, axis=-1)
         # Matmuls of reshaped banks, not einsum: plain ops for every exporter.
         transition = tf.reshape(alpha @ tf.reshape(self.transition_bank, [k, n * n]), [-1, n, n])
         observation = tf.reshape(alpha @ tf.reshape(self.observation_bank, [k, p * n]), [-1, p, n])
@@ -411,7 +386,9 @@ class KalmanVAE(LikelihoodModel):
         At step t the LSTM, having read `a_1..a_{t-1}`, gives `A_t`, `C_t`;
         the state is predicted and, if `a_t` is observed, updated. The LSTM
         then reads `a_t`, or the predicted `C_t E[z_t | a_{<t}]` if `a_t`
-        is missing (as the paper does for missing data).
+        is missing (as the paper does for missing data). This is
+        `kalman.switching_filter`; with `num_dynamics=1` (no LSTM) it is TFP's
+        `LinearGaussianStateSpaceModel.forward_filter` (`kalman.fixed_filter`).
 
         Args:
             observations: float `(B, T, observation_dim)`.
@@ -425,50 +402,23 @@ class KalmanVAE(LikelihoodModel):
             `(B, T, p, n)`.
         """
         observations = tf.cast(observations, tf.float32)
-        batch = tf.shape(observations)[0]
-        steps = tf.shape(observations)[1]
         if mask is None:
-            mask = tf.ones([batch, steps], tf.bool)
+            mask = tf.ones(tf.shape(observations)[:2], tf.bool)
         mask = tf.cast(mask, tf.bool)
+        if self.num_dynamics == 1:
+            return kalman.fixed_filter(self.state_space_model(_num_steps(observations)), observations, mask)
+        return self._switching_filter(observations, mask)
+
+    def _switching_filter(self, observations, mask, frozen_mixture=None):
         q, r, p0 = self._covariances()
-        n = self.state_dim
-        first = tf.equal(tf.range(steps), 0)
-        elems = (tf.transpose(observations, [1, 0, 2]), tf.transpose(mask), first)
 
-        def step(carry, inputs):
-            mean, cov, rnn_state = carry[0], carry[1], carry[2]
-            a_t, observed, is_first = inputs
-            transition, observation = self._matrices(rnn_state, batch)
-            pred_mean = tf.linalg.matvec(transition, mean)
-            pred_cov = transition @ cov @ _transpose(transition) + q
-            pred_mean = tf.where(is_first, tf.zeros_like(pred_mean), pred_mean)
-            pred_cov = tf.where(is_first, tf.broadcast_to(p0, tf.shape(pred_cov)), pred_cov)
-            # Missing a_t: fill with the prediction so the update stays finite.
-            predicted_a = tf.linalg.matvec(observation, pred_mean)
-            a_t = tf.where(observed[:, None], a_t, predicted_a)
-            new_mean, new_cov, log_lik = kalman_update(pred_mean, pred_cov, a_t, observation, r)
-            new_mean = tf.where(observed[:, None], new_mean, pred_mean)
-            new_cov = tf.where(observed[:, None, None], new_cov, pred_cov)
-            log_lik = tf.where(observed, log_lik, tf.zeros_like(log_lik))
-            rnn_state = self._advance_rnn(rnn_state, a_t)
-            return (new_mean, new_cov, rnn_state, pred_mean, pred_cov, log_lik, transition, observation)
+        def matrices(rnn_state, batch_size):
+            return self._matrices(rnn_state, batch_size, frozen_mixture)
 
-        initial = (
-            tf.zeros([batch, n]), tf.zeros([batch, n, n]), self._initial_rnn_state(batch),
-            tf.zeros([batch, n]), tf.zeros([batch, n, n]), tf.zeros([batch]),
-            tf.zeros([batch, n, n]), tf.zeros([batch, self.observation_dim, n]),
+        return kalman.switching_filter(
+            observations, mask, matrices, self._advance_rnn,
+            self._initial_rnn_state(tf.shape(observations)[0]), q, r, p0,
         )
-        outputs = tf.scan(step, elems, initializer=initial)
-        batch_major = lambda x: tf.einsum("tb...->bt...", x)  # noqa: E731
-        return {
-            "log_likelihood": tf.reduce_sum(outputs[5], axis=0),
-            "filtered_means": batch_major(outputs[0]),
-            "filtered_covs": batch_major(outputs[1]),
-            "predicted_means": batch_major(outputs[3]),
-            "predicted_covs": batch_major(outputs[4]),
-            "transition_matrices": batch_major(outputs[6]),
-            "observation_matrices": batch_major(outputs[7]),
-        }
 
     def state_space_model(self, num_frames):
         """The fixed-dynamics LGSSM as `tfp.distributions.LinearGaussianStateSpaceModel`.
@@ -480,46 +430,28 @@ class KalmanVAE(LikelihoodModel):
                 "state_space_model() is the fixed-dynamics LGSSM of num_dynamics=1; with "
                 f"num_dynamics={self.num_dynamics} the matrices depend on the data: use filter()."
             )
-        tfd = _tfd()
-        linop = tf.linalg.LinearOperatorFullMatrix
-        n, p = self.state_dim, self.observation_dim
-        return tfd.LinearGaussianStateSpaceModel(
-            num_timesteps=num_frames,
-            transition_matrix=linop(tf.convert_to_tensor(self.transition_bank[0])),
-            transition_noise=tfd.MultivariateNormalDiag(
-                scale_diag=tf.fill([n], math.sqrt(self.transition_noise))),
-            observation_matrix=linop(tf.convert_to_tensor(self.observation_bank[0])),
-            observation_noise=tfd.MultivariateNormalDiag(
-                scale_diag=tf.fill([p], math.sqrt(self.observation_noise))),
-            initial_state_prior=tfd.MultivariateNormalDiag(
-                scale_diag=tf.fill([n], math.sqrt(self.initial_state_variance))),
+        return kalman.fixed_lgssm(
+            num_frames, self.transition_bank[0], self.observation_bank[0], self.transition_noise,
+            self.observation_noise, self.initial_state_variance,
         )
 
-    def dynamics_log_prob(self, observations):
-        """`log p(a_1..a_T)` under the LGSSM, `(B,)` nats, the state integrated out exactly."""
+    def dynamics_log_prob(self, observations, frozen_mixture=None):
+        """`log p(a_1..a_T)` under the LGSSM, `(B,)` nats, the state integrated out exactly.
+
+        Args:
+            observations: float `(B, T, observation_dim)`.
+            frozen_mixture: scalar bool tensor or None. Where True, no
+                gradient reaches the LSTM and its mixture weights (the
+                warm-up of `compile(dynamics_warmup_steps=...)`). Defaults
+                to None.
+        """
         observations = tf.cast(observations, tf.float32)
         if self.num_dynamics == 1:
-            steps = observations.shape[1]
-            if steps is None:
-                steps = tf.shape(observations)[1]
-            return self.state_space_model(steps).log_prob(observations)
-        return self.filter(observations)["log_likelihood"]
+            return self.state_space_model(_num_steps(observations)).log_prob(observations)
+        mask = tf.ones(tf.shape(observations)[:2], tf.bool)
+        return self._switching_filter(observations, mask, frozen_mixture)["log_likelihood"]
 
     # ------------------------------------------------------------ likelihood
-    def _posterior_noise(self, local_batch, steps, training, seed):
-        if seed is None:
-            if training:
-                # A fresh stream per step (fold 2: never the dequantisation's).
-                start = tf.constant([getattr(self, "training_seed", 0), 2], tf.int64)
-                seed = fold_seed(start, self.noise_step)
-            else:
-                seed = tf.constant(INFERENCE_SEED, tf.int64)
-        # Drawn for the global batch and sliced, so N replicas see one device's noise.
-        noise = tf.random.stateless_normal(
-            tf.stack([local_batch * num_replicas(), steps, self.observation_dim]), tf.cast(seed, tf.int64)
-        )
-        return replica_slice(noise, local_batch)
-
     def elbo_terms(self, videos, training=False, seed=None):
         """The three terms of the ELBO, each float32 `(B,)` in nats per video.
 
@@ -538,16 +470,19 @@ class KalmanVAE(LikelihoodModel):
         videos = self._checked(videos)
         mean, scale = self.encode(videos, training=training)  # (B, T, p) each
         shape = tf.shape(mean)
-        epsilon = self._posterior_noise(shape[0], shape[1], training, seed)
+        epsilon = posterior_noise(self, shape[0], [shape[1], self.observation_dim], training, seed)
         observations = mean + scale * epsilon  # reparameterised
         entropy = tf.reduce_sum(
             0.5 * epsilon**2 + tf.math.log(scale) + 0.5 * _LOG_2PI, axis=[1, 2]
         )
         parameters = self.decoder_parameters(observations, training=training)
+        frozen = None
+        if training and getattr(self, "dynamics_warmup_steps", 0):
+            frozen = self.noise_step < self.dynamics_warmup_steps
         return {
             "reconstruction": self.pixel_log_prob(videos, parameters),
             "entropy": entropy,
-            "dynamics": self.dynamics_log_prob(observations),
+            "dynamics": self.dynamics_log_prob(observations, frozen_mixture=frozen),
         }
 
     def log_prob(self, videos, training=False, seed=None):
@@ -560,9 +495,36 @@ class KalmanVAE(LikelihoodModel):
         terms = self.elbo_terms(videos, training=training, seed=seed)
         return terms["reconstruction"] + terms["entropy"] + terms["dynamics"]
 
+    # ---------------------------------------------------------------- compile
+    def compile(self, optimizer=None, dequantize=False, seed=None, dynamics_warmup_steps=0, **kwargs):
+        """Configures ELBO training; see `LikelihoodModel.compile`.
+
+        Args:
+            optimizer: optimizer or its name. Defaults to Adam(1e-3).
+            dequantize: bool. Must stay False: the pixel likelihoods are
+                probability masses. Defaults to False.
+            seed: int or None. Seed of the posterior samples. Defaults to a
+                random seed.
+            dynamics_warmup_steps: int. Training steps during which the LSTM
+                and its mixture weights get no gradient (the VAE and the
+                matrices `A^(k)`, `C^(k)` train), as the authors' first
+                `kf_update_steps` epochs; counted by the model's step
+                counter, so a resumed run continues the count. 0 trains
+                every weight from the start. Defaults to 0.
+            **kwargs: passed to `LikelihoodModel.compile`.
+        """
+        if isinstance(dynamics_warmup_steps, bool) or not isinstance(dynamics_warmup_steps, int) or (
+            dynamics_warmup_steps < 0
+        ):
+            raise ValueError(f"`dynamics_warmup_steps` must be an int >= 0, got {dynamics_warmup_steps!r}.")
+        super().compile(optimizer=optimizer, dequantize=dequantize, seed=seed, **kwargs)
+        self.dynamics_warmup_steps = dynamics_warmup_steps
+
     # ---------------------------------------------------- prediction, imputation
     def predict_frames(self, prefix, num_frames):
         """Continues videos: filter the prefix, roll the dynamics forward, decode the means.
+
+        (`model.predict` is Keras's: it returns `call`'s log-probabilities.)
 
         Args:
             prefix: float `(B, P, H, W, C)` in [-1, 1], `P >= 1` frames.
@@ -583,19 +545,29 @@ class KalmanVAE(LikelihoodModel):
         predicted = tf.linalg.matvec(filtered["observation_matrices"], filtered["filtered_means"])
         return self.decode(predicted[:, known:])
 
-    def predict(self, prefix, num_frames=None, **kwargs):
-        """`predict(prefix, num_frames)`: `predict_frames`; without `num_frames`, Keras's `predict`."""
-        if num_frames is None:
-            return super().predict(prefix, **kwargs)
-        return self.predict_frames(prefix, num_frames)
-
     def smooth(self, observations, mask=None):
         """`p(z_t | observed a)` by Kalman filtering then RTS smoothing.
+
+        With `num_dynamics=1` the smoother is TFP's `posterior_marginals`;
+        otherwise `kalman.rts_smoother` of `filter`'s output.
+
+        Args:
+            observations: float `(B, T, observation_dim)`.
+            mask: bool `(B, T)`, True where `a_t` is observed, or None (all).
 
         Returns:
             dict with `means` `(B, T, n)`, `covs` `(B, T, n, n)` and
             `observation_matrices` `(B, T, p, n)` (the filter's `C_t`).
         """
+        if self.num_dynamics == 1:
+            observations = tf.cast(observations, tf.float32)
+            shape = tf.shape(observations)
+            missing = None if mask is None else tf.logical_not(tf.cast(mask, tf.bool))
+            means, covs = self.state_space_model(_num_steps(observations)).posterior_marginals(
+                observations, mask=missing)
+            observation = tf.broadcast_to(
+                self.observation_bank[0], tf.stack([shape[0], shape[1], self.observation_dim, self.state_dim]))
+            return {"means": means, "covs": covs, "observation_matrices": observation}
         filtered = self.filter(observations, mask)
         means, covs = rts_smoother(
             filtered["filtered_means"], filtered["filtered_covs"], filtered["predicted_means"],

@@ -50,28 +50,17 @@ import keras
 import tensorflow as tf
 from keras import layers
 
-from vidgen_tf.distribute import fold_seed, num_replicas, replica_slice
 from vidgen_tf.base import check_positive_int
 from vidgen_tf.layers import Conv3D, Conv3DTranspose, doubling_stages
 from vidgen_tf.likelihood import LikelihoodModel
+from vidgen_tf.models import _latent
+from vidgen_tf.models._latent import INFERENCE_SEED, MIN_POSTERIOR_SCALE, posterior_noise  # noqa: F401
 from vidgen_tf.registry import register
 
 LIKELIHOODS = ("bernoulli", "discretized_logistic")
 LOGISTIC_SCALES = ("per_channel", "per_pixel")
 # PixelCNN++'s floor on the log-scale: below it a bin already holds ~all the mass.
 MIN_LOG_SCALE = -7.0
-# The seed of the posterior sample when `log_prob` is not training, so that
-# scores (and the exported `log_prob` signature) are deterministic.
-INFERENCE_SEED = (0, 2)
-# Smallest posterior standard deviation, so log(sigma) stays finite.
-_MIN_POSTERIOR_SCALE = 1e-4
-
-
-def _tfd():
-    # Imported here: tensorflow_probability is heavy and needs tf_keras.
-    import tensorflow_probability as tfp
-
-    return tfp.distributions
 
 
 def _log_sigmoid(x):
@@ -157,6 +146,32 @@ def _decoder(video_shape, stages, base_filters, latent_dim, outputs):
 @register("video_vae")
 class VideoVAE(LikelihoodModel):
     """Variational autoencoder of fixed-length clips with 3-D convolutions.
+
+    Differences from the papers and their code (no author released a 3-D
+    convolutional video VAE; the references are Kingma and Welling's VAE and
+    the discretised logistic of PixelCNN++, github.com/openai/pixel-cnn,
+    `pixel_cnn_pp/nn.py`):
+
+    - Networks. Kingma and Welling use MLPs with one hidden tanh layer on
+      single images; here one latent per clip, 3-D convolutions (3x4x4,
+      stride 1 in time and 2 in space, LeakyReLU) down to a 4-pixel grid, the
+      decoder mirroring them: the zoo's choice for short clips.
+    - Posterior scale. Their encoder outputs `log sigma^2`; here `sigma =
+      softplus(.) + 1e-4`, which grows linearly rather than exponentially in
+      the network's output (steadier early in training) and keeps `log
+      sigma` finite. The same family of posteriors.
+    - Likelihood. PixelCNN++ uses a mixture of 10 logistics per pixel whose
+      channel means depend on the previous channels; here one logistic per
+      sub-pixel, channels independent given `z`, its log-scale one learned
+      number per channel (default) or a decoder output. The bins are theirs
+      (half-width 1/255 in [-1, 1], the edge bins below -0.999 and above
+      0.999 taking the tails, log-scales floored at -7); the interior
+      log-mass is computed stably instead of their fallback to the density
+      at the bin centre (see `discretized_logistic_log_prob`), and inputs are
+      rounded to the 8-bit grid first.
+    - Training. Kingma and Welling use Adagrad with one sample per datapoint
+      (`L = 1`) and minibatches of 100; here one sample per clip too, and
+      `compile` defaults to Adam(1e-3).
 
     Args:
         num_frames: int. Frames per clip (fixed: the model scores and
@@ -261,7 +276,7 @@ class VideoVAE(LikelihoodModel):
         videos = self._checked(videos)
         parameters = tf.cast(self.encoder(videos, training=training), tf.float32)  # (B, 2L)
         mean, raw_scale = tf.split(parameters, 2, axis=-1)
-        return mean, tf.nn.softplus(raw_scale) + _MIN_POSTERIOR_SCALE
+        return mean, tf.nn.softplus(raw_scale) + MIN_POSTERIOR_SCALE
 
     def decoder_parameters(self, latents, training=False):
         """Per-pixel parameters of `p(x | z)` for latents `(B, latent_dim)`.
@@ -304,27 +319,13 @@ class VideoVAE(LikelihoodModel):
 
     def pixel_log_prob(self, videos, parameters):
         """`log p(x | z)` summed over each video's pixels, `(B,)` nats."""
-        tfd = _tfd()
+        tfd = _latent.tfd()
         if self.likelihood == "bernoulli":
             targets = tf.cast(videos > 0.0, tf.float32)
             pixels = tfd.Bernoulli(logits=parameters["logits"], dtype=tf.float32).log_prob(targets)
         else:
             pixels = discretized_logistic_log_prob(videos, parameters["mean"], parameters["log_scale"])
         return tf.reduce_sum(pixels, axis=[1, 2, 3, 4])
-
-    def _posterior_noise(self, local_batch, training, seed):
-        if seed is None:
-            if training:
-                # A fresh stream per step (fold 2: never the dequantisation's).
-                start = tf.constant([getattr(self, "training_seed", 0), 2], tf.int64)
-                seed = fold_seed(start, self.noise_step)
-            else:
-                seed = tf.constant(INFERENCE_SEED, tf.int64)
-        # Drawn for the global batch and sliced, so N replicas see one device's noise.
-        noise = tf.random.stateless_normal(
-            [local_batch * num_replicas(), self.latent_dim], tf.cast(seed, tf.int64)
-        )
-        return replica_slice(noise, local_batch)
 
     def elbo_terms(self, videos, training=False, seed=None):
         """The two terms of the ELBO, each float32 `(B,)` in nats per video.
@@ -341,9 +342,9 @@ class VideoVAE(LikelihoodModel):
             dict with `reconstruction` (`log p(x | z)`, one sample of `z`) and
             `kl` (`KL(q(z | x) || N(0, I))`, in closed form).
         """
-        tfd = _tfd()
+        tfd = _latent.tfd()
         mean, scale = self.encode(videos, training=training)  # (B, L) each
-        epsilon = self._posterior_noise(tf.shape(mean)[0], training, seed)
+        epsilon = posterior_noise(self, tf.shape(mean)[0], [self.latent_dim], training, seed)
         latents = mean + scale * epsilon  # reparameterised: gradients reach the encoder
         posterior = tfd.Independent(tfd.Normal(mean, scale), reinterpreted_batch_ndims=1)
         prior = tfd.Independent(
