@@ -76,7 +76,8 @@ def shifts_every_logit_alike(model, variable, dataset):
     seed = tf.constant([0, 0], tf.int64)
 
     def logits():
-        return {name: out[0].numpy().astype(np.float64) for name, out in model.discriminate(videos, labels, seed).items()}
+        outputs = model.discriminate(videos, labels, seed)
+        return {name: out[0].numpy().astype(np.float64) for name, out in outputs.items()}
 
     before = logits()
     variable.assign_add(tf.ones_like(variable))
