@@ -51,6 +51,8 @@ def check_keras_round_trip(model, tmp_path):
     loaded = keras.models.load_model(path)
     assert type(loaded) is type(model)
     np.testing.assert_allclose(outputs(loaded), outputs(model), atol=1e-6)
+    # A compiled model comes back compiled as it was (tests/test_keras_saving.py resumes training).
+    assert loaded.get_compile_config() == model.get_compile_config()
 
 
 def players(model):
