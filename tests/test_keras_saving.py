@@ -1,6 +1,10 @@
 """A `.keras` file resumes training: `load_model` gives a compiled model whose
 `fit` continues exactly as a run that never stopped, for every model of the zoo."""
 
+import json
+import logging
+import zipfile
+
 import keras
 import numpy as np
 import pytest
@@ -165,3 +169,25 @@ def test_an_uncompiled_model_loads_uncompiled(tmp_path):
     model.save(tmp_path / "model.keras")
     loaded = keras.models.load_model(tmp_path / "model.keras")
     assert not hasattr(loaded, "gan_loss")
+
+
+def test_a_gan_file_without_its_compile_arguments_loads_uncompiled_and_says_so(tmp_path, caplog):
+    """Files saved before the GANs stored their compile arguments hold Keras's
+    generic ones (`optimizer`, `loss`, ...): they load, uncompiled, with a warning."""
+    model = vidgen_tf.build("mocogan", **TINY["mocogan"])
+    model.compile(seed=0)
+    model.save(tmp_path / "new.keras")
+    with zipfile.ZipFile(tmp_path / "new.keras") as source, zipfile.ZipFile(tmp_path / "old.keras", "w") as target:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            if item.filename == "config.json":
+                config = json.loads(data)
+                config["compile_config"] = {"optimizer": "rmsprop", "loss": None, "metrics": None,
+                                            "jit_compile": False}
+                data = json.dumps(config)
+            target.writestr(item, data)
+    with caplog.at_level(logging.WARNING, logger="vidgen_tf.adversarial"):
+        loaded = keras.models.load_model(tmp_path / "old.keras")
+    assert not hasattr(loaded, "gan_loss")
+    assert any("holds no GAN compile arguments" in r.getMessage() for r in caplog.records)
+    np.testing.assert_array_equal(harness.outputs(loaded), harness.outputs(model))

@@ -12,6 +12,7 @@ global batch from the same per-step seed and keeps its own slice, and losses
 are averaged over the global batch (gradients are summed across replicas).
 """
 
+import logging
 import random
 
 import keras
@@ -20,6 +21,8 @@ import tensorflow as tf
 from vidgen_tf import losses as gan_losses
 from vidgen_tf.base import VideoModel, check_positive_int
 from vidgen_tf.distribute import fold_seed, global_uniform_ints, num_replicas, replica_slice
+
+logger = logging.getLogger(__name__)
 
 
 class AdversarialModel(VideoModel):
@@ -170,6 +173,14 @@ class AdversarialModel(VideoModel):
         Args:
             config: dict. The output of `get_compile_config`.
         """
+        if "g_optimizer" not in config:
+            # Files written before the GANs stored their compile arguments hold
+            # Keras's generic ones, which cannot set up adversarial training.
+            logger.warning(
+                "%s: the saved file holds no GAN compile arguments (it predates them); the model "
+                "is loaded uncompiled: call compile() before fit().", type(self).__name__,
+            )
+            return
         config = dict(config)
         for key in ("g_optimizer", "d_optimizer"):
             config[key] = keras.optimizers.deserialize(config[key])
