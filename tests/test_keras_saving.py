@@ -109,7 +109,7 @@ def test_a_full_checkpoint_resumes_training_exactly(name, tmp_path):
 
 def test_a_gan_resumes_with_its_penalties_ema_and_optimizers(tmp_path):
     """A conditional WGAN-GP with EMA, two critic updates a step and two kinds of
-    optimizer. ~40 s on the shared 2-core machine: three traces of a step
+    optimizer. 20-40 s on the shared 2-core machine: three traces of a step
     with the gradient penalty's double backward pass."""
     config = dict(TINY["mocogan"], num_classes=2)
     def optimizers():
