@@ -51,14 +51,66 @@ def check_keras_round_trip(model, tmp_path):
     loaded = keras.models.load_model(path)
     assert type(loaded) is type(model)
     np.testing.assert_allclose(outputs(loaded), outputs(model), atol=1e-6)
+    # A compiled model comes back compiled as it was (tests/test_keras_saving.py resumes training).
+    assert loaded.get_compile_config() == model.get_compile_config()
+
+
+def players(model):
+    """dict player -> its trainable variables: the generator and each discriminator
+    of a GAN, or the one player of a likelihood model (all its trainable weights)."""
+    if hasattr(model, "discriminators"):
+        result = {"generator": model.generator.trainable_variables}
+        result.update({f"discriminator {name!r}": d.trainable_variables for name, d in model.discriminators.items()})
+        return result
+    return {"model": model.trainable_variables}
+
+
+# Losses that see the logits only up to a common shift: the Wasserstein family
+# always, the hinge loss while every logit is inside its margin.
+SHIFT_BLIND_LOSSES = ("wasserstein", "wgan_gp", "hinge")
+
+
+def shifts_every_logit_alike(model, variable, dataset):
+    """Whether adding 1 to `variable` adds one same nonzero constant to every
+    logit of one discriminator (an output bias), on a batch of `dataset`."""
+    batch = next(iter(dataset))
+    videos, labels = (batch if isinstance(batch, tuple) else (batch, None))
+    seed = tf.constant([0, 0], tf.int64)
+
+    def logits():
+        outputs = model.discriminate(videos, labels, seed)
+        return {name: out[0].numpy().astype(np.float64) for name, out in outputs.items()}
+
+    before = logits()
+    variable.assign_add(tf.ones_like(variable))
+    after = logits()
+    variable.assign_sub(tf.ones_like(variable))
+    shifts = [after[name] - before[name] for name in before if not np.array_equal(after[name], before[name])]
+    return len(shifts) == 1 and np.allclose(shifts[0], shifts[0].flat[0], atol=1e-2) and abs(shifts[0].flat[0]) > 0.5
 
 
 def check_fit(model, expected_metrics, steps=2, **compile_kwargs):
+    """Compiles, fits `steps` batches, and checks the metrics are reported and
+    finite and that every trainable variable of every player moved.
+
+    One exception: under a loss blind to a common shift of the logits (see
+    `SHIFT_BLIND_LOSSES`) a discriminator's output bias gets a zero gradient
+    and may stay; any other variable that stays fails the check.
+    """
     model.compile(seed=0, **compile_kwargs)
-    history = model.fit(video_dataset(model, num_batches=steps), epochs=1, verbose=0)
+    before = {player: [v.numpy().copy() for v in variables] for player, variables in players(model).items()}
+    dataset = video_dataset(model, num_batches=steps)
+    history = model.fit(dataset, epochs=1, verbose=0)
     for name in expected_metrics:
         assert name in history.history, f"{name} not reported; got {sorted(history.history)}"
         assert np.isfinite(history.history[name][-1]), f"{name} is not finite"
+    for player, variables in players(model).items():
+        assert variables, f"{player} has no trainable variables"
+        still = [v for v, old in zip(variables, before[player]) if np.array_equal(v.numpy(), old)]
+        if player.startswith("discriminator") and model.gan_loss.name in SHIFT_BLIND_LOSSES:
+            still = [v for v in still if not shifts_every_logit_alike(model, v, dataset)]
+        assert not still, (f"{player}: {len(still)} of {len(variables)} trainable variables never moved: "
+                           f"{[v.path for v in still]}")
     return history
 
 

@@ -27,6 +27,7 @@ Penalties (the WGAN-GP gradient penalty, R1) are computed with the
 discriminators in inference mode: see `AdversarialModel.penalties`.
 """
 
+import logging
 import random
 import warnings
 
@@ -37,6 +38,8 @@ from vidgen_tf import losses as gan_losses
 from vidgen_tf.base import VideoModel, check_positive_int
 from vidgen_tf.distribute import fold_seed, global_uniform_ints, num_replicas, replica_slice
 from vidgen_tf.layers.spectral_norm import SpectralNorm
+
+logger = logging.getLogger(__name__)
 
 
 class AdversarialModel(VideoModel):
@@ -213,6 +216,60 @@ class AdversarialModel(VideoModel):
                 UserWarning,
                 stacklevel=3,
             )
+
+    # ------------------------------------------------------- .keras round trip
+    def get_compile_config(self):
+        """What `compile_from_config` needs to compile a loaded model as this one.
+
+        `model.save("gan.keras")` stores this dict beside the model's config;
+        `keras.models.load_model` calls `compile_from_config` with it and only
+        then loads the saved variables. The optimizers go in by their configs:
+        their state (iterations, Adam moments, a loss scale) is saved with the
+        weights, under `g_optimizer/` and `d_optimizer/`, and restored into the
+        optimizers that `compile` has just built. The seed is the one in use,
+        also when `compile` drew it, so that the training noise continues from
+        the restored `noise_step`.
+
+        Returns:
+            A JSON-serialisable dict of `compile` arguments, or None before
+            `compile`.
+        """
+        if not hasattr(self, "gan_loss"):
+            return None
+        keras_config = super().get_compile_config() or {}
+        return {
+            "g_optimizer": keras.optimizers.serialize(self.g_optimizer),
+            "d_optimizer": keras.optimizers.serialize(self.d_optimizer),
+            "loss": self.gan_loss.name,
+            "n_critic": self.n_critic,
+            "gp_weight": self.gp_weight,
+            "r1_weight": self.r1_weight,
+            "ema_decay": self.ema_decay,
+            "class_weight": self.class_weight,
+            "seed": self.training_seed,
+            # The Keras `compile` arguments this model passes on.
+            **{key: keras_config[key] for key in ("jit_compile", "run_eagerly", "steps_per_execution")
+               if key in keras_config},
+        }
+
+    def compile_from_config(self, config):
+        """Compiles the model as `get_compile_config` recorded (see there).
+
+        Args:
+            config: dict. The output of `get_compile_config`.
+        """
+        if "g_optimizer" not in config:
+            # Files written before the GANs stored their compile arguments hold
+            # Keras's generic ones, which cannot set up adversarial training.
+            logger.warning(
+                "%s: the saved file holds no GAN compile arguments (it predates them); the model "
+                "is loaded uncompiled: call compile() before fit().", type(self).__name__,
+            )
+            return
+        config = dict(config)
+        for key in ("g_optimizer", "d_optimizer"):
+            config[key] = keras.optimizers.deserialize(config[key])
+        self.compile(**config)
 
     @property
     def penalty_names(self):

@@ -229,6 +229,41 @@ class LikelihoodModel(VideoModel):
         self.optimizer.build(self.trainable_variables)
         self.trackers = {name: keras.metrics.Mean(name=name) for name in ("nll", "bits_per_dim")}
 
+    def get_compile_config(self):
+        """What `compile_from_config` needs to compile a loaded model as this one.
+
+        `model.save("model.keras")` stores this dict beside the model's config;
+        `keras.models.load_model` calls `compile_from_config` with it and only
+        then loads the saved variables, the optimizer's state (iterations,
+        moments) among them, under `optimizer/`. The seed is the one in use,
+        also when `compile` drew it, so that the dequantisation noise continues
+        from the restored `noise_step`.
+
+        Returns:
+            A JSON-serialisable dict of `compile` arguments, or None before
+            `compile`.
+        """
+        if not hasattr(self, "trackers"):
+            return None
+        keras_config = super().get_compile_config() or {}
+        return {
+            "optimizer": keras.optimizers.serialize(self.optimizer),
+            "dequantize": self.dequantize,
+            "seed": self.training_seed,
+            "jit_compile": bool(self.jit_compile),
+            **{key: keras_config[key] for key in ("run_eagerly", "steps_per_execution") if key in keras_config},
+        }
+
+    def compile_from_config(self, config):
+        """Compiles the model as `get_compile_config` recorded (see there).
+
+        Args:
+            config: dict. The output of `get_compile_config`.
+        """
+        config = dict(config)
+        config["optimizer"] = keras.optimizers.deserialize(config["optimizer"])
+        self.compile(**config)
+
     @property
     def metrics(self):
         return list(getattr(self, "trackers", {}).values())
