@@ -25,7 +25,21 @@ def sync_calls(monkeypatch):
     return calls
 
 
-def test_one_device_takes_the_local_moments_eager_and_traced(sync_calls):
+@pytest.fixture
+def global_calls(monkeypatch):
+    """Counts calls of this layer's all-reduced (global-batch) moments."""
+    calls = []
+    original = BatchNormalization._global_moments
+
+    def spy(self, inputs):
+        calls.append(1)
+        return original(self, inputs)
+
+    monkeypatch.setattr(BatchNormalization, "_global_moments", spy)
+    return calls
+
+
+def test_one_device_takes_the_local_moments_eager_and_traced(sync_calls, global_calls):
     x = RNG.normal(size=(8, 3, 3, 4)).astype("float32")
     keras_norm = keras.layers.BatchNormalization(synchronized=True)
     keras_norm(x, training=True)
@@ -34,7 +48,9 @@ def test_one_device_takes_the_local_moments_eager_and_traced(sync_calls):
     norm = BatchNormalization(synchronized=True)
     norm(x, training=True)
     tf.function(lambda t: norm(t, training=True))(x)
-    assert sync_calls == []
+    with tf.distribute.OneDeviceStrategy("/cpu:0").scope():
+        tf.function(lambda t: norm(t, training=True))(x)
+    assert sync_calls == [] and global_calls == []
 
 
 def test_one_device_keeps_a_small_variance_beside_a_large_mean():
@@ -47,15 +63,13 @@ def test_one_device_keeps_a_small_variance_beside_a_large_mean():
     assert np.abs(keras_sync.std(axis=0) - 1.0).max() > 0.1
 
 
-def test_two_replicas_normalise_with_the_global_batch_moments():
+def _run_on_two_replicas(norm, x):
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     with strategy.scope():
-        norm = BatchNormalization(momentum=0.5)
-        norm.build((None, 3))
-    # The replicas' halves have different means, so local moments would differ from global ones.
-    x = np.concatenate([RNG.normal(-2.0, 1.0, (4, 3)), RNG.normal(3.0, 2.0, (4, 3))]).astype("float32")
+        norm.build((None,) + x.shape[1:])
+    half = len(x) // 2
     halves = strategy.experimental_distribute_values_from_function(
-        lambda context: x[4 * context.replica_id_in_sync_group : 4 * context.replica_id_in_sync_group + 4]
+        lambda context: x[half * context.replica_id_in_sync_group : half * context.replica_id_in_sync_group + half]
     )
 
     @tf.function
@@ -63,10 +77,50 @@ def test_two_replicas_normalise_with_the_global_batch_moments():
         return strategy.run(lambda t: norm(t, training=True), args=(inputs,))
 
     outputs = np.concatenate([o.numpy() for o in strategy.experimental_local_results(step(halves))])
+    return outputs, strategy.experimental_local_results(norm.moving_mean.value)
+
+
+def test_two_replicas_normalise_with_the_global_batch_moments(sync_calls, global_calls):
+    norm = BatchNormalization(momentum=0.5)
+    # The replicas' halves have different means, so local moments would differ from global ones.
+    x = np.concatenate([RNG.normal(-2.0, 1.0, (4, 3)), RNG.normal(3.0, 2.0, (4, 3))]).astype("float32")
+    outputs, moving_means = _run_on_two_replicas(norm, x)
     mean, variance = x.mean(axis=0), x.var(axis=0)
     np.testing.assert_allclose(outputs, (x - mean) / np.sqrt(variance + norm.epsilon), atol=1e-4)
-    for replica_mean in strategy.experimental_local_results(norm.moving_mean.value):
+    for replica_mean in moving_means:
         np.testing.assert_allclose(replica_mean.numpy(), 0.5 * mean, atol=1e-5)
+    assert global_calls and sync_calls == []
+
+
+def test_two_replicas_keep_a_small_variance_beside_a_large_mean():
+    x = (1000.0 + 0.01 * RNG.normal(size=(64, 8))).astype("float32")
+    outputs, _ = _run_on_two_replicas(BatchNormalization(epsilon=1e-8), x)
+    np.testing.assert_allclose(outputs.std(axis=0), 1.0, atol=1e-2)
+
+
+def test_two_replicas_give_one_devices_input_gradient():
+    x = np.concatenate([RNG.normal(-1.0, 1.0, (4, 3)), RNG.normal(2.0, 3.0, (4, 3))]).astype("float32")
+    weights = RNG.normal(size=(8, 3)).astype("float32")
+    norm = BatchNormalization()
+    norm.build((None, 3))
+
+    def gradient(inputs, w):
+        with tf.GradientTape() as tape:
+            tape.watch(inputs)
+            loss = tf.reduce_sum(norm(inputs, training=True) * w)
+        return tape.gradient(loss, inputs)
+
+    expected = gradient(tf.constant(x), tf.constant(weights)).numpy()
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    halves = [
+        strategy.experimental_distribute_values_from_function(lambda context, a=a: a[4 * context.replica_id_in_sync_group :][:4])
+        for a in (x, weights)
+    ]
+    got = tf.function(lambda a, w: strategy.run(gradient, args=(a, w)))(*halves)
+    # Each replica's loss depends on the other's inputs through the global moments;
+    # the all-reduce's gradient sums both replicas' contributions, as one device.
+    np.testing.assert_allclose(np.concatenate([g.numpy() for g in strategy.experimental_local_results(got)]),
+                               expected, atol=1e-5)
 
 
 def test_same_weights_and_config_as_keras_and_round_trips(tmp_path):
