@@ -139,15 +139,16 @@ def video_temporal_kernels(num_frames, num_layers):
     return tuple(1 + base + (i < extra) for i in range(num_layers))
 
 
-def _video_discriminator(height, width, channels, num_frames, width_multiplier, outputs, name="video_discriminator"):
+def _video_discriminator(height, width, num_frames, width_multiplier, outputs, name="video_discriminator"):
     """The authors' video discriminator: clips `(B, T, H, W, C)` -> logits `(B, t, 1, 1, outputs)`.
 
     Stride-(1, 2, 2) convolutions with 4x4 spatial kernels padded by 1 pixel
     and no temporal padding, down to the 4-pixel grid (four at 64x64), widths
-    doubling from `width_multiplier`, batch norm on all but the first; then a
-    valid convolution over the whole remaining grid and 4 frames. `t` is 1 at
-    the paper's 64x64x16 and whenever the clip has `num_frames` frames and
-    `num_frames <= 3 * stages + 4` (see `video_temporal_kernels`).
+    doubling from `width_multiplier`, batch norm on all but the first; then an
+    unpadded convolution over the whole remaining grid. The temporal kernels
+    come from `video_temporal_kernels` (all 4 at 64x64x16). `t` is 1 for clips
+    of `num_frames` frames when `num_frames <= 3 * stages + 4`, and
+    `num_frames - 3 * stages - 3` above.
     """
     stages = doubling_stages(height, width, model="MoCoGAN")
     kernels = video_temporal_kernels(num_frames, stages + 1)
@@ -282,7 +283,7 @@ class MoCoGAN(AdversarialModel):
         self.generator = self.make_generator()
         self.discriminators = {
             "image": _image_discriminator(channels, discriminator_width),
-            "video": _video_discriminator(height, width, channels, num_frames, discriminator_width, 1 + num_classes),
+            "video": _video_discriminator(height, width, num_frames, discriminator_width, 1 + num_classes),
         }
         self.video_temporal_kernels = video_temporal_kernels(num_frames, doubling_stages(height, width) + 1)
         self.classifies = num_classes > 0
