@@ -6,6 +6,7 @@ from vidgen_tf.layers.blocks import Down2D, Down3D, Up2D, Up3D
 from vidgen_tf.layers.conv_gru import ConvGRU2D, ConvGRU2DCell
 from vidgen_tf.layers.geometry import doubling_stages
 from vidgen_tf.layers.normalization import BatchNormalization
+from vidgen_tf.layers.padding import ZeroPadding3D
 from vidgen_tf.layers.spectral_norm import SpectralNorm
 from vidgen_tf.layers.video_discriminator import Conv3DDiscriminator
 
@@ -23,5 +24,6 @@ __all__ = [
     "SpectralNorm",
     "Up2D",
     "Up3D",
+    "ZeroPadding3D",
     "doubling_stages",
 ]

@@ -26,7 +26,7 @@ from keras import layers, ops
 from vidgen_tf.adversarial import AdversarialModel
 from vidgen_tf.distribute import global_uniform_ints
 from vidgen_tf.base import check_positive_int
-from vidgen_tf.layers import BatchNormalization, Conv3D, doubling_stages
+from vidgen_tf.layers import BatchNormalization, Conv3D, ZeroPadding3D, doubling_stages
 from vidgen_tf.registry import register
 
 
@@ -155,7 +155,8 @@ def _video_discriminator(height, width, num_frames, width_multiplier, outputs, n
     stack = []
     for i in range(stages):
         stack += [
-            layers.ZeroPadding3D(((0, 0), (1, 1), (1, 1))),
+            # Concatenated zeros, not a Pad op: see vidgen_tf/layers/padding.py.
+            ZeroPadding3D(((0, 0), (1, 1), (1, 1))),
             Conv3D(width_multiplier * 2**i, (kernels[i], 4, 4), strides=(1, 2, 2), padding="valid", use_bias=False),
         ]
         if i:
