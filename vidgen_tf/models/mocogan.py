@@ -185,7 +185,8 @@ class MoCoGAN(AdversarialModel):
             Defaults to 64.
 
     The authors' code (github.com/sergeytulyakov/mocogan, `src/models.py`,
-    `src/trainers.py`, and the training command of its wiki) and this model:
+    `src/trainers.py`, `src/train.py`, and the training command of its wiki,
+    quoted in the repository's issue 5) and this model:
 
     The same: the generator's first layer is a bias-free `Dense` to the 4x4
     grid with `8 * generator_width` channels at 64x64 (the authors' 4x4
@@ -212,11 +213,12 @@ class MoCoGAN(AdversarialModel):
     generator's (`--use_infogan`). Adam(2e-4, beta_1=0.5, epsilon=1e-8) for
     both players.
 
-    Other sizes, which the authors' code does not take: the discriminators'
-    stride-2 layers go down to the 4-pixel grid, as many as the generator's
-    up-sampling stages (three at 32x32), and the video discriminator's last
-    convolution covers the whole remaining grid, so it gives one logit per
-    position in time at any frame size. In time its layers keep the
+    Other sizes, which the authors' code does not take: the video
+    discriminator's stride-2 layers go down to the 4-pixel grid, as many as
+    the generator's up-sampling stages (three at 32x32), and its last
+    convolution covers the whole remaining grid (4x8 at 32x64), so it gives
+    one logit per position in time at any frame size; the image
+    discriminator keeps its four stride-2 layers (2x2 logits at 32x32). In time its layers keep the
     authors' 4-frame kernels whenever the clips are long enough
     (`num_frames >= 3 * stages + 4`, one logit per window of that many
     frames); shorter clips get smaller kernels that still end in one logit
