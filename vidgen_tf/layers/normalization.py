@@ -21,11 +21,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-
-def replicas_in_sync():
-    """Replicas in sync in the current replica context (1 outside a strategy or in cross-replica context)."""
-    context = tf.distribute.get_replica_context()
-    return 1 if context is None else context.num_replicas_in_sync
+from vidgen_tf.distribute import num_replicas
 
 
 @keras.saving.register_keras_serializable(package="vidgen_tf")
@@ -63,7 +59,7 @@ class BatchNormalization(keras.layers.BatchNormalization):
     def _moments(self, inputs, mask):
         if mask is not None or not self.synchronized:
             return super()._moments(inputs, mask)
-        if replicas_in_sync() == 1:
+        if num_replicas() == 1:
             return ops.moments(inputs, axes=self._reduction_axes, synchronized=False)
         return self._global_moments(inputs)
 
