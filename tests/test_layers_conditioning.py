@@ -55,3 +55,28 @@ def test_a_float32_head_computes_in_float32_under_mixed_precision(spectral_norm)
         keras.mixed_precision.set_global_policy("float32")
     assert inner.compute_dtype == "float32"
     assert logits.dtype == tf.float32
+
+
+def _projection_embedding(head, num_classes, dim):
+    """The class embedding the head's output uses, read from its logits: row y, column j is
+    head(e_j, y) - psi(e_j), the projection term of the unit feature e_j."""
+    basis = tf.eye(dim)
+    psi = head.linear(basis, training=False) if head.spectral_norm else head.linear(basis)
+    rows = [head(basis, tf.fill([dim], y)).numpy() - psi.numpy()[:, 0] for y in range(num_classes)]
+    return np.stack(rows)
+
+
+def test_spectral_norm_normalises_the_class_embedding():
+    keras.utils.set_random_seed(3)
+    head = ProjectionHead(num_classes=4, spectral_norm=True)
+    features = tf.random.normal((8, 6))
+    labels = tf.constant([0, 1, 2, 3, 0, 1, 2, 3])
+    for _ in range(30):  # power iteration converges over training calls
+        head(features, labels, training=True)
+    used = _projection_embedding(head, 4, 6)
+    assert np.linalg.svd(used, compute_uv=False)[0] == pytest.approx(1.0, abs=1e-3)
+    np.testing.assert_allclose(head.embedding_matrix().numpy(), used, atol=1e-5)
+    # The plain head projects on its raw embedding.
+    plain = ProjectionHead(num_classes=4)
+    plain(features, labels)
+    np.testing.assert_allclose(_projection_embedding(plain, 4, 6), plain.embedding_matrix().numpy(), atol=1e-5)

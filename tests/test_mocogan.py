@@ -25,6 +25,95 @@ def test_paper_setting_matches_the_original_parameter_counts():
     assert round(model.discriminators["video"].count_params() / 1e6, 2) == 11.06
 
 
+# The authors' VideoDiscriminator at 64x64x16 RGB, width 64, layer by layer:
+# (frames, side, channels out, products per output = kernel volume x channels in).
+AUTHORS_VIDEO_LAYERS = [
+    (13, 32, 64, 4 * 4 * 4 * 3),
+    (10, 16, 128, 4 * 4 * 4 * 64),
+    (7, 8, 256, 4 * 4 * 4 * 128),
+    (4, 4, 512, 4 * 4 * 4 * 256),
+    (1, 1, 1, 4 * 4 * 4 * 512),
+]
+
+
+def test_paper_setting_video_discriminator_is_the_authors_arithmetic():
+    from vidgen_tf.layers.cost import multiply_adds, multiply_adds_by_layer
+
+    model = vidgen_tf.build("mocogan", num_frames=16, height=64, width=64, channels=3)
+    video = model.discriminators["video"]
+    hand = sum(frames * side * side * out * products for frames, side, out, products in AUTHORS_VIDEO_LAYERS)
+    assert hand == 2_982_182_912
+    assert multiply_adds(video, (16, 64, 64, 3)) == hand
+    shapes = [shape for _, count, shape in multiply_adds_by_layer(video, (16, 64, 64, 3)) if count]
+    assert shapes == [(f, side, side, out) for f, side, out, _ in AUTHORS_VIDEO_LAYERS]
+    # One logit per clip (the 'same'-padded stack gave 16 x 2 x 2 = 64 patch logits).
+    logits, classes = model.call_discriminator("video", video, tf.zeros((2, 16, 64, 64, 3)), None, training=False)
+    assert logits.shape == (2, 1) and classes is None
+
+
+def test_categorical_video_discriminator_gives_one_logit_and_class_logits_per_clip():
+    model = tiny(num_classes=3, num_frames=4)
+    video = model.discriminators["video"]
+    logits, classes = model.call_discriminator("video", video, tf.zeros((2, 4, 16, 16, 1)), None, training=False)
+    assert logits.shape == (2, 1) and classes.shape == (2, 3)
+
+
+@pytest.mark.parametrize("num_frames,layers,kernels", [
+    (16, 5, (4, 4, 4, 4, 4)), (13, 4, (4, 4, 4, 4)), (20, 5, (4, 4, 4, 4, 4)),
+    (8, 4, (3, 3, 3, 2)), (4, 3, (2, 2, 2)), (1, 3, (1, 1, 1)),
+])
+def test_temporal_kernels_are_the_authors_when_the_clip_allows(num_frames, layers, kernels):
+    from vidgen_tf.models.mocogan import video_temporal_kernels
+
+    assert video_temporal_kernels(num_frames, layers) == kernels
+
+
+@pytest.mark.parametrize("num_frames,height,logits", [(8, 32, 1), (4, 16, 1), (13, 32, 1), (16, 32, 4)])
+def test_small_settings_give_one_logit_per_clip_up_to_the_authors_window(num_frames, height, logits):
+    model = tiny(num_frames=num_frames, height=height, width=height)
+    video = model.discriminators["video"]
+    clip = tf.zeros((1, num_frames, height, height, 1))
+    assert model.call_discriminator("video", video, clip, None, training=False)[0].shape == (1, logits)
+
+
+def test_preset_loads_with_its_kernels():
+    model = vidgen_tf.from_preset("mocogan_moving_digits")
+    assert model.video_temporal_kernels == (3, 3, 3, 2)
+    assert model.discriminators["video"].compute_output_shape((2, 8, 32, 32, 1)) == (2, 1, 1, 1, 1)
+
+
+def test_clips_too_short_for_the_temporal_kernels_are_named():
+    model = tiny(num_frames=8)  # 16x16: kernels (4, 3, 3) take at least 8 frames
+    with pytest.raises(ValueError, match=r"at least 8 frames.*\(4, 3, 3\).*num_frames=8.*clip of 5 frames"):
+        model.call_discriminator("video", model.discriminators["video"], tf.zeros((1, 5, 16, 16, 1)), None, False)
+
+
+def test_batch_norm_and_adam_are_the_authors_pytorch_settings():
+    from vidgen_tf.layers import BatchNormalization
+
+    model = tiny()
+    norms = [layer for stack in (model.generator.frame_generator, *model.discriminators.values())
+             for layer in stack.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert len(norms) == 2 + 2 + 1  # 16x16: generator 2, image D 2, video D 1
+    for norm in norms:
+        assert type(norm) is BatchNormalization and norm.synchronized
+        assert norm.momentum == pytest.approx(0.9) and norm.epsilon == pytest.approx(1e-5)
+    optimizer = model.make_optimizer()
+    assert optimizer.epsilon == pytest.approx(1e-8) and optimizer.beta_1 == pytest.approx(0.5)
+
+
+def test_frame_code_is_content_then_class_then_motion():
+    model = tiny(num_classes=3)
+    project = model.generator.frame_generator.layers[0]
+    kernel = project.kernel.numpy()
+    # Zero the rows that follow the content code: if they are the class's, the label no longer matters.
+    kernel[TINY["content_dim"] : TINY["content_dim"] + 3] = 0.0
+    project.kernel.assign(kernel)
+    a = model.generate(1, seed=0, labels=[0]).numpy()
+    b = model.generate(1, seed=0, labels=[2]).numpy()
+    np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize("height,width", [(32, 32), (64, 64), (32, 64)])
 def test_builds_at_several_sizes(height, width):
     model = tiny(height=height, width=width, num_frames=8)

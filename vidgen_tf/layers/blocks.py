@@ -7,7 +7,8 @@ al. 2016, https://arxiv.org/abs/1609.02612). With "same" padding a stride-2
 block exactly doubles (`Up*`) or halves (`Down*`, for even sizes) each axis.
 
 Normalisations (`norm`):
-    "batch": `BatchNormalization` over the channel axis.
+    "batch": `vidgen_tf.layers.BatchNormalization` over the channel axis
+        (the global batch's moments when several replicas are in sync).
     "layer": `LayerNormalization` over the channel axis only, so it works for
         any frame count and spatial size (per position, not per sample).
     "instance": `GroupNormalization(groups=-1)`, i.e. per sample and channel
@@ -18,6 +19,7 @@ Normalisations (`norm`):
 import keras
 
 from vidgen_tf.layers.conv3d import Conv3D, Conv3DTranspose
+from vidgen_tf.layers.normalization import BatchNormalization
 from vidgen_tf.layers.spectral_norm import SpectralNorm
 
 NORMS = ("batch", "layer", "instance", "none")
@@ -82,8 +84,8 @@ class _SamplingBlock(keras.layers.Layer):
             conv = SpectralNorm(conv, name="conv_sn")
         self.conv = conv
         if norm == "batch":
-            # Synchronised: under MirroredStrategy the moments are the global batch's.
-            self.norm = keras.layers.BatchNormalization(synchronized=True, dtype=self.dtype_policy, name="norm")
+            # The global batch's moments when several replicas are in sync.
+            self.norm = BatchNormalization(synchronized=True, dtype=self.dtype_policy, name="norm")
         elif norm == "layer":
             self.norm = keras.layers.LayerNormalization(dtype=self.dtype_policy, name="norm")
         elif norm == "instance":

@@ -20,6 +20,13 @@ class ProjectionHead(keras.layers.Layer):
     With `num_classes=0` it is the unconditional linear head `psi` alone and
     labels must be None.
 
+    With `spectral_norm=True` both `psi` and the class embedding, viewed as
+    a `(num_classes, F)` matrix, are divided by their largest singular value
+    (estimated by power iteration, see `SpectralNorm`), as the authors'
+    `SNLinear` and `SNEmbedID` (pfnet-research/sngan_projection). The raw
+    embedding is the trainable weight; `embedding_matrix()` gives the one the
+    projection uses.
+
     Args:
         num_classes: int. Number of classes; 0 for an unconditional head.
         spectral_norm: bool. Spectral normalisation on `psi` and the embedding
@@ -39,10 +46,28 @@ class ProjectionHead(keras.layers.Layer):
 
     def build(self, features_shape, labels_shape=None):
         self.linear.build(features_shape)
-        if self.num_classes:
+        if self.num_classes and self.spectral_norm:
+            table = ClassEmbedding(self.num_classes, features_shape[-1], dtype=self.dtype_policy, name="embedding")
+            self.class_embedding = SpectralNorm(table, name="embedding_sn")
+            self.class_embedding.build((None,))
+        elif self.num_classes:
             self.embedding = self.add_weight(
                 shape=(self.num_classes, features_shape[-1]), initializer="glorot_uniform", name="embedding"
             )
+
+    def embedding_matrix(self):
+        """The `(num_classes, F)` class embedding the projection uses (normalised with `spectral_norm`)."""
+        if not self.num_classes:
+            raise ValueError("This projection head is unconditional (num_classes=0): it has no class embedding.")
+        if self.spectral_norm:
+            return self.class_embedding.normalized_kernel()
+        return ops.convert_to_tensor(self.embedding)
+
+    def _embed(self, labels, dtype, training):
+        labels = ops.cast(labels, "int32")
+        if self.spectral_norm:
+            return ops.cast(self.class_embedding(labels, training=training), dtype)  # (B, F)
+        return ops.take(ops.cast(self.embedding, dtype), labels, axis=0)  # (B, F)
 
     def call(self, features, labels=None, training=False):
         logits = self.linear(features, training=training) if self.spectral_norm else self.linear(features)
@@ -53,7 +78,7 @@ class ProjectionHead(keras.layers.Layer):
             return logits
         if labels is None:
             raise ValueError(f"This projection head is conditional (num_classes={self.num_classes}): labels are required.")
-        embedded = ops.take(ops.cast(self.embedding, features.dtype), ops.cast(labels, "int32"), axis=0)  # (B, F)
+        embedded = self._embed(labels, features.dtype, training)  # (B, F)
         return logits + ops.sum(embedded * features, axis=-1)
 
     def compute_output_shape(self, features_shape, labels_shape=None):
@@ -61,6 +86,40 @@ class ProjectionHead(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "num_classes": self.num_classes, "spectral_norm": self.spectral_norm}
+
+
+@keras.saving.register_keras_serializable(package="vidgen_tf")
+class ClassEmbedding(keras.layers.Layer):
+    """Labels `(B,)` int -> rows `(B, dim)` of a `(num_classes, dim)` table held as `kernel`.
+
+    An embedding whose table is called `kernel`, so that `SpectralNorm` can
+    wrap it (a `Dense` kernel of shape `(in, out)` in its terms: the spectral
+    norm of the whole table).
+
+    Args:
+        num_classes: int. Number of classes (> 0).
+        dim: int. Size of each row.
+    """
+
+    def __init__(self, num_classes, dim, **kwargs):
+        super().__init__(**kwargs)
+        for name, value in (("num_classes", num_classes), ("dim", dim)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"`{name}` must be an integer >= 1, got {value!r}.")
+        self.num_classes = num_classes
+        self.dim = dim
+
+    def build(self, labels_shape=None):
+        self.kernel = self.add_weight(shape=(self.num_classes, self.dim), initializer="glorot_uniform", name="kernel")
+
+    def call(self, labels):
+        return ops.take(self.kernel, ops.cast(labels, "int32"), axis=0)
+
+    def compute_output_shape(self, labels_shape):
+        return tuple(labels_shape) + (self.dim,)
+
+    def get_config(self):
+        return {**super().get_config(), "num_classes": self.num_classes, "dim": self.dim}
 
 
 @keras.saving.register_keras_serializable(package="vidgen_tf")

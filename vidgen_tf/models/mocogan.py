@@ -12,9 +12,11 @@ convolutional video discriminator on whole clips (is the motion realistic?).
 In the categorical variant a one-hot class joins the frame code and the video
 discriminator also classifies clips.
 
-At the paper's 64x64 RGB setting (widths 64, content 50, motion 10) the
+At the paper's 64x64x16 RGB setting (widths 64, content 50, motion 10) the
 generator has about 3.25M parameters, the patch image discriminator 0.66M and
-the video discriminator 11.06M, as in the authors' code.
+the video discriminator 11.06M, as in the authors' code; the video
+discriminator does 2.98G multiply-adds per clip (`vidgen_tf.layers.cost`) and
+gives one logit per clip.
 """
 
 import keras
@@ -24,14 +26,15 @@ from keras import layers, ops
 from vidgen_tf.adversarial import AdversarialModel
 from vidgen_tf.distribute import global_uniform_ints
 from vidgen_tf.base import check_positive_int
-from vidgen_tf.layers import Conv3D, doubling_stages
+from vidgen_tf.layers import BatchNormalization, Conv3D, ZeroPadding3D, doubling_stages
 from vidgen_tf.registry import register
 
 
 def _batch_norm():
-    # Synchronised statistics: under MirroredStrategy N replicas then normalise
-    # with the global batch's moments, as one device would.
-    return layers.BatchNormalization(synchronized=True)
+    # PyTorch's defaults, which the authors kept: epsilon 1e-5 and a moving-average
+    # momentum of 0.1, i.e. 0.9 in Keras's convention. Under tf.distribute the
+    # moments are the global batch's, as on one device.
+    return BatchNormalization(momentum=0.9, epsilon=1e-5, synchronized=True)
 
 
 @keras.saving.register_keras_serializable(package="vidgen_tf")
@@ -78,10 +81,12 @@ class MoCoGANGenerator(keras.Model):
         content = inputs["content"]  # (B, Zc)
         motion = self.rnn(inputs["motion_noise"], initial_state=inputs["motion_init"], training=training)  # (B, T, Zm)
         batch, frames = tf.shape(motion)[0], tf.shape(motion)[1]
-        codes = [ops.repeat(ops.expand_dims(content, 1), frames, axis=1), motion]
+        # [z_C, one-hot class, z_M(t)], the authors' order.
+        codes = [ops.repeat(ops.expand_dims(content, 1), frames, axis=1)]
         if self.num_classes:
             one_hot = ops.one_hot(ops.cast(inputs["label"], "int32"), self.num_classes, dtype=content.dtype)
             codes.append(ops.repeat(ops.expand_dims(one_hot, 1), frames, axis=1))
+        codes.append(motion)
         codes = ops.concatenate([ops.cast(c, self.compute_dtype) for c in codes], axis=-1)  # (B, T, D)
         images = self.frame_generator(tf.reshape(codes, [batch * frames, codes.shape[-1]]), training=training)  # (B*T, H, W, C)
         height, width, channels = images.shape[1:]
@@ -110,16 +115,55 @@ def _image_discriminator(channels, width_multiplier, name="image_discriminator")
     )
 
 
-def _video_discriminator(channels, width_multiplier, outputs, name="video_discriminator"):
-    """3-D convolutions with stride (1, 2, 2): clips -> patch logits `(B, T, h, w, outputs)`."""
-    stack = [Conv3D(width_multiplier, 4, strides=(1, 2, 2), padding="same", use_bias=False), layers.LeakyReLU(0.2)]
-    for multiplier in (2, 4, 8):
+def video_temporal_kernels(num_frames, num_layers):
+    """Temporal kernel sizes of the video discriminator's unpadded convolutions.
+
+    The authors' layers all take 4 frames without temporal padding, so each
+    takes 3 frames off: 16 -> 13 -> 10 -> 7 -> 4 -> 1 through their five. Clips
+    of at least `3 * num_layers + 1` frames get exactly those kernels (one
+    logit per window of that many frames). Shorter clips spread the `num_frames
+    - 1` frames to take off over the layers, larger kernels first, so that the
+    stack still ends in one logit per clip: 8 frames and 4 layers give
+    (3, 3, 3, 2), 4 frames and 3 layers (2, 2, 2).
+
+    Args:
+        num_frames: int. Frames of the training clips.
+        num_layers: int. Convolutions in the stack.
+
+    Returns:
+        A tuple of `num_layers` ints.
+    """
+    if num_frames >= 3 * num_layers + 1:
+        return (4,) * num_layers
+    base, extra = divmod(num_frames - 1, num_layers)
+    return tuple(1 + base + (i < extra) for i in range(num_layers))
+
+
+def _video_discriminator(height, width, num_frames, width_multiplier, outputs, name="video_discriminator"):
+    """The authors' video discriminator: clips `(B, T, H, W, C)` -> logits `(B, t, 1, 1, outputs)`.
+
+    Stride-(1, 2, 2) convolutions with 4x4 spatial kernels padded by 1 pixel
+    and no temporal padding, down to the 4-pixel grid (four at 64x64), widths
+    doubling from `width_multiplier`, batch norm on all but the first; then an
+    unpadded convolution over the whole remaining grid. The temporal kernels
+    come from `video_temporal_kernels` (all 4 at 64x64x16). `t` is 1 for clips
+    of `num_frames` frames when `num_frames <= 3 * stages + 4`, and
+    `num_frames - 3 * stages - 3` above.
+    """
+    stages = doubling_stages(height, width, model="MoCoGAN")
+    kernels = video_temporal_kernels(num_frames, stages + 1)
+    stack = []
+    for i in range(stages):
         stack += [
-            Conv3D(width_multiplier * multiplier, 4, strides=(1, 2, 2), padding="same", use_bias=False),
-            _batch_norm(),
-            layers.LeakyReLU(0.2),
+            # Concatenated zeros, not a Pad op: see vidgen_tf/layers/padding.py.
+            ZeroPadding3D(((0, 0), (1, 1), (1, 1))),
+            Conv3D(width_multiplier * 2**i, (kernels[i], 4, 4), strides=(1, 2, 2), padding="valid", use_bias=False),
         ]
-    stack.append(Conv3D(outputs, 4, strides=(1, 2, 2), padding="same", use_bias=False, dtype="float32"))
+        if i:
+            stack.append(_batch_norm())
+        stack.append(layers.LeakyReLU(0.2))
+    grid = (height >> stages, width >> stages)
+    stack.append(Conv3D(outputs, (kernels[-1],) + grid, padding="valid", use_bias=False, dtype="float32"))
     return keras.Sequential(stack, name=name)
 
 
@@ -139,6 +183,70 @@ class MoCoGAN(AdversarialModel):
             (doubling towards the input). Defaults to 64.
         discriminator_width: int. Filters of the discriminators' first layer.
             Defaults to 64.
+
+    The authors' code (github.com/sergeytulyakov/mocogan, `src/models.py`,
+    `src/trainers.py`, `src/train.py`, and the training command of its wiki,
+    quoted in the repository's issue 5) and this model:
+
+    The same: the generator's first layer is a bias-free `Dense` to the 4x4
+    grid with `8 * generator_width` channels at 64x64 (the authors' 4x4
+    transposed convolution of a 1x1 input is that product), then 4x4
+    transposed convolutions of stride 2 and padding 1 (TensorFlow's "same"),
+    widths halving, batch norm and ReLU, and a tanh; no biases anywhere. The
+    frame code is `[z_C, one-hot class, z_M(t)]` with `z_C`, the GRU's first
+    state `h_0` and its inputs `e_t` all N(0, I) and `z_M(t) = h_t`, t = 1..T
+    (Keras's GRU with `reset_after=True` is PyTorch's `GRUCell`). The image
+    discriminator is `PatchImageDiscriminator`: four 4x4 convolutions of
+    stride 2, padding 1, widths 1, 2, 4 times `discriminator_width` and then
+    1 (a 4x4 grid of logits at 64x64), batch norm on the second and third,
+    LeakyReLU(0.2). The video discriminator is `VideoDiscriminator` (with
+    `num_classes > 0`, `CategoricalVideoDiscriminator`: `1 + num_classes`
+    outputs of the last layer, the class logits last): stride-(1, 2, 2)
+    convolutions of kernel 4, padded 1 pixel in space and not at all in
+    time, widths doubling, batch norm on all but the first, then an unpadded
+    4x4x4 convolution: 16 -> 13 -> 10 -> 7 -> 4 -> 1 frames and one logit per
+    clip at 64x64x16. Batch norm has PyTorch's epsilon 1e-5 and momentum 0.1
+    (0.9 in Keras's convention). The loss is the sigmoid cross-entropy
+    (`"non_saturating"`); in the categorical variant the video
+    discriminator's class logits add a cross-entropy on the real labels to
+    its loss (`--use_categories`) and one on the generated labels to the
+    generator's (`--use_infogan`). Adam(2e-4, beta_1=0.5, epsilon=1e-8) for
+    both players.
+
+    Other sizes, which the authors' code does not take: the video
+    discriminator's stride-2 layers go down to the 4-pixel grid, as many as
+    the generator's up-sampling stages (three at 32x32), and its last
+    convolution covers the whole remaining grid (4x8 at 32x64), so it gives
+    one logit per position in time at any frame size; the image
+    discriminator keeps its four stride-2 layers (2x2 logits at 32x32). In time its layers keep the
+    authors' 4-frame kernels whenever the clips are long enough
+    (`num_frames >= 3 * stages + 4`, one logit per window of that many
+    frames); shorter clips get smaller kernels that still end in one logit
+    per clip (`video_temporal_kernels`: the 8-frame 32x32 preset has (3, 3,
+    3, 2)). The kernels are fixed at construction from `num_frames`; a clip
+    shorter than they can take is an error that says so.
+
+    Different on purpose: (1) The authors' `Noise` layers (instance noise of
+    standard deviation 0.1 added before every discriminator convolution but
+    the video discriminator's last, with the wiki's `--use_noise
+    --noise_sigma 0.1`; off by default in `train.py`) are left out: noise
+    inside a discriminator needs a per-call seed that the training core
+    does not pass, and a `keras.random.SeedGenerator` would draw the same
+    noise on every replica. (2) The authors draw a separate batch of single
+    frames for the image discriminator (random dataset frames; generated
+    frames from other generated videos) and update the image discriminator,
+    the video discriminator and the generator in turn, each on fresh
+    samples; here the image discriminator sees one random frame of each clip
+    of the video batch, real and generated, and both discriminators take one
+    update from the sum of their losses. (3) The authors' Adam has
+    `weight_decay=1e-5`, PyTorch's L2 term added to the gradient; it is left
+    out (Keras's `weight_decay` is the decoupled AdamW decay, another
+    method). (4) Weights start from Keras's initialisers (Glorot-uniform
+    kernels, an orthogonal GRU recurrent kernel), not PyTorch's defaults,
+    which the authors kept. (5) The categorical variant always trains the
+    class logits on real labels, so its data must carry labels; the wiki's
+    command uses `--use_infogan` without `--use_categories`, where the
+    discriminator's class logits never see a real label.
 
     Example:
         >>> model = vidgen_tf.from_preset("mocogan_moving_digits")
@@ -178,8 +286,9 @@ class MoCoGAN(AdversarialModel):
         self.generator = self.make_generator()
         self.discriminators = {
             "image": _image_discriminator(channels, discriminator_width),
-            "video": _video_discriminator(channels, discriminator_width, 1 + num_classes),
+            "video": _video_discriminator(height, width, num_frames, discriminator_width, 1 + num_classes),
         }
+        self.video_temporal_kernels = video_temporal_kernels(num_frames, doubling_stages(height, width) + 1)
         self.classifies = num_classes > 0
         self._build_submodels()
 
@@ -193,6 +302,13 @@ class MoCoGAN(AdversarialModel):
             inputs["label"] = tf.zeros([1], tf.int32)
         generator(inputs)
         return generator
+
+    def make_optimizer(self, learning_rate=None):
+        """Adam(2e-4, beta_1=0.5) with PyTorch's epsilon 1e-8, as the authors' (Keras's default is 1e-7).
+
+        `learning_rate` replaces the rate only.
+        """
+        return keras.optimizers.Adam(2e-4 if learning_rate is None else learning_rate, beta_1=0.5, epsilon=1e-8)
 
     def _build_submodels(self):
         self.discriminators["image"].build((None, self.height, self.width, self.channels))
@@ -221,14 +337,26 @@ class MoCoGAN(AdversarialModel):
         return {"image": tf.gather(videos, frames, axis=1, batch_dims=1), "video": videos}
 
     def call_discriminator(self, name, model, inputs, labels, training):
+        if name == "video":
+            self._check_clip_length(inputs)
         out = model(inputs, training=training)
         if name == "image":
             return out, None
-        logits = ops.reshape(out[..., 0], (ops.shape(out)[0], -1))  # (B, patches)
+        logits = ops.reshape(out[..., 0], (ops.shape(out)[0], -1))  # (B, t): (B, 1) for a clip of num_frames
         if not self.num_classes:
             return logits, None
         class_logits = ops.mean(out[..., 1:], axis=(1, 2, 3))  # (B, num_classes)
         return logits, class_logits
+
+    def _check_clip_length(self, videos):
+        shortest = sum(self.video_temporal_kernels) - len(self.video_temporal_kernels) + 1
+        frames = videos.shape[1]
+        if frames is not None and frames < shortest:
+            raise ValueError(
+                f"MoCoGAN's video discriminator takes clips of at least {shortest} frames: its "
+                f"convolutions have temporal kernels {self.video_temporal_kernels} and no temporal "
+                f"padding (built for num_frames={self.num_frames}); got a clip of {frames} frames."
+            )
 
     def get_config(self):
         config = super().get_config()
