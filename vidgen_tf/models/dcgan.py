@@ -51,7 +51,7 @@ from keras import layers, ops
 
 from vidgen_tf.adversarial import AdversarialModel
 from vidgen_tf.base import check_positive_int
-from vidgen_tf.layers import Down2D, LabelEmbedding, ProjectionHead, Up2D
+from vidgen_tf.layers import BatchNormalization, Down2D, LabelEmbedding, ProjectionHead, Up2D
 from vidgen_tf.layers.geometry import doubling_stages
 from vidgen_tf.registry import register
 
@@ -106,7 +106,7 @@ class DCGANGenerator(keras.Model):
             # The paper's first layer: a matrix product reshaped to a 4-pixel grid.
             layers.Dense(grid[0] * grid[1] * filters, use_bias=False, name="project"),
             layers.Reshape(grid + (filters,)),
-            layers.BatchNormalization(synchronized=True),
+            BatchNormalization(synchronized=True),
             layers.ReLU(),
         ]
         for _ in range(stages - 1):

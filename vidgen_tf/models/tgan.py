@@ -70,7 +70,7 @@ from keras import layers, ops
 from vidgen_tf import losses as gan_losses
 from vidgen_tf.adversarial import AdversarialModel
 from vidgen_tf.base import check_positive_int
-from vidgen_tf.layers import Conv3DDiscriminator, LabelEmbedding, Up2D, doubling_stages
+from vidgen_tf.layers import BatchNormalization, Conv3DDiscriminator, LabelEmbedding, Up2D, doubling_stages
 from vidgen_tf.registry import register
 
 
@@ -115,7 +115,7 @@ class TemporalGenerator(keras.Model):
         stack = [
             layers.Dense(start * widths[0], use_bias=False, name="project"),
             layers.Reshape((start, 1, widths[0])),
-            layers.BatchNormalization(synchronized=True),
+            BatchNormalization(synchronized=True),
             layers.ReLU(),
         ]
         stack += [Up2D(w, kernel_size=(4, 1), strides=(2, 1)) for w in widths[1:doublings]]
@@ -163,7 +163,7 @@ class TGANGenerator(keras.Model):
             return keras.Sequential(
                 [
                     layers.Dense(rows * cols * half, use_bias=False),
-                    layers.BatchNormalization(synchronized=True),
+                    BatchNormalization(synchronized=True),
                     layers.ReLU(),
                     layers.Reshape((rows, cols, half)),
                 ],

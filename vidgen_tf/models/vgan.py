@@ -67,7 +67,7 @@ from keras import layers, ops
 
 from vidgen_tf.adversarial import AdversarialModel
 from vidgen_tf.base import check_positive_int
-from vidgen_tf.layers import Conv3DDiscriminator, Conv3DTranspose, LabelEmbedding, Up2D, Up3D, doubling_stages
+from vidgen_tf.layers import BatchNormalization, Conv3DDiscriminator, Conv3DTranspose, LabelEmbedding, Up2D, Up3D, doubling_stages
 from vidgen_tf.registry import register
 
 
@@ -113,7 +113,7 @@ class VGANGenerator(keras.Model):
         motion = [
             layers.Dense(start_frames * rows * cols * top, use_bias=False, name="project"),
             layers.Reshape((start_frames, rows, cols, top)),
-            layers.BatchNormalization(synchronized=True),
+            BatchNormalization(synchronized=True),
             layers.ReLU(),
         ]
         filters = top
@@ -132,7 +132,7 @@ class VGANGenerator(keras.Model):
         still = [
             layers.Dense(rows * cols * top, use_bias=False, name="project"),
             layers.Reshape((rows, cols, top)),
-            layers.BatchNormalization(synchronized=True),
+            BatchNormalization(synchronized=True),
             layers.ReLU(),
         ]
         filters = top
