@@ -41,7 +41,7 @@ critic is `Conv3DDiscriminator` (4x4x4, stride 2, padding 1, leaky ReLU 0.2,
 no batch norm on the first layer) ending in one score from a kernel over the
 whole 1x4x4x512 map; `z0` is uniform in [-1, 1]; the losses are the
 Wasserstein ones; both players use RMSprop with rate 5e-5 and Chainer's decay
-0.99 and epsilon 1e-8; SVC every 5th update; every kernel starts uniform in
+0.99 and Chainer's eps 1e-8 (outside the root, see `make_optimizer`); SVC every 5th update; every kernel starts uniform in
 [-0.01, 0.01], biases at 0 and batch-norm scales at 1 (the moving-MNIST
 configuration's "init-uniform-all"; one of the UCF-101 configurations keeps
 Chainer's default initialisation for `G0` and the critic). TensorFlow's
@@ -333,14 +333,18 @@ class TGAN(AdversarialModel):
         return generator
 
     def make_optimizer(self, learning_rate=None):
-        """RMSprop(5e-5, rho=0.99, epsilon=1e-8), the authors' Chainer RMSprop; `learning_rate` replaces the rate.
+        """The authors' Chainer RMSprop(lr=5e-5, alpha=0.99, eps=1e-8) in Keras terms; `learning_rate` replaces the rate.
 
-        Chainer's RMSprop averages the squared gradients with decay 0.99
-        (Keras's default `rho` is 0.9) and adds its epsilon 1e-8 to the root
-        (Keras adds it under the root; at 1e-8 the two agree wherever the
-        gradient is not vanishingly small).
+        Chainer averages the squared gradients with decay 0.99 (Keras's `rho`,
+        default 0.9) and divides by `sqrt(v) + eps`; Keras divides by
+        `sqrt(v + epsilon)`. With Keras's epsilon set to Chainer's eps, the
+        denominator could never fall below `sqrt(1e-8) = 1e-4`, which shrinks
+        every step whose gradient is below ~1e-3 (the rule, not the exception
+        with TGAN's uniform +-0.01 initial kernels) by up to four orders of
+        magnitude. `epsilon = eps**2 = 1e-16` keeps the two denominators within a
+        factor sqrt(2) of each other for every gradient.
         """
-        return keras.optimizers.RMSprop(5e-5 if learning_rate is None else learning_rate, rho=0.99, epsilon=1e-8)
+        return keras.optimizers.RMSprop(5e-5 if learning_rate is None else learning_rate, rho=0.99, epsilon=1e-16)
 
     def compile(self, g_optimizer=None, d_optimizer=None, loss=None, n_critic=None, **kwargs):
         """`AdversarialModel.compile` with the paper's defaults.
