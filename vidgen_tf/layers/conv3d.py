@@ -1,28 +1,99 @@
-"""3-D convolutions with a second, often much faster, CPU path for strides > 1.
+"""3-D convolutions with a second, sometimes much faster, CPU path for strides > 1.
 
-TensorFlow's CPU kernels for the gradient of a strided `Conv3D` and for
-`Conv3DTranspose` (which is that gradient) are, for some shapes, 5-30x slower
-than a stride-1 convolution of the same tensors, and for others 2-5x faster
-(`bench/conv3d_paths.py` measures both). On this zoo's small video
-discriminators (few input channels, frames of 32 pixels or less) the native
-kernels took over 90% of a training step. These layers compute exactly the
-same function with stride-1 ops when that is the faster side:
+Whether TensorFlow's own CPU kernels for a strided `Conv3D`, its gradients and
+`Conv3DTranspose` (which is that gradient) are fast depends on which kernels
+run. With oneDNN (TensorFlow's default on x86 Linux for CPUs with AVX-512 VNNI,
+AVX-512 BF16 or AMX, and wherever `TF_ENABLE_ONEDNN_OPTS=1`) they are: on every
+one of the 45 strided shapes the zoo's models use at their paper and preset
+settings, the native op was 1.25x to 22x faster than any alternative here.
+Without oneDNN (older x86 CPUs by default, or `TF_ENABLE_ONEDNN_OPTS=0`),
+TensorFlow's Eigen kernels for the gradients of strided convolutions are, for
+many shapes, 2-30x slower than a stride-1 convolution of the same tensors, and
+for others several times faster (`bench/conv3d_paths.py` measures both, and
+`tests/data/conv3d_paths.json` holds the measurements the rule is tested
+against). These layers compute exactly the same function with stride-1 ops
+when that is the faster side:
 
 - strided convolution = explicit padding, stride-1 VALID convolution, then
   keeping every s-th output (the windows are the same ones);
 - transposed convolution = zeros inserted between the inputs (stride s),
   padding, then a stride-1 convolution with the flipped kernel.
 
-`fast_path=None` (the default) picks by the measured rule: the stride-1 path
-when input channels x frame side <= 512 (e.g. 16 channels of 32x32 frames, or
-128 channels of 4x4), the native one above; `True` / `False` force a path. Weights, configs and output
-shapes are those of `keras.layers.Conv3D` / `keras.layers.Conv3DTranspose`.
-On a GPU (cuDNN has fast strided kernels) they always call the native op.
+`fast_path=None` (the default) picks by `prefers_stride1`, the measured rule:
+the native op whenever oneDNN runs, and on Eigen kernels the stride-1 path for
+inputs of at most 64 channels whose channels x frame side is at most 1024
+(e.g. 16 channels of 32x32 frames, or 64 of 16x16). `True` / `False` force a
+path. Weights, configs and output shapes are those of `keras.layers.Conv3D` /
+`keras.layers.Conv3DTranspose`. On a GPU (cuDNN has fast strided kernels) they
+always call the native op.
 """
 
+import functools
+import os
+import platform
 
 import keras
 import tensorflow as tf
+
+
+@functools.lru_cache(maxsize=None)
+def onednn_enabled():
+    """Whether TensorFlow's CPU kernels are oneDNN's in this process.
+
+    TensorFlow decides once, at start-up, from `TF_ENABLE_ONEDNN_OPTS` and the
+    CPU; its own answer is read where it is available, else the variable and
+    the platform's default (on for x86).
+    """
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+
+        return bool(_pywrap_util_port.IsMklEnabled())
+    except (ImportError, AttributeError):
+        value = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
+        if value is not None:
+            return value.strip().lower() in ("1", "true", "on", "yes")
+        return platform.machine().lower() in ("x86_64", "amd64")
+
+
+# Eigen kernels: the stride-1 path for at most this many input channels ...
+STRIDE1_MAX_CHANNELS = 64
+# ... whose channels x frame side is at most this.
+STRIDE1_MAX_CHANNELS_TIMES_SIDE = 1024
+
+
+def prefers_stride1(input_shape, filters, strides, onednn):
+    """The measured rule: whether the stride-1 path beats the native op for one strided layer.
+
+    Measured on the 45 strided shapes of the zoo's models, forward and backward
+    (`tests/data/conv3d_paths.json`, from `bench/conv3d_paths.py`):
+
+    - oneDNN kernels: never. The native op won every case, 1.25x to 22x, for
+      convolutions and transposed convolutions, small and large channel counts.
+    - Eigen kernels: for at most 64 input channels with channels x frame side
+      <= 1024. This costs 8.1 s summed over the 45 cases, against 5.1 s for the
+      best choice made case by case, 25.6 s for the native op everywhere, 21.7 s
+      for the stride-1 path everywhere and 10.4 s for the previous rule
+      (channels x side <= 512 alone). Output channels and the stride product
+      (the stride-1 path does `prod(strides)` times the native arithmetic) were
+      tried as further terms and did not separate the cases better: Eigen's
+      slow and fast gradient kernels (1-65 ns against 0.01-0.1 ns per
+      multiply-add) alternate with the tensor sizes in a way no simple
+      function of the shape follows; five cases stay on the slower side.
+
+    Args:
+        input_shape: `(T, H, W, C)` of one clip (None for unknown sizes).
+        filters: int. Output channels.
+        strides: 3 ints.
+        onednn: bool. Whether oneDNN kernels run (`onednn_enabled()`).
+
+    Returns:
+        bool: True for the stride-1 path.
+    """
+    if onednn or all(s == 1 for s in strides):
+        return False
+    channels = input_shape[-1]
+    side = max(d or 0 for d in input_shape[1:3])
+    return channels <= STRIDE1_MAX_CHANNELS and channels * side <= STRIDE1_MAX_CHANNELS_TIMES_SIDE
 
 
 def _use_fast_path(layer, inputs):
@@ -35,8 +106,7 @@ def _use_fast_path(layer, inputs):
         return False
     if layer.fast_path is not None:
         return bool(layer.fast_path)
-    side = max(d or 0 for d in inputs.shape[2:4])
-    return inputs.shape[-1] * side <= 512
+    return prefers_stride1(tuple(inputs.shape[1:]), layer.filters, layer.strides, onednn_enabled())
 
 
 def _length(x, axis):
