@@ -5,7 +5,7 @@ Whether TensorFlow's own CPU kernels for a strided `Conv3D`, its gradients and
 run. With oneDNN (TensorFlow's default on x86 Linux for CPUs with AVX-512 VNNI,
 AVX-512 BF16 or AMX, and wherever `TF_ENABLE_ONEDNN_OPTS=1`) they are: on every
 one of the 45 strided shapes the zoo's models use at their paper and preset
-settings, the native op was 1.25x to 22x faster than any alternative here.
+settings, the native op was 1.25x to 22x faster than the stride-1 path.
 Without oneDNN (older x86 CPUs by default, or `TF_ENABLE_ONEDNN_OPTS=0`),
 TensorFlow's Eigen kernels for the gradients of strided convolutions are, for
 many shapes, 2-30x slower than a stride-1 convolution of the same tensors, and
