@@ -107,10 +107,14 @@ def _same_weights(a, b):
 
 
 def test_overrides_keep_the_weights_when_shapes_match_and_name_the_weights_that_do_not(tmp_path):
-    model, directory = _preset(tmp_path)
-    longer = vidgen_tf.from_preset(directory, num_frames=8)  # MoCoGAN's weights do not depend on the length
-    assert longer.num_frames == 8
+    # From 10 frames on, MoCoGAN's video discriminator at 16x16 has the authors' 4-frame temporal
+    # kernels, so its weights (and the generator's) do not depend on the clip length.
+    model, directory = _preset(tmp_path, num_frames=10)
+    longer = vidgen_tf.from_preset(directory, num_frames=12)
+    assert longer.num_frames == 12
     _same_weights(longer, model)
+    with pytest.raises(ValueError, match="video_discriminator"):
+        vidgen_tf.from_preset(directory, num_frames=4)  # shorter clips get other temporal kernels
     with pytest.raises(ValueError, match="do not fit the model with overrides {'generator_width': 4}") as info:
         vidgen_tf.from_preset(directory, generator_width=4)
     message = str(info.value)
