@@ -152,3 +152,23 @@ def test_keep_best_keeps_the_checkpoint_of_the_best_figure(tmp_path, monkeypatch
     assert not resumed.consider_best(values[best_step - 1])
     assert resumed.consider_best(values[best_step - 1] + (1.0 if metric == "is" else -1.0))
     assert resumed.best["step"] == 9
+
+
+def test_without_a_network_the_builtin_one_of_each_kind_is_used(monkeypatch):
+    kinds = []
+
+    def builtin_feature_network(kind="video"):
+        kinds.append(kind)
+        return _video_network() if kind in ("video", "logits") else keras.Sequential(
+            [keras.Input((SIDE, SIDE, 3)), keras.layers.Conv2D(4, 3), keras.layers.GlobalAveragePooling2D()],
+            name="tiny_frame_net")
+
+    monkeypatch.setattr(metrics, "builtin_feature_network", builtin_feature_network, raising=False)
+    scorer = callbacks.SampleScorer(_squares(6, seed=0), ("fvd", "kvd", "fid", "is"), batch_size=6)
+    assert kinds == ["video", "frame", "logits"]  # one network per kind, FVD and KVD share theirs
+    results = scorer.score(_squares(6, seed=1))
+    assert results["fid"].feature_network.startswith("tiny_frame_net (frames 16x16x3")
+    assert all(np.isfinite(float(results[name])) for name in ("fvd", "kvd", "fid", "is"))
+    monkeypatch.delattr(metrics, "builtin_feature_network")
+    with pytest.raises(ValueError, match="No feature network given for fvd"):
+        callbacks.SampleScorer(_squares(6, seed=0), ("fvd",))

@@ -518,15 +518,20 @@ SAMPLE_METRICS = {"fvd": "video", "kvd": "video", "fid": "frame", "kid": "frame"
 HIGHER_IS_BETTER = frozenset({"is"})
 
 
-def check_metric_names(names):
-    """The metric names as a tuple, lower-cased and without repeats; an unknown name is an error naming it."""
+def check_metric_names(names, kind="metric"):
+    """The metric names as a tuple, lower-cased and without repeats; an unknown name is an error naming it.
+
+    Args:
+        names: iterable of str. Names of `SAMPLE_METRICS`.
+        kind: str. What the names are called in the error. Defaults to "metric".
+    """
     from vidgen_tf.registry import unknown_name_error
 
     checked = []
     for name in names:
         name = name.strip().lower()
         if name not in SAMPLE_METRICS:
-            raise unknown_name_error("metric", name, sorted(SAMPLE_METRICS))
+            raise unknown_name_error(kind, name, sorted(SAMPLE_METRICS))
         if name not in checked:
             checked.append(name)
     if not checked:
@@ -537,8 +542,8 @@ def check_metric_names(names):
 def feature_network_for(metric, feature_net=None):
     """The `FeatureNetwork` that `metric` reads: `feature_net`, else the built-in one of its kind.
 
-    A given network serves every metric as it is, except the Inception Score,
-    which reads its outputs as logits (the reference recipe's I3D gives
+    A network serves every metric as it is, except that the Inception Score
+    reads the outputs of one declared to give features as logits (the reference recipe's I3D gives
     Kinetics-400 logits, the features of FVD and the classes of IS alike).
     Without a network and without `vidgen_tf.metrics.builtin_feature_network`,
     the error says to pass one.
@@ -558,12 +563,30 @@ def feature_network_for(metric, feature_net=None):
                 f"No feature network given for {metric}: pass a feature network (--feature-net DIR on the command "
                 "line; a SavedModel such as an I3D Kinetics-400 export); this vidgen_tf has no built-in one."
             )
-        return vmetrics.load_feature_network(builtin(kind=kind))
-    network = vmetrics.load_feature_network(feature_net)
+        network = vmetrics.load_feature_network(builtin(kind=kind))
+    else:
+        network = vmetrics.load_feature_network(feature_net)
     if metric == "is" and network.kind == "features":
         network = FeatureNetwork(network.fn, network.name, network.input_size, network.num_frames,
                                  network.value_range, network.channels, network.output, kind="logits")
     return network
+
+
+def sample_networks(metrics, feature_net=None):
+    """`{metric: FeatureNetwork}` for the feature metrics among `metrics`, each network loaded once.
+
+    Args:
+        metrics: sequence of str. Names of `SAMPLE_METRICS` ("motion" needs no network).
+        feature_net: feature network for all of them, or None for the built-in ones.
+    """
+    loaded, networks = {}, {}
+    for name in check_metric_names(metrics):
+        if name != "motion":
+            key = (SAMPLE_METRICS[name], name == "is")
+            if key not in loaded:
+                loaded[key] = feature_network_for(name, feature_net)
+            networks[name] = loaded[key]
+    return networks
 
 
 def _same_network(a, b):
@@ -587,7 +610,8 @@ class SampleScorer:
         metrics: sequence of str. Names of `SAMPLE_METRICS`.
         dataset: str or None. The synthetic dataset of the real set (needed by "motion").
         dataset_options: dict or None. Its options, as given to `make_videos`.
-        feature_net: feature network for the feature metrics, or None for the built-in ones.
+        feature_net: feature network for the feature metrics, None for the built-in ones, or
+            a dict `{metric: FeatureNetwork}` of `sample_networks`.
         batch_size: int. Clips per feature-network call. Defaults to 16.
         seed: int. Seed of the clips' frame offsets and of KVD / KID subsets. Defaults to 0.
     """
@@ -609,14 +633,13 @@ class SampleScorer:
                 f"({', '.join(sorted(synthetic.GENERATORS))}); got {dataset!r}."
             )
         # Networks are loaded now, so a missing or unfit one fails before any training or generation.
-        loaded = {}
-        self.networks = {}
-        for name in self.metrics:
-            if name != "motion":
-                key = (SAMPLE_METRICS[name], name == "is")
-                if key not in loaded:
-                    loaded[key] = feature_network_for(name, feature_net)
-                self.networks[name] = loaded[key]
+        if isinstance(feature_net, dict):
+            missing = [name for name in self.metrics if name != "motion" and name not in feature_net]
+            if missing:
+                raise ValueError(f"No feature network given for {', '.join(missing)}.")
+            self.networks = {name: feature_net[name] for name in self.metrics if name != "motion"}
+        else:
+            self.networks = sample_networks(self.metrics, feature_net)
         self._real_features = {}
 
     @property
@@ -743,7 +766,7 @@ class MetricsCallback(keras.callbacks.Callback):
         seed: int. Seed of the fixed noise and of the metrics. Defaults to 0.
         dataset: str or None. The real set's synthetic dataset (needed by "motion").
         dataset_options: dict or None. Its options.
-        feature_net: feature network, or None for the built-in ones.
+        feature_net: feature network, None for the built-in ones, or a dict of `sample_networks`.
         jsonl_path: str, Path or None. The JSON-lines file (`DIR/metrics.jsonl`).
         log_dir: str, Path or None. The TensorBoard log directory.
         initial_step: int. Steps done before this `fit` (when resuming). Defaults to 0.
