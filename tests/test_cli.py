@@ -403,7 +403,7 @@ def test_eval_scores_a_gan_run_by_motion_and_by_fvd_of_a_savedmodel(capsys, gan_
                          "--feature-input-size", "16x16", "--feature-frames", "4", "--json", str(tmp_path / "e.json"))
     assert code == 0, err
     described = "(12 real, 12 generated; features: tiny_i3d (4x16x16x3 in [-1, 1]))"
-    assert f"FVD " in out and described in out.split("FVD ", 1)[1].splitlines()[0]
+    assert "FVD " in out and described in out.split("FVD ", 1)[1].splitlines()[0]
     assert "features of 12 real clips" in err and "features of 12 generated clips" in err
     report = json.loads((tmp_path / "e.json").read_text())
     assert set(report["sample_metrics"]) == {"fvd", "kvd", "is"}

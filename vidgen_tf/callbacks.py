@@ -1,4 +1,5 @@
-"""Keras callbacks for video models: samples, checkpoints (rolling and best), TensorBoard video, sample metrics, progress, divergence."""
+"""Keras callbacks for video models: samples, rolling and best checkpoints, TensorBoard video, sample metrics,
+progress, divergence."""
 
 import json
 import logging

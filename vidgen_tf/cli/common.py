@@ -239,7 +239,8 @@ def build_parser():
                    help="frames per held-out video for the NLL (default: the model's; --metrics use the model's)")
     p.add_argument("--batch-size", type=int, default=32, help="videos per evaluation or generation batch (default 32)")
     p.add_argument("--seed", type=int, default=12345,
-                   help="seed of the held-out videos and dequantisation noise (default 12345, unlike training's 0)")
+                   help="seed of the held-out (real) videos, the dequantisation noise and, with --metrics, the "
+                        "generation noise and frame offsets (default 12345, unlike training's 0)")
     p.add_argument("--no-dequantize", dest="dequantize", action="store_false",
                    help="score a continuous density on the 8-bit grid itself, without uniform dequantisation "
                         "(its bits/dim are then not comparable with 8-bit figures)")
