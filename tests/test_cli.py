@@ -66,7 +66,6 @@ def test_data_preview_writes_an_animated_gif(capsys, tmp_path):
       "--feature-input-size", "16x16"], "'no_such_dir' is not a SavedModel directory"),
     (["eval", "mocogan_moving_digits", "--metrics", "fvd", "--feature-net", "net", "--feature-input-size", "16"],
      "--feature-input-size expects HxW"),
-    (["eval", "mocogan_moving_digits", "--metrics", "kid"], "No feature network given for kid"),
 ])
 def test_bad_input_is_named_with_exit_code_2(capsys, argv, named):
     code, _, err = run(capsys, *argv)
@@ -192,6 +191,15 @@ def test_eval_prints_the_held_out_likelihood_of_a_preset(capsys, tmp_path):
     assert report["bits_per_dim"] == pytest.approx(metadata["held_out_bits_per_dim"], abs=1e-4)
     assert "exact" in out and "(bits per binary pixel)" in out and report["dataset"] == "moving_square"
     assert report["bits_per_dim_kind"] == "bits per binary pixel" and report["dequantized"] is False
+
+
+def test_without_a_feature_network_and_without_a_builtin_one_the_error_says_to_pass_one(capsys, monkeypatch):
+    from vidgen_tf import metrics
+
+    monkeypatch.delattr(metrics, "builtin_feature_network", raising=False)
+    code, _, err = run(capsys, "eval", "mocogan_moving_digits", "--metrics", "motion,kid")
+    assert code == 2 and err.startswith("vidgen: error: No feature network given for kid: pass a feature network "
+                                        "(--feature-net DIR")
 
 
 def test_eval_refuses_gans_without_metrics_and_unknown_datasets(capsys):
