@@ -51,6 +51,21 @@ def test_data_preview_writes_an_animated_gif(capsys, tmp_path):
     (["train", "hmm", "--data", "npz", "--path", "no_such_file.npz", "--num-frames", "4"], "no_such_file.npz"),
     (["train", "hmm", "--data", "moving_square", "--num-frames", "4", "--height", "8", "--width", "8",
       "--set", "feature_dim=4"], "call fit_projection(videos)"),
+    # Sample metrics: unknown names, --keep-best of a metric not computed, motion without ground truth.
+    (["train", "mocogan", "--data", "moving_square", "--metrics", "fvd,motoin"],
+     "Unknown metric (--metrics) 'motoin'. Known metric (--metrics) names: fid, fvd, is, kid, kvd, motion."),
+    (["train", "mocogan", "--data", "moving_square", "--metrics", "motion", "--keep-best", "fvd"],
+     "--keep-best fvd is not among --metrics motion"),
+    (["train", "mocogan", "--data", "moving_square", "--keep-best", "motion"], "--keep-best needs --metrics"),
+    (["train", "hmm", "--data", "npz", "--path", "no_such_file.npz", "--metrics", "motion"],
+     "--metrics motion needs a dataset whose true motion is known (bouncing_balls, moving_digits, moving_shapes, "
+     "moving_square); npz has none"),
+    (["train", "mocogan", "--data", "moving_square", "--metrics", "fvd", "--feature-net", "net"],
+     "--feature-net net needs --feature-input-size HxW"),
+    (["eval", "mocogan_moving_digits", "--metrics", "fvd", "--feature-net", "no_such_dir",
+      "--feature-input-size", "16x16"], "'no_such_dir' is not a SavedModel directory"),
+    (["eval", "mocogan_moving_digits", "--metrics", "fvd", "--feature-net", "net", "--feature-input-size", "16"],
+     "--feature-input-size expects HxW"),
 ])
 def test_bad_input_is_named_with_exit_code_2(capsys, argv, named):
     code, _, err = run(capsys, *argv)
@@ -178,9 +193,18 @@ def test_eval_prints_the_held_out_likelihood_of_a_preset(capsys, tmp_path):
     assert report["bits_per_dim_kind"] == "bits per binary pixel" and report["dequantized"] is False
 
 
-def test_eval_refuses_gans_and_unknown_datasets(capsys):
+def test_without_a_feature_network_and_without_a_builtin_one_the_error_says_to_pass_one(capsys, monkeypatch):
+    from vidgen_tf import metrics
+
+    monkeypatch.delattr(metrics, "builtin_feature_network", raising=False)
+    code, _, err = run(capsys, "eval", "mocogan_moving_digits", "--metrics", "motion,kid")
+    assert code == 2 and err.startswith("vidgen: error: No feature network given for kid: pass a feature network "
+                                        "(--feature-net DIR")
+
+
+def test_eval_refuses_gans_without_metrics_and_unknown_datasets(capsys):
     code, _, err = run(capsys, "eval", "mocogan_moving_digits")
-    assert code == 2 and "no likelihood" in err
+    assert code == 2 and "mocogan is a GAN and has no likelihood: pass --metrics to score its samples" in err
     code, _, err = run(capsys, "eval", "hmm_moving_square", "--data", "moving_sqare")
     assert code == 2 and "moving_sqare" in err and "moving_square" in err
 
@@ -293,3 +317,120 @@ def test_tensorboard_and_progress_output(capsys, tmp_path):
                         "--width", "8", "--channels", "1", "--batch-size", "8", "--steps", "2",
                         "--set", "num_states=3", "--out", str(tmp_path / "hmm2"), "--quiet")
     assert code == 0 and "steps/s" not in text
+
+
+METRIC_RUN = ["mocogan", "--data", "moving_square", "--num-frames", "4", "--height", "16", "--width", "16",
+              "--channels", "1", "--batch-size", "4", "--checkpoint-every", "2", "--quiet", *TINY_SET,
+              "--metrics", "motion", "--metrics-every", "2", "--metrics-videos", "8", "--keep-best", "motion"]
+
+
+@pytest.fixture(scope="module")
+def gan_run(tmp_path_factory):
+    """A tiny MoCoGAN trained for 4 steps with --metrics motion every 2 steps and --keep-best motion."""
+    out = tmp_path_factory.mktemp("metric_run") / "run"
+    code = cli.main(["train", *METRIC_RUN, "--steps", "4", "--out", str(out),
+                     "--tensorboard", str(out.parent / "tb")])
+    assert code == 0
+    return out
+
+
+def _lines(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_train_with_sample_metrics_logs_them_and_keeps_the_best_checkpoint(capsys, gan_run):
+    lines = _lines(gan_run / "metrics.jsonl")
+    assert [line["step"] for line in lines] == [2, 4]
+    assert all(np.isfinite(line["motion_total"]) and line["num_videos"] == 8 for line in lines)
+    assert all(line["motion"]["total"] == line["motion_total"] for line in lines)
+    best = json.loads((gan_run / "checkpoints" / "best.json").read_text())
+    best_line = min(lines, key=lambda line: line["motion_total"])
+    assert best == {"metric": "motion", "step": best_line["step"], "value": best_line["motion_total"],
+                    "higher_is_better": False}
+    assert sorted(p.name for p in (gan_run / "checkpoints").glob("*.weights.h5")) == [
+        "best.weights.h5", "ckpt-2.weights.h5", "ckpt-4.weights.h5"]
+    tags = set()
+    for path in (gan_run.parent / "tb" / "train").glob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            tags.update((value.tag, event.step) for value in event.summary.value)
+    assert {("metrics/motion", 2), ("metrics/motion", 4)} <= tags
+
+
+def test_resumed_training_appends_metrics_and_keeps_the_best_of_all(capsys, gan_run, tmp_path):
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(gan_run, out)
+    code, text, err = run(capsys, "train", *METRIC_RUN, "--steps", "6", "--out", str(out))
+    assert code == 0, err
+    lines = _lines(out / "metrics.jsonl")
+    assert [line["step"] for line in lines] == [2, 4, 6]
+    best = json.loads((out / "checkpoints" / "best.json").read_text())
+    assert best["value"] == min(line["motion_total"] for line in lines)
+    assert f"best motion: {best['value']:.4g} at step {best['step']}" in text
+    assert "sample metrics at step 6 (8 generated, 8 real): motion " in text
+
+
+def _write_feature_savedmodel(path):
+    """A SavedModel feature network: clips (B, 4, 16, 16, 3) in [-1, 1] -> 8 features."""
+    import keras
+
+    init = keras.initializers.RandomNormal(stddev=0.3, seed=1)
+    net = keras.Sequential([keras.Input((4, 16, 16, 3)),
+                            keras.layers.Conv3D(8, 3, kernel_initializer=init, activation="tanh"),
+                            keras.layers.GlobalAveragePooling3D()])
+
+    class Exported(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = net
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 4, 16, 16, 3], tf.float32)])
+        def serve(self, clips):
+            return {"features": self.net(clips)}
+
+    module = Exported()
+    tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve})
+    return net
+
+
+def test_eval_scores_a_gan_run_by_motion_and_by_fvd_of_a_savedmodel(capsys, gan_run, tmp_path):
+    from vidgen_tf import callbacks, data, metrics
+
+    code, out, err = run(capsys, "eval", str(gan_run), "--metrics", "motion", "--num-videos", "12",
+                         "--batch-size", "5")
+    assert code == 0, err
+    assert "motion " in out and "(12 real, 12 generated; moving_square ground truth): objects_per_frame " in out
+    # One progress line per stage, with the seconds elapsed.
+    for stage in ("loading 12 real clips of moving_square", "generating 12 videos", "scoring motion", "done"):
+        assert any(line.startswith("[") and "s] " + stage in line for line in err.splitlines()), (stage, err)
+
+    keras_net = _write_feature_savedmodel(tmp_path / "tiny_i3d")
+    code, out, err = run(capsys, "eval", str(gan_run), "--metrics", "fvd,kvd,is", "--num-videos", "12",
+                         "--batch-size", "5", "--feature-net", str(tmp_path / "tiny_i3d"),
+                         "--feature-input-size", "16x16", "--feature-frames", "4", "--json", str(tmp_path / "e.json"))
+    assert code == 0, err
+    described = "(12 real, 12 generated; features: tiny_i3d (4x16x16x3 in [-1, 1]))"
+    assert "FVD " in out and described in out.split("FVD ", 1)[1].splitlines()[0]
+    assert "features of 12 real clips" in err and "features of 12 generated clips" in err
+    report = json.loads((tmp_path / "e.json").read_text())
+    assert set(report["sample_metrics"]) == {"fvd", "kvd", "is"}
+    assert report["sample_metrics"]["fvd"]["num_real"] == 12 and report["num_generated"] == 12
+    assert report["seeds"] == {"real_videos": 12345, "noise": 12345, "frame_offsets": 12345}
+    assert {"real_features", "generating", "fake_features", "scoring", "total"} <= set(report["timings_seconds"])
+    # The figure is the library's FVD of the same clips with the same network.
+    model = vidgen_tf.from_preset(gan_run)
+    real = data.load("moving_square", num_frames=4, height=16, width=16, channels=1, batch_size=12, seed=12345,
+                     num_videos=12, drop_remainder=False)
+    fake = callbacks.generate_videos(model, 12, 12345, batch_size=5)
+    expected = metrics.fvd(real, fake, feature_net=keras_net, num_videos=12, seed=12345)
+    assert report["sample_metrics"]["fvd"]["value"] == pytest.approx(float(expected), rel=1e-6)
+
+
+def test_eval_of_a_likelihood_model_adds_the_sample_metrics_to_its_nll(capsys, tmp_path):
+    code, out, err = run(capsys, "eval", "hmm_moving_square", "--metrics", "motion", "--num-videos", "16",
+                         "--json", str(tmp_path / "e.json"))
+    assert code == 0, err
+    assert "nll: " in out and "bits/dim: " in out and "(16 real, 16 generated; moving_square ground truth)" in out
+    report = json.loads((tmp_path / "e.json").read_text())
+    assert np.isfinite(report["nll_nats_per_video"]) and np.isfinite(report["motion"]["total"])

@@ -71,6 +71,71 @@ def _geometry(args):
     }
 
 
+METRICS_HELP = ("comma-separated sample metrics: fvd, kvd (a video feature network), fid, kid (a per-frame one), "
+                "is (the network's outputs as class logits), motion (distances of motion statistics to the real "
+                "clips; synthetic datasets only)")
+FEATURE_NET_HELP = ("SavedModel directory of the feature network for fvd/kvd/fid/kid/is (e.g. an I3D Kinetics-400 "
+                    "export; nothing is downloaded), called through its serving_default signature on float32 clips "
+                    "(B, F, H, W, 3) in [-1, 1], or frames (B, H, W, 3) without --feature-frames; needs "
+                    "--feature-input-size (default: the built-in network, where this vidgen_tf has one)")
+
+
+def _add_metric_options(parser):
+    """--metrics and the feature-network options, shared by `train` and `eval`."""
+    parser.add_argument("--metrics", metavar="LIST", help=METRICS_HELP)
+    parser.add_argument("--feature-net", metavar="DIR", help=FEATURE_NET_HELP)
+    parser.add_argument("--feature-input-size", metavar="HxW",
+                        help="frame size the --feature-net reads, e.g. 224x224 (frames are resized bilinearly)")
+    parser.add_argument("--feature-frames", type=int, metavar="N",
+                        help="consecutive frames per clip the --feature-net reads (a video network, for fvd/kvd); "
+                             "without it the network reads single frames (for fid/kid)")
+
+
+def _metric_names(args):
+    """The metrics of `--metrics` (a tuple, empty without it); an unknown one is named."""
+    from vidgen_tf.callbacks import check_metric_names
+
+    if not getattr(args, "metrics", None):
+        if getattr(args, "feature_net", None):
+            raise UsageError("--feature-net is used by --metrics; give --metrics too (e.g. --metrics fvd).")
+        return ()
+    names = [name for name in args.metrics.split(",") if name.strip()]
+    if not names:
+        raise UsageError(f"--metrics expects a comma-separated list of metrics, got '{args.metrics}'.")
+    return check_metric_names(names, kind="metric (--metrics)")
+
+
+def _check_motion_dataset(metric_names, dataset):
+    from vidgen_tf.data import synthetic
+
+    if "motion" in metric_names and dataset not in synthetic.GENERATORS:
+        raise UsageError(
+            f"--metrics motion needs a dataset whose true motion is known ({', '.join(sorted(synthetic.GENERATORS))});"
+            f" {dataset} has none: leave motion out, or score with fvd/kvd/fid/kid/is."
+        )
+
+
+def _feature_network(args):
+    """The `FeatureNetwork` of `--feature-net` (None without it: the built-in networks)."""
+    if not args.feature_net:
+        if args.feature_input_size or args.feature_frames is not None:
+            raise UsageError("--feature-input-size and --feature-frames describe a --feature-net; give it too.")
+        return None
+    from vidgen_tf.metrics import load_feature_network
+
+    if not args.feature_input_size:
+        raise UsageError(f"--feature-net {args.feature_net} needs --feature-input-size HxW (e.g. 224x224): the frame "
+                         "size the network reads.")
+    text = args.feature_input_size.lower()
+    parts = text.split("x")
+    if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        raise UsageError(f"--feature-input-size expects HxW, e.g. 224x224, got '{args.feature_input_size}'.")
+    if args.feature_frames is not None and args.feature_frames < 1:
+        raise UsageError(f"--feature-frames must be >= 1, got {args.feature_frames}.")
+    return load_feature_network(args.feature_net, input_size=tuple(int(p) for p in parts),
+                                num_frames=args.feature_frames)
+
+
 # ---------------------------------------------------------------------- main
 def build_parser():
     # Imported here: each subcommand's module imports this one.
@@ -141,23 +206,47 @@ def build_parser():
                    help="train a continuous density on the 8-bit grid itself, without uniform dequantisation "
                         "(its bits/dim are then not comparable with 8-bit figures)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    group = p.add_argument_group(
+        "sample metrics during training",
+        "every --metrics-every steps, --metrics-videos videos generated from fixed noise (seed --seed) are scored "
+        "against as many real clips of --data (made once, seed 12345: the held-out seed of `vidgen eval`); one JSON "
+        "line per evaluation goes to OUT/metrics.jsonl and scalars metrics/NAME to --tensorboard")
+    _add_metric_options(group)
+    group.add_argument("--metrics-every", type=int, metavar="N",
+                       help="steps between sample metrics (default: --checkpoint-every)")
+    group.add_argument("--metrics-videos", type=int, default=64, metavar="N",
+                       help="generated and real videos per evaluation (default 64)")
+    group.add_argument("--keep-best", metavar="METRIC",
+                       help="one of --metrics: also keep the checkpoint of its best figure so far (lower is better, "
+                            "higher for is) as OUT/checkpoints/best.weights.h5, with best.json (step and value)")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("eval", help="held-out NLL and bits/dim of a likelihood model's preset")
-    p.add_argument("preset", help="preset name or directory of a likelihood model (hmm, kvae, video_vae)")
+    p = sub.add_parser(
+        "eval", help="held-out NLL and bits/dim of a likelihood model; sample metrics (--metrics) of any model",
+        description="Scores a preset or a `vidgen train` output directory. A likelihood model (hmm, kvae, "
+                    "video_vae) gets its held-out NLL and bits/dim; with --metrics, any model (GANs too) also gets "
+                    "sample metrics: --num-videos videos generated from fixed noise (batches of --batch-size, batch k "
+                    "from seed --seed + k, at the model's frame count) against --num-videos real clips of the "
+                    "preset's dataset and options (seed --seed). Progress lines with elapsed seconds go to stderr.")
+    p.add_argument("preset", help="preset name or directory (e.g. a `vidgen train --out` directory)")
     p.add_argument("--data", help="dataset name (default: the one the preset was trained on)")
     p.add_argument("--path", help="input file for the npz dataset (a held-out file)")
     p.add_argument("--data-option", action="append", metavar="KEY=VALUE",
                    help="dataset option, e.g. --data-option num_balls=1 (default: the preset's)")
-    p.add_argument("--num-videos", type=int, default=256, help="held-out videos (default 256)")
-    p.add_argument("--num-frames", type=int, help="frames per video (default: the model's)")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--num-videos", type=int, default=256,
+                   help="held-out videos, and generated and real videos for --metrics (default 256)")
+    p.add_argument("--num-frames", type=int,
+                   help="frames per held-out video for the NLL (default: the model's; --metrics use the model's)")
+    p.add_argument("--batch-size", type=int, default=32, help="videos per evaluation or generation batch (default 32)")
     p.add_argument("--seed", type=int, default=12345,
-                   help="seed of the held-out videos and dequantisation noise (default 12345, unlike training's 0)")
+                   help="seed of the held-out (real) videos, the dequantisation noise and, with --metrics, the "
+                        "generation noise and frame offsets (default 12345, unlike training's 0)")
     p.add_argument("--no-dequantize", dest="dequantize", action="store_false",
                    help="score a continuous density on the 8-bit grid itself, without uniform dequantisation "
                         "(its bits/dim are then not comparable with 8-bit figures)")
-    p.add_argument("--json", help="also write the figures to this JSON file")
+    p.add_argument("--json", help="also write the figures to this JSON file (every score with its sample counts "
+                                  "and feature network, the motion distances, seeds and the timings)")
+    _add_metric_options(p)
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("generate", help="generate videos from a preset")

@@ -6,7 +6,19 @@ import math
 import sys
 from pathlib import Path
 
-from vidgen_tf.cli.common import UsageError, _data_options, _geometry, _parse_pairs, _quiet_tensorflow
+from vidgen_tf.cli.common import (
+    UsageError,
+    _check_motion_dataset,
+    _data_options,
+    _feature_network,
+    _geometry,
+    _metric_names,
+    _parse_pairs,
+    _quiet_tensorflow,
+)
+
+# The seed of the real clips the sample metrics compare with: `vidgen eval`'s held-out seed.
+METRICS_REAL_SEED = 12345
 
 
 def _model_defaults(cls):
@@ -141,6 +153,7 @@ def _train(args, strategy):
     checkpoint_every = args.checkpoint_every or min(args.steps, 100)
     if checkpoint_every < 1:
         raise UsageError(f"--checkpoint-every must be >= 1, got {checkpoint_every}.")
+    metric_names, metrics_every, feature_net = _check_metric_options(args, checkpoint_every)
     overrides = {**_geometry(args), **_parse_pairs(args.set, "--set")}
     model_name, config, weights = _resolve_model(args.model, overrides)
     out = Path(args.out or f"runs/{model_name}")
@@ -160,7 +173,12 @@ def _train(args, strategy):
             # directory must be shared by the workers of a cluster).
             start_step = vcallbacks.StepCheckpoint(out / "checkpoints").restore(model)
         distribute.prepare_model(model, strategy)
-        checkpoint = vcallbacks.StepCheckpoint(location.path / "checkpoints")
+        sample_metrics = None
+        if metric_names:
+            sample_metrics = _metrics_callback(args, model, metric_names, metrics_every, feature_net, location,
+                                               start_step)
+        checkpoint = vcallbacks.StepCheckpoint(location.path / "checkpoints", best_metric=args.keep_best,
+                                               metrics=sample_metrics)
         checkpoint.step = start_step
         # Generated data is addressed by batch index, so starting at the batch
         # after the last one trained on continues the same stream, without
@@ -181,7 +199,9 @@ def _train(args, strategy):
         # step raises before anything else sees it (the checkpoints on disk
         # stay the last good ones); then the checkpoint, so later ones see a
         # saved state.
-        callbacks = [vcallbacks.DivergenceGuard(start_step, checkpoint_dir=out / "checkpoints"), checkpoint, samples,
+        # The sample metrics come before the checkpoint, which keeps the best state by their figures.
+        callbacks = [vcallbacks.DivergenceGuard(start_step, checkpoint_dir=out / "checkpoints"),
+                     *([sample_metrics] if sample_metrics else []), checkpoint, samples,
                      vcallbacks.StopAtStep(args.steps, start_step)]
         if args.tensorboard:
             log_dir = Path(args.tensorboard) if location.chief else location.path / "tensorboard"
@@ -226,7 +246,66 @@ def _train(args, strategy):
         print("final metrics:", json.dumps(final))
         if "bits_per_dim" in final:
             print(f"bits_per_dim: {model.bits_per_dim_kind}")
+    if sample_metrics is not None and sample_metrics.records:
+        last = sample_metrics.records[-1]
+        figures = ", ".join(f"{name} {sample_metrics.latest[name]:.4g}" for name in sample_metrics.metrics)
+        print(f"sample metrics at step {last['step']} ({last['num_videos']} generated, {last['num_real']} real"
+              + (f"; features: {last['feature_network']}" if last["feature_network"] else "") + f"): {figures}")
+        print(f"metrics: {out / 'metrics.jsonl'}")
+    if args.keep_best and checkpoint.best is not None:
+        best = checkpoint.best
+        print(f"best {best['metric']}: {best['value']:.4g} at step {best['step']} "
+              f"({out / 'checkpoints' / checkpoint.BEST_WEIGHTS})")
     for path in samples.written[-len(samples.formats):]:
         print(f"samples: {path}")
     print(f"preset: {out} (load with vidgen_tf.from_preset('{out}'))")
     return 0
+
+
+def _check_metric_options(args, checkpoint_every):
+    """`(metric names, steps between them, feature network)` of the sample-metric options, checked."""
+    metric_names = _metric_names(args)
+    if not metric_names:
+        for flag, value in (("--keep-best", args.keep_best), ("--metrics-every", args.metrics_every)):
+            if value is not None:
+                raise UsageError(f"{flag} needs --metrics (e.g. --metrics motion {flag} ...).")
+        return (), None, None
+    if args.keep_best is not None:
+        args.keep_best = args.keep_best.strip().lower()
+        if args.keep_best not in metric_names:
+            raise UsageError(f"--keep-best {args.keep_best} is not among --metrics {','.join(metric_names)}: "
+                             "the best checkpoint is chosen by a metric that is computed.")
+    metrics_every = args.metrics_every or checkpoint_every
+    if metrics_every < 1:
+        raise UsageError(f"--metrics-every must be >= 1, got {metrics_every}.")
+    if args.metrics_videos < 2:
+        raise UsageError(f"--metrics-videos must be >= 2, got {args.metrics_videos}.")
+    _check_motion_dataset(metric_names, args.data)
+    from vidgen_tf.callbacks import sample_networks
+
+    return metric_names, metrics_every, sample_networks(metric_names, _feature_network(args))
+
+
+def _metrics_callback(args, model, metric_names, metrics_every, feature_net, location, start_step):
+    """The `MetricsCallback` of `--metrics`: a fixed real set of --data, written into the run's directory."""
+    import numpy as np
+
+    from vidgen_tf import callbacks as vcallbacks
+    from vidgen_tf import data
+
+    options = _data_options(args)
+    real = data.load(
+        args.data, num_frames=model.num_frames, height=model.height, width=model.width, channels=model.channels,
+        batch_size=args.batch_size, seed=METRICS_REAL_SEED, num_videos=args.metrics_videos, drop_remainder=False,
+        **options,
+    )
+    real = np.concatenate([np.asarray(batch) for batch in real])
+    log_dir = None
+    if args.tensorboard:
+        log_dir = Path(args.tensorboard) if location.chief else location.path / "tensorboard"
+    return vcallbacks.MetricsCallback(
+        real, metrics=metric_names, every_steps=metrics_every, num_videos=args.metrics_videos, seed=args.seed,
+        dataset=args.data, dataset_options={k: v for k, v in options.items() if k != "path"},
+        feature_net=feature_net, jsonl_path=location.path / "metrics.jsonl", log_dir=log_dir,
+        initial_step=start_step, batch_size=args.batch_size,
+    )

@@ -1,0 +1,174 @@
+"""Sample metrics during training: MetricsCallback's JSON lines and TensorBoard scalars, the best checkpoint."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import vidgen_tf
+from vidgen_tf import callbacks, data, metrics
+
+FRAMES, SIDE = 4, 16
+
+
+def _video_network():
+    init = keras.initializers.RandomNormal(stddev=0.3, seed=1)
+    return keras.Sequential(
+        [keras.Input((FRAMES, SIDE, SIDE, 3)), keras.layers.Conv3D(8, 3, kernel_initializer=init, activation="tanh"),
+         keras.layers.GlobalAveragePooling3D()],
+        name="tiny_video_net",
+    )
+
+
+def _squares(num, seed):
+    return data.make_videos("moving_square", num, num_frames=FRAMES, height=SIDE, width=SIDE, seed=seed)
+
+
+class HeldOutGenerator(keras.Model):
+    """A stand-in model: `generate` gives held-out moving squares (its seed picks them), plus a weight to save."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = self.add_weight(shape=(), initializer="ones", name="scale")
+        self.seeds = []
+        self.built = True
+
+    def generate(self, num, seed=None, num_frames=None, labels=None):
+        self.seeds.append(seed)
+        return _squares(num, seed=1000 + seed).astype(np.float32) / 127.5 - 1.0
+
+
+def _run_steps(callback_list, model, steps):
+    for callback in callback_list:
+        callback.set_model(model)
+        callback.on_train_begin()
+    for step in range(steps):
+        for callback in callback_list:
+            callback.on_train_batch_end(step)
+    for callback in callback_list:
+        callback.on_train_end()
+
+
+def test_the_callback_writes_a_json_line_and_scalars_every_n_steps(tmp_path):
+    real = _squares(12, seed=0)
+    callback = callbacks.MetricsCallback(
+        real, metrics=("fvd", "motion"), every_steps=2, num_videos=10, seed=3, dataset="moving_square",
+        feature_net=_video_network(), jsonl_path=tmp_path / "metrics.jsonl", log_dir=tmp_path / "tb", batch_size=4)
+    model = HeldOutGenerator()
+    _run_steps([callback], model, 5)
+    lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [line["step"] for line in lines] == [2, 4]
+    for line in lines:
+        assert np.isfinite(line["fvd"]) and np.isfinite(line["motion_total"]) and line["fvd"] >= 0
+        assert line["num_videos"] == 10 and line["num_real"] == 12
+        assert line["feature_network"].startswith("tiny_video_net (4x16x16x3")
+        assert set(line["motion"]) == set(metrics.motion.STATISTICS) | {"total"}
+    # Fixed noise: each evaluation draws the same batches (seeds 3, 4, 5 for 10 videos in batches of 4).
+    assert model.seeds == [3, 4, 5, 3, 4, 5]
+    assert lines[0]["fvd"] == lines[1]["fvd"]
+    # The figure is the library's FVD of the same sets.
+    fake = callbacks.generate_videos(model, 10, 3, batch_size=4)
+    expected = metrics.fvd(real, fake, feature_net=_video_network(), num_videos=None, batch_size=4, seed=3)
+    assert lines[0]["fvd"] == pytest.approx(float(expected), rel=1e-9)
+    assert callback.latest == {"fvd": lines[1]["fvd"], "motion": lines[1]["motion_total"]}
+    tags = set()
+    for path in (tmp_path / "tb" / "train").glob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            tags.update((value.tag, event.step) for value in event.summary.value)
+    assert {("metrics/fvd", 2), ("metrics/fvd", 4), ("metrics/motion", 2), ("metrics/motion", 4)} <= tags
+
+
+def test_the_real_features_are_extracted_once(monkeypatch):
+    calls = []
+    extract = metrics.extract_features
+
+    def counting(source, *args, **kwargs):
+        calls.append(len(source))
+        return extract(source, *args, **kwargs)
+
+    monkeypatch.setattr(metrics, "extract_features", counting)
+    callback = callbacks.MetricsCallback(_squares(12, seed=0), metrics=("fvd", "kvd"), every_steps=1, num_videos=6,
+                                         feature_net=_video_network(), batch_size=6)
+    _run_steps([callback], HeldOutGenerator(), 3)
+    # One extraction of the 12 real clips (FVD and KVD share the network), one of the 6 generated per step.
+    assert calls == [12, 6, 6, 6]
+
+
+def test_bad_metric_settings_are_named():
+    real = _squares(4, seed=0)
+    with pytest.raises(vidgen_tf.registry.UnknownNameError, match="Unknown metric .fdv."):
+        callbacks.MetricsCallback(real, metrics=("fdv",), every_steps=1, feature_net=_video_network())
+    with pytest.raises(ValueError, match="motion metric needs a synthetic dataset"):
+        callbacks.MetricsCallback(real, metrics=("motion",), every_steps=1, dataset="npz")
+    with pytest.raises(ValueError, match="reads clips"):
+        callbacks.SampleScorer(real, ("fid",), feature_net=_video_network()).score(_squares(4, seed=1))
+    motion = callbacks.MetricsCallback(real, metrics=("motion",), every_steps=1, dataset="moving_square")
+    with pytest.raises(ValueError, match="'fvd' is not among the metrics computed"):
+        callbacks.StepCheckpoint("unused", best_metric="fvd", metrics=motion)
+
+
+@pytest.mark.parametrize("metric,values,best_step", [
+    ("motion", [3.0, 5.0, 1.0, 2.0], 3),  # lower is better: kept through a worse one, replaced by a better one
+    ("is", [3.0, 5.0, 1.0, 2.0], 2),  # higher is better
+])
+def test_keep_best_keeps_the_checkpoint_of_the_best_figure(tmp_path, monkeypatch, metric, values, best_step):
+    figures = iter(values)
+    monkeypatch.setattr(callbacks.SampleScorer, "score",
+                        lambda self, videos: {metric: {"total": next(figures)} if metric == "motion" else
+                                              metrics.Score(next(figures), "IS", None, len(videos), "stub")})
+    model = HeldOutGenerator()
+    tracker = callbacks.MetricsCallback(_squares(4, seed=0), metrics=(metric,), every_steps=1, num_videos=2,
+                                        dataset="moving_square", feature_net=_video_network())
+    checkpoint = callbacks.StepCheckpoint(tmp_path / "ckpt", keep=2, best_metric=metric, metrics=tracker)
+
+    class SetScale(keras.callbacks.Callback):  # the weights at step s are s
+        def on_train_batch_begin(self, batch, logs=None):
+            model.scale.assign(float(batch + 1))
+
+    setter = SetScale()
+    for callback in (setter, tracker, checkpoint):
+        callback.set_model(model)
+    for step in range(len(values)):
+        setter.on_train_batch_begin(step)
+        tracker.on_train_batch_end(step)
+        checkpoint.on_train_batch_end(step)
+        if step % 2 == 1:
+            checkpoint.on_epoch_end(step // 2)
+    best = json.loads((tmp_path / "ckpt" / "best.json").read_text())
+    assert best == {"metric": metric, "step": best_step, "value": values[best_step - 1],
+                    "higher_is_better": metric == "is"}
+    restored = HeldOutGenerator()
+    restored.load_weights(tmp_path / "ckpt" / "best.weights.h5")
+    assert float(restored.scale) == best_step
+    # The rolling checkpoints are untouched by the best one, and restore reads the newest of them.
+    assert [step for step, _ in checkpoint.checkpoints()] == [2, 4]
+    assert callbacks.StepCheckpoint(tmp_path / "ckpt").restore(restored) == 4 and float(restored.scale) == 4.0
+    # A resumed run must beat the recorded figure.
+    resumed = callbacks.StepCheckpoint(tmp_path / "ckpt", best_metric=metric, metrics=tracker)
+    resumed.set_model(model)
+    resumed.step = 9
+    assert not resumed.consider_best(values[best_step - 1])
+    assert resumed.consider_best(values[best_step - 1] + (1.0 if metric == "is" else -1.0))
+    assert resumed.best["step"] == 9
+
+
+def test_without_a_network_the_builtin_one_of_each_kind_is_used(monkeypatch):
+    kinds = []
+
+    def builtin_feature_network(kind="video"):
+        kinds.append(kind)
+        return _video_network() if kind in ("video", "logits") else keras.Sequential(
+            [keras.Input((SIDE, SIDE, 3)), keras.layers.Conv2D(4, 3), keras.layers.GlobalAveragePooling2D()],
+            name="tiny_frame_net")
+
+    monkeypatch.setattr(metrics, "builtin_feature_network", builtin_feature_network, raising=False)
+    scorer = callbacks.SampleScorer(_squares(6, seed=0), ("fvd", "kvd", "fid", "is"), batch_size=6)
+    assert kinds == ["video", "frame", "logits"]  # one network per kind, FVD and KVD share theirs
+    results = scorer.score(_squares(6, seed=1))
+    assert results["fid"].feature_network.startswith("tiny_frame_net (frames 16x16x3")
+    assert all(np.isfinite(float(results[name])) for name in ("fvd", "kvd", "fid", "is"))
+    monkeypatch.delattr(metrics, "builtin_feature_network")
+    with pytest.raises(ValueError, match="No feature network given for fvd"):
+        callbacks.SampleScorer(_squares(6, seed=0), ("fvd",))
