@@ -18,8 +18,10 @@ Architecture (8 consecutive frames of 32x32x3 in [-1, 1]):
   space, a dense layer: the clip feature (128-d, the `video` tap, for FVD / KVD);
 - heads on the clip feature: `class` (18 classes: digits 0-9, shapes square /
   circle / triangle, the four directions of `moving_square`, bouncing balls;
-  the `logits` tap, for the video Inception Score) and `count` (1, 2 or 3
-  objects).
+  the `logits` tap, for the video Inception Score), `count` (1, 2 or 3
+  objects) and `motion` (the clip as drawn, its first frame held still, or
+  its frames shuffled: so that the clip features see time, which FVD's I3D
+  features barely do, Ge et al. 2024).
 """
 
 import threading
@@ -47,6 +49,8 @@ NUM_CLASSES = len(CLASSES)
 # First class index of each dataset in the `class` head.
 CLASS_OFFSETS = {"moving_digits": 0, "moving_shapes": 10, "moving_square": 13, "bouncing_balls": 17}
 MAX_COUNT = 3
+# Classes of the `motion` head: the clip as drawn, its first frame held still, its frames shuffled.
+MOTIONS = ("natural", "static", "shuffled")
 
 WEIGHTS_PATH = Path(__file__).parent / "weights" / "synthetic_features_v1.weights.h5"
 KINDS = ("video", "frame", "logits")
@@ -61,7 +65,7 @@ def build_model(seed=0):
     Returns:
         `(model, frame_model)`: `model` maps clips `(B, 8, 32, 32, 3)` in
         [-1, 1] to a dict `video` `(B, 128)`, `class` `(B, 18)` logits and
-        `count` `(B, 3)` logits; `frame_model` maps frames `(B, 32, 32, 3)` to
+        `count` `(B, 3)` logits, `motion` `(B, 3)` logits; `frame_model` maps frames `(B, 32, 32, 3)` to
         `{"frame": (B, 64)}` through the same trunk layers (its weights are
         the model's).
     """
@@ -98,7 +102,8 @@ def build_model(seed=0):
     video = keras.layers.Dense(VIDEO_DIM, activation="relu", kernel_initializer=init(6), name="video")(x)
     logits = keras.layers.Dense(NUM_CLASSES, kernel_initializer=init(7), name="class")(video)
     count = keras.layers.Dense(MAX_COUNT, kernel_initializer=init(8), name="count")(video)
-    model = keras.Model(clips, {"video": video, "class": logits, "count": count}, name=NAME)
+    motion = keras.layers.Dense(len(MOTIONS), kernel_initializer=init(9), name="motion")(video)
+    model = keras.Model(clips, {"video": video, "class": logits, "count": count, "motion": motion}, name=NAME)
     return model, frame_model
 
 
