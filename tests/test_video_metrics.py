@@ -148,7 +148,7 @@ def test_bad_inputs_are_named(tmp_path):
         metrics.fvd(real, real, feature_net=flat, num_videos=8)
     with pytest.raises(ValueError, match="holds only 8"):
         metrics.fvd(real, real, feature_net=network, num_videos=20)
-    with pytest.raises(ValueError, match="No feature network given"):
-        metrics.fvd(real, real)
+    with pytest.raises(ValueError, match="vidgen-synthetic-v1 .* reads 8 consecutive frames"):
+        metrics.fvd(real, real)  # no network: the built-in one, which reads 8 frames
     with pytest.raises(ValueError, match="FVD needs a video feature network"):
         metrics.fvd(real, real, feature_net=_frame_network(), num_videos=8)

@@ -14,6 +14,9 @@ Video-level metrics run a pluggable `FeatureNetwork` (a Keras model, a
 callable or a SavedModel directory the user brings) over clips prepared by the
 reference FVD recipe: `fvd`, `kvd`, `fid`, `kid`, `video_inception_score`,
 each returning a `Score` (a float carrying its sample counts and network).
+Without a `feature_net` they use `builtin_feature_network`, a small classifier
+of the zoo's synthetic sets shipped with the package, whose figures are
+labelled "vidgen synthetic features" (not comparable with I3D figures).
 
 On the synthetic datasets, whose true motion is known, `motion_distance`
 compares generated with real clips directly: objects per frame, their speed,
@@ -28,12 +31,14 @@ from vidgen_tf.metrics.statistics import (
     polynomial_mmd,
 )
 from vidgen_tf.metrics.features import FeatureNetwork, load_feature_network, prepare_clips
+from vidgen_tf.metrics.builtin import builtin_feature_network
 from vidgen_tf.metrics.video import Score, extract_features, fid, fvd, kid, kvd, video_inception_score
 
 __all__ = [
     "FeatureNetwork",
     "GaussianStatistics",
     "Score",
+    "builtin_feature_network",
     "extract_features",
     "fid",
     "frechet_distance",

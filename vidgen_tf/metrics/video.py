@@ -118,17 +118,23 @@ def real_features(source, network, num_videos, batch_size, seed, cache_dir=None,
     return features
 
 
-def _network(feature_net):
+def _network(feature_net, kind="video"):
+    """`feature_net` as a `FeatureNetwork`; None gives the built-in network's `kind` tap.
+
+    The built-in network (`vidgen_tf.metrics.builtin`, "vidgen synthetic
+    features") is a small classifier of the zoo's synthetic sets: its figures,
+    labelled as such in every `Score.describe()`, are never comparable with
+    papers' I3D figures.
+    """
     if feature_net is None:
-        raise ValueError(
-            "No feature network given: pass `feature_net=` (a Keras model, a callable with input_size, "
-            "or the path of a SavedModel directory such as an I3D Kinetics-400 export)."
-        )
+        from vidgen_tf.metrics.builtin import builtin_feature_network
+
+        return builtin_feature_network(kind)
     return load_feature_network(feature_net)
 
 
-def _both(real_videos, fake_videos, feature_net, num_videos, batch_size, seed, cache_dir, cache_key):
-    network = _network(feature_net)
+def _both(real_videos, fake_videos, feature_net, num_videos, batch_size, seed, cache_dir, cache_key, kind):
+    network = _network(feature_net, kind)
     real = real_features(real_videos, network, num_videos, batch_size, seed, cache_dir, cache_key)
     fake = extract_features(fake_videos, network, num_videos, batch_size, seed + 1)
     return network, real, fake
@@ -150,7 +156,9 @@ def fvd(real_videos, fake_videos, feature_net=None, num_videos=DEFAULT_NUM_VIDEO
         real_videos: videos or dataset (see `iterate_videos`).
         fake_videos: videos or dataset.
         feature_net: `FeatureNetwork`, Keras model, callable or SavedModel path
-            of a video network.
+            of a video network, or None for the built-in network
+            (`builtin_feature_network("video")`, labelled "vidgen synthetic
+            features"; not comparable with I3D figures). Defaults to None.
         num_videos: int or None. Clips of each set; None takes every clip.
             Defaults to 2048.
         batch_size: int. Clips per feature-network call. Defaults to 16.
@@ -162,7 +170,7 @@ def fvd(real_videos, fake_videos, feature_net=None, num_videos=DEFAULT_NUM_VIDEO
         `Score` (a float) with `num_real`, `num_fake` and `feature_network`.
     """
     network, real, fake = _both(real_videos, fake_videos, feature_net, num_videos, batch_size, seed, cache_dir,
-                                cache_key)
+                                cache_key, "video")
     if network.per_frame:
         raise ValueError(f"FVD needs a video feature network; {network.describe()} reads single frames (use fid).")
     value = frechet_distance(GaussianStatistics.from_features(real), GaussianStatistics.from_features(fake))
@@ -173,7 +181,7 @@ def kvd(real_videos, fake_videos, feature_net=None, num_videos=DEFAULT_NUM_VIDEO
         cache_dir=None, cache_key=None, num_subsets=100, subset_size=1000):
     """Kernel Video Distance: the unbiased polynomial MMD of video features (mean and std over subsets)."""
     network, real, fake = _both(real_videos, fake_videos, feature_net, num_videos, batch_size, seed, cache_dir,
-                                cache_key)
+                                cache_key, "video")
     mean, std = polynomial_mmd(real, fake, num_subsets=num_subsets, subset_size=subset_size, seed=seed)
     return Score(mean, "KVD", len(real), len(fake), network.describe(), std)
 
@@ -182,7 +190,7 @@ def fid(real_videos, fake_videos, feature_net=None, num_videos=DEFAULT_NUM_VIDEO
         cache_dir=None, cache_key=None):
     """Frechet Inception Distance of the frames of two sets of videos (a per-frame network; every frame counts)."""
     network, real, fake = _both(real_videos, fake_videos, feature_net, num_videos, batch_size, seed, cache_dir,
-                                cache_key)
+                                cache_key, "frame")
     if not network.per_frame:
         raise ValueError(f"FID needs a per-frame feature network; {network.describe()} reads clips (use fvd).")
     value = frechet_distance(real, fake)
@@ -193,7 +201,7 @@ def kid(real_videos, fake_videos, feature_net=None, num_videos=DEFAULT_NUM_VIDEO
         cache_dir=None, cache_key=None, num_subsets=100, subset_size=1000):
     """Kernel Inception Distance of the frames of two sets of videos (a per-frame network)."""
     network, real, fake = _both(real_videos, fake_videos, feature_net, num_videos, batch_size, seed, cache_dir,
-                                cache_key)
+                                cache_key, "frame")
     if not network.per_frame:
         raise ValueError(f"KID needs a per-frame feature network; {network.describe()} reads clips (use kvd).")
     mean, std = polynomial_mmd(real, fake, num_subsets=num_subsets, subset_size=subset_size, seed=seed)
@@ -203,7 +211,7 @@ def kid(real_videos, fake_videos, feature_net=None, num_videos=DEFAULT_NUM_VIDEO
 def video_inception_score(fake_videos, feature_net=None, num_videos=DEFAULT_NUM_VIDEOS, batch_size=16, seed=0,
                           splits=10):
     """Inception Score of generated videos under a video classifier (`kind` "probabilities" or "logits")."""
-    network = _network(feature_net)
+    network = _network(feature_net, "logits")
     if network.kind == "features":
         raise ValueError(
             f"The Inception Score needs class probabilities or logits; {network.describe()} is declared to give "
