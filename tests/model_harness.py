@@ -165,3 +165,13 @@ def video_statistics(videos):
     """`(mean intensity, mean frame-difference energy)` of videos `(B, T, H, W, C)`: what the learns tests compare."""
     videos = np.asarray(videos, dtype=np.float64)
     return videos.mean(), np.square(np.diff(videos, axis=1)).mean()
+
+
+def tiny_video_feature_network(frames=4, side=16, name="tiny_video_net"):
+    """A small fixed 3-D conv net for metric tests: clips (B, frames, side, side, 3) in [-1, 1] -> 8 features."""
+    init = keras.initializers.RandomNormal(stddev=0.3, seed=1)
+    return keras.Sequential(
+        [keras.Input((frames, side, side, 3)), keras.layers.Conv3D(8, 3, kernel_initializer=init, activation="tanh"),
+         keras.layers.GlobalAveragePooling3D()],
+        name=name,
+    )

@@ -8,18 +8,14 @@ import pytest
 import tensorflow as tf
 
 import vidgen_tf
+from tests import model_harness as harness
 from vidgen_tf import callbacks, data, metrics
 
 FRAMES, SIDE = 4, 16
 
 
 def _video_network():
-    init = keras.initializers.RandomNormal(stddev=0.3, seed=1)
-    return keras.Sequential(
-        [keras.Input((FRAMES, SIDE, SIDE, 3)), keras.layers.Conv3D(8, 3, kernel_initializer=init, activation="tanh"),
-         keras.layers.GlobalAveragePooling3D()],
-        name="tiny_video_net",
-    )
+    return harness.tiny_video_feature_network(FRAMES, SIDE)
 
 
 def _squares(num, seed):

@@ -5,19 +5,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests import model_harness as harness
 from vidgen_tf import data, metrics
 
 FRAMES, SIDE = 4, 16
 
 
 def _video_network():
-    """A small fixed 3-D conv net: clips (B, 4, 16, 16, 3) in [-1, 1] -> 8 features."""
-    init = keras.initializers.RandomNormal(stddev=0.3, seed=1)
-    return keras.Sequential(
-        [keras.Input((FRAMES, SIDE, SIDE, 3)), keras.layers.Conv3D(8, 3, kernel_initializer=init, activation="tanh"),
-         keras.layers.GlobalAveragePooling3D()],
-        name="tiny_video_net",
-    )
+    return harness.tiny_video_feature_network(FRAMES, SIDE)
 
 
 def _frame_network():
