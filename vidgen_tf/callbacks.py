@@ -677,8 +677,8 @@ class SampleScorer:
             fake_videos: uint8 or float array `(M, T, H, W, C)` of generated videos.
             fake_features: dict or None. `fake_features(fake_videos)`, when already computed.
         """
-        from vidgen_tf.metrics import GaussianStatistics, Score, frechet_distance, inception_score, motion_distance
-        from vidgen_tf.metrics import polynomial_mmd
+        from vidgen_tf.metrics import motion_distance
+        from vidgen_tf.metrics.video import score_features
 
         real = self.real_features()
         fake = fake_features if fake_features is not None else self.fake_features(fake_videos)
@@ -687,28 +687,8 @@ class SampleScorer:
             if name == "motion":
                 results[name] = motion_distance(self.real_videos, fake_videos, dataset=self.dataset,
                                                 **self.dataset_options)
-                continue
-            network = self.networks[name]
-            if name in ("fvd", "fid"):
-                wanted_frames = name == "fvd"
-                if network.per_frame == wanted_frames:
-                    other = "fid" if wanted_frames else "fvd"
-                    reads = "single frames" if network.per_frame else "clips"
-                    raise ValueError(f"{name.upper()} needs a {'video' if wanted_frames else 'per-frame'} feature "
-                                     f"network; {network.describe()} reads {reads} (use {other}).")
-                value = frechet_distance(GaussianStatistics.from_features(real[name]),
-                                         GaussianStatistics.from_features(fake[name]))
-                results[name] = Score(value, name.upper(), len(real[name]), len(fake[name]), network.describe())
-            elif name in ("kvd", "kid"):
-                mean, std = polynomial_mmd(real[name], fake[name], seed=self.seed)
-                results[name] = Score(mean, name.upper(), len(real[name]), len(fake[name]), network.describe(), std)
-            else:  # is
-                outputs = fake[name]
-                if network.kind == "logits":
-                    outputs = np.exp(outputs - outputs.max(axis=1, keepdims=True))
-                    outputs /= outputs.sum(axis=1, keepdims=True)
-                mean, std = inception_score(outputs, splits=min(10, len(outputs)))
-                results[name] = Score(mean, "IS", None, len(outputs), network.describe(), std)
+            else:
+                results[name] = score_features(name, self.networks[name], real.get(name), fake[name], seed=self.seed)
         return results
 
 

@@ -140,6 +140,45 @@ def _both(real_videos, fake_videos, feature_net, num_videos, batch_size, seed, c
     return network, real, fake
 
 
+# Whether a metric reads clip features (True) or frame features (False).
+_READS_CLIPS = {"fvd": True, "fid": False, "kid": False}
+_COUNTERPART = {"fvd": "fid", "fid": "fvd", "kid": "kvd"}
+
+
+def score_features(metric, network, real, fake, seed=0, num_subsets=100, subset_size=1000, splits=10):
+    """The `Score` of `metric` from features already extracted by `network`.
+
+    Args:
+        metric: str. "fvd", "kvd", "fid", "kid" or "is".
+        network: `FeatureNetwork` that made the features (checked against the metric, described in the result).
+        real: features `(N, D)` of the real set (unused for "is").
+        fake: features `(M, D)` of the generated set (class outputs for "is").
+        seed: int. Seed of the KVD / KID subsets. Defaults to 0.
+        num_subsets, subset_size: of the KVD / KID estimator.
+        splits: int. Groups of the Inception Score (at most M).
+    """
+    name = metric.upper()
+    if metric in _READS_CLIPS and network.per_frame == _READS_CLIPS[metric]:
+        wanted = "video" if _READS_CLIPS[metric] else "per-frame"
+        reads = "single frames" if network.per_frame else "clips"
+        raise ValueError(f"{name} needs a {wanted} feature network; {network.describe()} reads {reads} "
+                         f"(use {_COUNTERPART[metric]}).")
+    if metric in ("fvd", "fid"):
+        value = frechet_distance(GaussianStatistics.from_features(real), GaussianStatistics.from_features(fake))
+        return Score(value, name, len(real), len(fake), network.describe())
+    if metric in ("kvd", "kid"):
+        mean, std = polynomial_mmd(real, fake, num_subsets=num_subsets, subset_size=subset_size, seed=seed)
+        return Score(mean, name, len(real), len(fake), network.describe(), std)
+    if metric == "is":
+        outputs = fake
+        if network.kind == "logits":
+            outputs = np.exp(outputs - outputs.max(axis=1, keepdims=True))
+            outputs /= outputs.sum(axis=1, keepdims=True)
+        mean, std = inception_score(outputs, splits=min(splits, len(outputs)))
+        return Score(mean, "IS", None, len(outputs), network.describe(), std)
+    raise ValueError(f"Unknown metric {metric!r}: one of fvd, kvd, fid, kid, is.")
+
+
 def fvd(real_videos, fake_videos, feature_net=None, num_videos=DEFAULT_NUM_VIDEOS, batch_size=16, seed=0,
         cache_dir=None, cache_key=None):
     """Frechet Video Distance (Unterthiner et al. 2018) between two sets of videos.
@@ -171,10 +210,7 @@ def fvd(real_videos, fake_videos, feature_net=None, num_videos=DEFAULT_NUM_VIDEO
     """
     network, real, fake = _both(real_videos, fake_videos, feature_net, num_videos, batch_size, seed, cache_dir,
                                 cache_key, "video")
-    if network.per_frame:
-        raise ValueError(f"FVD needs a video feature network; {network.describe()} reads single frames (use fid).")
-    value = frechet_distance(GaussianStatistics.from_features(real), GaussianStatistics.from_features(fake))
-    return Score(value, "FVD", len(real), len(fake), network.describe())
+    return score_features("fvd", network, real, fake)
 
 
 def kvd(real_videos, fake_videos, feature_net=None, num_videos=DEFAULT_NUM_VIDEOS, batch_size=16, seed=0,
@@ -182,8 +218,7 @@ def kvd(real_videos, fake_videos, feature_net=None, num_videos=DEFAULT_NUM_VIDEO
     """Kernel Video Distance: the unbiased polynomial MMD of video features (mean and std over subsets)."""
     network, real, fake = _both(real_videos, fake_videos, feature_net, num_videos, batch_size, seed, cache_dir,
                                 cache_key, "video")
-    mean, std = polynomial_mmd(real, fake, num_subsets=num_subsets, subset_size=subset_size, seed=seed)
-    return Score(mean, "KVD", len(real), len(fake), network.describe(), std)
+    return score_features("kvd", network, real, fake, seed, num_subsets, subset_size)
 
 
 def fid(real_videos, fake_videos, feature_net=None, num_videos=DEFAULT_NUM_VIDEOS, batch_size=16, seed=0,
@@ -191,10 +226,7 @@ def fid(real_videos, fake_videos, feature_net=None, num_videos=DEFAULT_NUM_VIDEO
     """Frechet Inception Distance of the frames of two sets of videos (a per-frame network; every frame counts)."""
     network, real, fake = _both(real_videos, fake_videos, feature_net, num_videos, batch_size, seed, cache_dir,
                                 cache_key, "frame")
-    if not network.per_frame:
-        raise ValueError(f"FID needs a per-frame feature network; {network.describe()} reads clips (use fvd).")
-    value = frechet_distance(real, fake)
-    return Score(value, "FID", len(real), len(fake), network.describe())
+    return score_features("fid", network, real, fake)
 
 
 def kid(real_videos, fake_videos, feature_net=None, num_videos=DEFAULT_NUM_VIDEOS, batch_size=16, seed=0,
@@ -202,10 +234,7 @@ def kid(real_videos, fake_videos, feature_net=None, num_videos=DEFAULT_NUM_VIDEO
     """Kernel Inception Distance of the frames of two sets of videos (a per-frame network)."""
     network, real, fake = _both(real_videos, fake_videos, feature_net, num_videos, batch_size, seed, cache_dir,
                                 cache_key, "frame")
-    if not network.per_frame:
-        raise ValueError(f"KID needs a per-frame feature network; {network.describe()} reads clips (use kvd).")
-    mean, std = polynomial_mmd(real, fake, num_subsets=num_subsets, subset_size=subset_size, seed=seed)
-    return Score(mean, "KID", len(real), len(fake), network.describe(), std)
+    return score_features("kid", network, real, fake, seed, num_subsets, subset_size)
 
 
 def video_inception_score(fake_videos, feature_net=None, num_videos=DEFAULT_NUM_VIDEOS, batch_size=16, seed=0,
@@ -218,8 +247,4 @@ def video_inception_score(fake_videos, feature_net=None, num_videos=DEFAULT_NUM_
             "features (load it with kind='logits' or kind='probabilities')."
         )
     outputs = extract_features(fake_videos, network, num_videos, batch_size, seed)
-    if network.kind == "logits":
-        outputs = np.exp(outputs - outputs.max(axis=1, keepdims=True))
-        outputs /= outputs.sum(axis=1, keepdims=True)
-    mean, std = inception_score(outputs, splits=min(splits, len(outputs)))
-    return Score(mean, "IS", None, len(outputs), network.describe(), std)
+    return score_features("is", network, None, outputs, splits=splits)
