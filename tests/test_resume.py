@@ -20,7 +20,9 @@ from vidgen_tf import cli
 from vidgen_tf.callbacks import CheckpointMismatchError, StepCheckpoint
 
 TIMEOUT_S = 300  # per run; a tiny run takes ~40 s on the shared 2-core machine
-STEPS = 8
+# Long enough that a kill up to 0.3 s after the 1st or 2nd checkpoint lands before the end: a
+# fast idle machine trained all 8 steps of an earlier version within that window.
+STEPS = 40
 TRAIN = ["train", "mocogan", "--data", "moving_square", "--num-frames", "4", "--height", "16", "--width", "16",
          "--channels", "1", "--batch-size", "4", "--checkpoint-every", "2", "--seed", "3", "--deterministic",
          "--quiet", "--set", "content_dim=8", "--set", "motion_dim=4", "--set", "generator_width=8",
