@@ -289,7 +289,7 @@ def test_unknown_dataset_lists_the_closest_name():
         (dict(seed=-1), "`seed` must be >= 0"),
         (dict(num_frames=2.5), "`num_frames` must be an integer"),
         (dict(chunk_size=0), "`chunk_size` must be >= 1"),
-        (dict(path="x.npz"), "`path` is used by dataset 'npz' only"),
+        (dict(path="x.npz"), "`path` is used by datasets that read files"),
         (dict(shape_size=99), "`shape_size` must be in \\[2, 64\\], got 99"),
         (dict(num_shapes=0), "`num_shapes` must be >= 1, got 0"),
         (dict(speed=(3, 1)), "`speed` must be"),
@@ -526,18 +526,16 @@ def test_start_batch_of_npz_and_finite_datasets_equals_skip(tmp_path):
 
 def test_start_batch_never_generates_the_skipped_chunks(monkeypatch):
     requested = []
-    make_source = data._chunk_source
+    chunked_stream = data.registry.chunked_stream
 
-    def recording_source(*args, **kwargs):
-        chunk = make_source(*args, **kwargs)
-
+    def recording_stream(chunk, *args, **kwargs):
         def recorded(index):
             requested.append(int(index))
             return chunk(index)
 
-        return recorded
+        return chunked_stream(recorded, *args, **kwargs)
 
-    monkeypatch.setattr(data, "_chunk_source", recording_source)
+    monkeypatch.setattr(data.registry, "chunked_stream", recording_stream)
     # Batch 7 of 4 videos starts at video 28, the fifth video of chunk 4 (chunks of 6).
     dataset = data.load("moving_square", start_batch=7, batch_size=4, seed=0, chunk_size=6, **SMALL)
     first = next(iter(dataset)).numpy()

@@ -22,6 +22,6 @@ def cmd_list(args):
         trained = f"trained {metadata.get('training_steps', 0)} steps" if metadata.get("training_steps") else "untrained"
         print(f"  {name:<28} {model_name:<10} {shape:<12} {trained}")
     print("datasets:")
-    for name in data.list_datasets():
-        print(f"  {name}")
+    for name, description in data.describe_datasets().items():
+        print(f"  {name:<16} {description}")
     return 0

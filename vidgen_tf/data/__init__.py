@@ -1,71 +1,42 @@
 """Video datasets as numpy arrays (`make_videos`) and as `tf.data` pipelines (`load`).
 
-Datasets (see `vidgen_tf.data.synthetic` for how each is drawn):
-- `moving_digits`: scikit-learn's handwritten digits bouncing in the frame (labels: digit).
-- `bouncing_balls`: balls colliding elastically with the walls and each other (no labels).
-- `moving_shapes`: coloured squares, circles and triangles (labels: 0, 1, 2).
-- `moving_square`: one white square moving diagonally (labels: direction).
-- `npz`: a user's file with `videos` uint8 `(N, T, H, W, C)` and optional `labels` `(N,)`.
+Every dataset is a `Source` in `vidgen_tf.data.registry`, looked up once by name:
+- `moving_digits`, `bouncing_balls`, `moving_shapes`, `moving_square`: synthetic videos
+  (`vidgen_tf.data.synthetic`), a deterministic function of the seed.
+- `npz`: a user's file with `videos` uint8 `(N, T, H, W, C)` and optional `labels` `(N,)`
+  (`vidgen_tf.data.npz`).
 
-Synthetic videos are a deterministic function of the seed. `load` yields float32 videos in
-[-1, 1] shaped `(batch, time, height, width, channels)`, converted as `x / 127.5 - 1`.
+`load` yields float32 videos in [-1, 1] shaped `(batch, time, height, width, channels)`,
+converted as `x / 127.5 - 1`.
 """
 
 import numpy as np
 import tensorflow as tf
 
-from vidgen_tf.data import npz as _npz
-from vidgen_tf.data import synthetic
+from vidgen_tf.data import npz as _npz  # noqa: F401  (registers its source)
+from vidgen_tf.data import registry, synthetic  # noqa: F401
+from vidgen_tf.data.registry import describe_datasets, get_source, list_datasets
 from vidgen_tf.data.synthetic import bounce, simulate_balls  # noqa: F401
-from vidgen_tf.registry import unknown_name_error
 
 # Videos generated per chunk of an endless stream; chunk k is drawn from
 # `np.random.default_rng([seed, k])`, independent of the batch size.
 DEFAULT_CHUNK_SIZE = 64
 
-
-def list_datasets():
-    """Names of the datasets `load` and `make_videos` know, sorted."""
-    return sorted([*synthetic.GENERATORS, "npz"])
+_check_int = registry.check_int
+_check_seed = registry.check_seed
 
 
-_check_int = synthetic._check_int
-
-
-def _check_seed(seed):
-    """An int >= 0 or a sequence of them, as accepted by `np.random.default_rng`."""
-    parts = seed if isinstance(seed, (list, tuple)) else [seed]
-    if not parts:
-        raise ValueError("`seed` must be an integer >= 0 or a sequence of them, got [].")
-    for part in parts:
-        _check_int("seed", part, 0)
-    return list(seed) if isinstance(seed, (list, tuple)) else int(seed)
-
-
-def _check_request(name, num_frames, height, width, channels, with_labels, path, options):
-    """Validates the arguments common to `make_videos` and `load`."""
-    if name not in list_datasets():
-        raise unknown_name_error("dataset", name, list_datasets())
+def _request(name, num_frames, height, width, channels, seed, with_labels, path, options):
+    """The validated `(source, Request)` of a call to `make_videos` or `load`."""
+    source = get_source(name)
     _check_int("num_frames", num_frames, 1)
     _check_int("height", height, 1)
     _check_int("width", width, 1)
     _check_int("channels", channels, 1)
-    if name == "npz":
-        if options:
-            raise TypeError(f"Dataset 'npz' takes no options, got {sorted(options)}.")
-        return
-    if channels not in (1, 3):
-        raise ValueError(f"`channels` must be 1 or 3 for dataset '{name}', got {channels}.")
-    if path is not None:
-        raise ValueError(f"`path` is used by dataset 'npz' only, not '{name}'; got path={path!r}.")
-    known = synthetic.option_names(name)
-    unknown = sorted(set(options) - set(known))
-    if unknown:
-        raise TypeError(
-            f"Unknown option(s) {unknown} for dataset '{name}'. Its options: {', '.join(known)}."
-        )
-    if with_labels and num_classes(name, **options) is None:
-        raise ValueError(f"Dataset '{name}' has no classes; use `with_labels=False`.")
+    request = registry.Request(name, int(num_frames), int(height), int(width), int(channels),
+                               _check_seed(seed), bool(with_labels), path, dict(options))
+    source.check(request)
+    return source, request
 
 
 def num_classes(name, path=None, **options):
@@ -73,12 +44,14 @@ def num_classes(name, path=None, **options):
 
     For `npz` this is `max(labels) + 1` of the file, or None when it holds no labels.
     """
-    if name == "npz":
-        labels = _npz.read_labels(path)
-        return None if labels is None else int(labels.max()) + 1
-    if name not in synthetic.GENERATORS:
-        raise unknown_name_error("dataset", name, list_datasets())
-    return synthetic.num_classes(name, **options)
+    source = get_source(name)
+    return source.num_classes(registry.Request(name, 1, 1, 1, 1, path=path, options=options))
+
+
+def class_names(name, path=None, **options):
+    """Names of a dataset's classes in label order, or None if it has no labels."""
+    source = get_source(name)
+    return source.class_names(registry.Request(name, 1, 1, 1, 1, path=path, options=options))
 
 
 def make_videos(
@@ -118,60 +91,16 @@ def make_videos(
         >>> videos.shape
         (8, 8, 32, 32, 1)
     """
-    _check_request(name, num_frames, height, width, channels, with_labels, path, options)
-    rng = np.random.default_rng(_check_seed(seed))
-    if name == "npz":
-        videos, labels = _npz.read_npz(path, num_frames, height, width, channels, with_labels)
-        if num_videos is not None:
-            _check_int("num_videos", num_videos, 1)
-            if num_videos > len(videos):
-                raise ValueError(
-                    f"`num_videos`={num_videos} but npz dataset file '{path}' holds only "
-                    f"{len(videos)} videos."
-                )
-            videos = videos[:num_videos]
-            labels = None if labels is None else labels[:num_videos]
-        videos = _npz.take_windows(videos, num_frames, rng)
-    else:
+    source, request = _request(name, num_frames, height, width, channels, seed, with_labels,
+                               path, options)
+    if num_videos is not None or not source.needs_path:
         num_videos = _check_int("num_videos", num_videos, 1)
-        generator = synthetic.GENERATORS[name]
-        videos, labels = generator(
-            rng, num_videos, num_frames, height, width, channels, with_labels, **options
-        )
+    videos, labels = source.make_videos(request, num_videos, np.random.default_rng(request.seed))
     return (videos, labels) if with_labels else videos
 
 
 def _to_float(videos):
     return tf.cast(videos, tf.float32) / 127.5 - 1.0  # (B, T, H, W, C) in [-1, 1]
-
-
-def _chunk_source(name, num_frames, height, width, channels, seed, with_labels, path, options,
-                  chunk_size):
-    """A function `index -> (videos, labels)` giving chunk `index` of an endless stream."""
-    if name == "npz":
-        # Read and validate once; chunks draw clips with replacement, then windows.
-        videos, labels = _npz.read_npz(path, num_frames, height, width, channels, with_labels)
-
-        def chunk(index):
-            rng = np.random.default_rng([seed, int(index)])
-            picks = rng.integers(0, len(videos), size=chunk_size)
-            clips = _npz.take_windows(videos[picks], num_frames, rng)
-            return clips, (labels[picks] if with_labels else None)
-
-        return chunk
-
-    generator = synthetic.GENERATORS[name]
-
-    def chunk(index):
-        rng = np.random.default_rng([seed, int(index)])
-        return generator(
-            rng, chunk_size, num_frames, height, width, channels, with_labels, **options
-        )
-
-    # A one-video dry run, so that bad options fail here and not inside the pipeline.
-    generator(np.random.default_rng(0), 1, num_frames, height, width, channels, with_labels,
-              **options)
-    return chunk
 
 
 def load(
@@ -235,11 +164,11 @@ def load(
         >>> next(iter(dataset)).shape
         TensorShape([4, 8, 32, 32, 1])
     """
-    _check_request(name, num_frames, height, width, channels, with_labels, path, options)
+    source, request = _request(name, num_frames, height, width, channels, seed, with_labels,
+                               path, options)
     batch_size = _check_int("batch_size", batch_size, 1)
-    seed = _check_int("seed", seed, 0)
+    _check_int("seed", seed, 0)
     start_batch = _check_int("start_batch", start_batch, 0)
-    shape = (num_frames, height, width, channels)
     start_video = start_batch * batch_size  # the first video of batch `start_batch`
 
     if num_videos is not None:
@@ -249,37 +178,10 @@ def load(
                 f"`num_videos`={num_videos} is smaller than `batch_size`={batch_size}: with "
                 "drop_remainder=True the dataset would be empty."
             )
-        arrays = make_videos(name, num_videos, num_frames, height, width, channels, seed,
-                             with_labels, path, **options)
-        dataset = tf.data.Dataset.from_tensor_slices(arrays)
-        if shuffle:
-            dataset = dataset.shuffle(len(arrays[0] if with_labels else arrays), seed=seed)
-        dataset = dataset.skip(start_video)
+        dataset = source.finite(request, num_videos, shuffle, start_video)
     else:
         chunk_size = _check_int("chunk_size", chunk_size, 1)
-        chunk = _chunk_source(name, num_frames, height, width, channels, seed, with_labels,
-                              path, options, chunk_size)
-
-        def produce(index):
-            videos, labels = chunk(index)
-            return (videos, labels) if with_labels else videos
-
-        def produce_tensors(index):
-            if with_labels:
-                videos, labels = tf.numpy_function(
-                    produce, [index], [tf.uint8, tf.int32], stateful=False
-                )
-                labels.set_shape((chunk_size,))
-            else:
-                videos = tf.numpy_function(produce, [index], tf.uint8, stateful=False)
-            videos.set_shape((chunk_size, *shape))  # (chunk, T, H, W, C)
-            return (videos, labels) if with_labels else videos
-
-        first_chunk, offset = divmod(start_video, chunk_size)
-        dataset = tf.data.Dataset.counter(start=first_chunk).map(
-            produce_tensors, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
-        )
-        dataset = dataset.unbatch().skip(offset)  # (T, H, W, C) videos from `start_video` on
+        dataset = source.stream(request, start_video, chunk_size)
 
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     if with_labels:
@@ -295,6 +197,9 @@ def load(
 
 __all__ = [
     "bounce",
+    "class_names",
+    "describe_datasets",
+    "get_source",
     "list_datasets",
     "load",
     "make_videos",

@@ -10,6 +10,8 @@ import zipfile
 
 import numpy as np
 
+from vidgen_tf.data import registry
+
 
 def _fail(path, problem):
     return ValueError(f"npz dataset file '{path}': {problem}")
@@ -136,3 +138,52 @@ def take_windows(videos, num_frames, rng):
     starts = rng.integers(0, length - num_frames + 1, size=count)
     frames = starts[:, None] + np.arange(num_frames)  # (N, num_frames)
     return videos[np.arange(count)[:, None], frames]
+
+
+class NpzSource(registry.Source):
+    """A user's `.npz` file of uint8 videos (and labels): clips drawn with replacement."""
+
+    name = "npz"
+    description = "a user's file with `videos` uint8 (N, T, H, W, C) and optional `labels` (N,)"
+    needs_path = True
+    channels_choices = None  # whatever the file holds; `read_npz` checks it
+
+    def path_help(self):
+        return "a .npz file with a `videos` array."
+
+    def check(self, request):
+        if request.path is None:
+            read_npz(None, *request.shape)  # the file's own error message
+        super().check(request)
+
+    def num_classes(self, request):
+        labels = read_labels(request.path)
+        return None if labels is None else int(labels.max()) + 1
+
+    def make_videos(self, request, num_videos, rng):
+        videos, labels = read_npz(request.path, *request.shape, request.with_labels)
+        if num_videos is not None:
+            registry.check_int("num_videos", num_videos, 1)
+            if num_videos > len(videos):
+                raise ValueError(
+                    f"`num_videos`={num_videos} but npz dataset file '{request.path}' holds only "
+                    f"{len(videos)} videos."
+                )
+            videos = videos[:num_videos]
+            labels = None if labels is None else labels[:num_videos]
+        return take_windows(videos, request.num_frames, rng), labels
+
+    def stream(self, request, start_video, chunk_size):
+        # Read and validate once; chunks draw clips with replacement, then windows.
+        videos, labels = read_npz(request.path, *request.shape, request.with_labels)
+
+        def chunk(index):
+            rng = np.random.default_rng([request.seed, index])
+            picks = rng.integers(0, len(videos), size=chunk_size)
+            clips = take_windows(videos[picks], request.num_frames, rng)
+            return clips, (labels[picks] if request.with_labels else None)
+
+        return registry.chunked_stream(chunk, request, start_video, chunk_size)
+
+
+registry.register_source(NpzSource())

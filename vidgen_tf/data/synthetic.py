@@ -31,14 +31,10 @@ import inspect
 
 import numpy as np
 
+from vidgen_tf.data import registry
 
-def _check_int(name, value, minimum, maximum=None):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"`{name}` must be an integer, got {value!r}.")
-    if value < minimum or (maximum is not None and value > maximum):
-        bound = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
-        raise ValueError(f"`{name}` must be {bound}, got {value}.")
-    return int(value)
+
+_check_int = registry.check_int
 
 
 def _speed_range(speed, height, width):
@@ -476,3 +472,53 @@ def num_classes(name, **options):
     if name == "moving_square":
         return options.get("num_directions", 4)
     return {"moving_digits": 10, "moving_shapes": len(SHAPES), "bouncing_balls": None}[name]
+
+
+class SyntheticSource(registry.Source):
+    """A dataset drawn by one of `GENERATORS`: deterministic in the seed, endless, lazy."""
+
+    def __init__(self, name, description):
+        self.name = name
+        self.description = description
+
+    def options(self):
+        parameters = inspect.signature(GENERATORS[self.name]).parameters
+        return {key: parameters[key].default for key in list(parameters)[7:]}
+
+    def check(self, request):
+        super().check(request)
+        self.check_labels(request)
+
+    def num_classes(self, request):
+        return num_classes(self.name, **request.options)
+
+    def class_names(self, request):
+        if self.name == "moving_shapes":
+            return list(SHAPES)
+        return super().class_names(request)
+
+    def make_videos(self, request, num_videos, rng):
+        return GENERATORS[self.name](rng, num_videos, *request.shape, request.with_labels,
+                                     **request.options)
+
+    def stream(self, request, start_video, chunk_size):
+        generator = GENERATORS[self.name]
+        # A one-video dry run, so that bad options fail here and not inside the pipeline.
+        generator(np.random.default_rng(0), 1, *request.shape, request.with_labels,
+                  **request.options)
+
+        def chunk(index):
+            rng = np.random.default_rng([request.seed, index])
+            return generator(rng, chunk_size, *request.shape, request.with_labels,
+                             **request.options)
+
+        return registry.chunked_stream(chunk, request, start_video, chunk_size)
+
+
+for _name, _description in (
+    ("moving_digits", "scikit-learn's handwritten digits bouncing in the frame (labels: digit)"),
+    ("bouncing_balls", "balls colliding elastically with the walls and each other (no labels)"),
+    ("moving_shapes", "coloured squares, circles and triangles (labels: the shape)"),
+    ("moving_square", "one white square moving diagonally (labels: its direction)"),
+):
+    registry.register_source(SyntheticSource(_name, _description))

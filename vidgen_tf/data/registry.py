@@ -1,0 +1,236 @@
+"""The dataset registry: a name -> `Source` that knows its options, labels and clips.
+
+`vidgen_tf.data.load` and `make_videos` look a dataset up here once and leave the rest to
+its source. A source is one kind of data (synthetic generators, a `.npz` file, folders of
+videos or frames, packed TFRecord shards); each lives in its own module and registers
+itself with `register_source` when `vidgen_tf.data` is imported.
+
+A source's contract (see `Source`):
+- `options()`: its keyword options and their defaults; anything else is refused by name.
+- `check(request)`: validates the request (options, path, geometry) before any work.
+- `num_classes(request)` / `class_names(request)`: labels, or None when it has none.
+- `make_videos(request, num_videos, rng)`: uint8 `(N, T, H, W, C)` and int32 labels or None.
+- `stream(request, start_video, chunk_size)`: an endless `tf.data.Dataset` of single uint8
+  clips `(T, H, W, C)` (with an int32 label when `request.with_labels`), beginning at
+  video `start_video` of the stream, deterministic given `request.seed`.
+- `finite(request, num_videos, shuffle, start_video)`: `num_videos` clips in one pass; by
+  default the clips of `make_videos`, made at once.
+
+`load` batches, converts to float32 in [-1, 1] and prefetches whatever the source yields.
+"""
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+
+from vidgen_tf.registry import unknown_name_error
+
+_SOURCES = {}
+
+
+def check_int(name, value, minimum, maximum=None):
+    """`value` as an int, or a ValueError naming `name`, the bound and the value."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"`{name}` must be an integer, got {value!r}.")
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+        raise ValueError(f"`{name}` must be {bound}, got {value}.")
+    return int(value)
+
+
+def check_seed(seed):
+    """An int >= 0 or a sequence of them, as accepted by `np.random.default_rng`."""
+    parts = seed if isinstance(seed, (list, tuple)) else [seed]
+    if not parts:
+        raise ValueError("`seed` must be an integer >= 0 or a sequence of them, got [].")
+    for part in parts:
+        check_int("seed", part, 0)
+    return list(seed) if isinstance(seed, (list, tuple)) else int(seed)
+
+
+@dataclasses.dataclass(frozen=True)
+class Request:
+    """What a caller asks a source for: the clip geometry, seed, labels, path and options.
+
+    Attributes:
+        name: str. The dataset name.
+        num_frames, height, width, channels: int. The clip shape `(T, H, W, C)`.
+        seed: int or list of ints. Seed of everything random in the dataset.
+        with_labels: bool. Whether labels are wanted.
+        path: str or None. The file or directory of a source that reads one.
+        options: dict. The source's keyword options as given (defaults not filled in).
+    """
+
+    name: str
+    num_frames: int
+    height: int
+    width: int
+    channels: int
+    seed: object = 0
+    with_labels: bool = False
+    path: object = None
+    options: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def shape(self):
+        return (self.num_frames, self.height, self.width, self.channels)
+
+    def option(self, key):
+        """The value of option `key`: as given, else the source's default."""
+        if key in self.options:
+            return self.options[key]
+        return get_source(self.name).options()[key]
+
+
+class Source:
+    """One kind of dataset. Subclasses set `name` and override what differs.
+
+    Attributes:
+        name: str. The registered dataset name.
+        description: str. One line for `vidgen list` and `describe_datasets`.
+        needs_path: bool. Whether the source reads `path=` (a file or directory).
+        channels_choices: tuple or None. Allowed `channels`, or None for any.
+    """
+
+    name = None
+    description = ""
+    needs_path = False
+    channels_choices = (1, 3)
+
+    def options(self):
+        """`{option: default}` of the keyword options this source takes."""
+        return {}
+
+    def check(self, request):
+        """Validates `request` before any work: unknown options, path, channels, labels."""
+        known = self.options()
+        unknown = sorted(set(request.options) - set(known))
+        if unknown:
+            if not known:
+                raise TypeError(f"Dataset '{self.name}' takes no options, got {unknown}.")
+            raise TypeError(
+                f"Unknown option(s) {unknown} for dataset '{self.name}'. "
+                f"Its options: {', '.join(known)}."
+            )
+        if self.needs_path and request.path is None:
+            raise ValueError(f"Dataset '{self.name}' needs `path=`: {self.path_help()}")
+        if not self.needs_path and request.path is not None:
+            users = ", ".join(s.name for s in _SOURCES.values() if s.needs_path)
+            raise ValueError(
+                f"`path` is used by datasets that read files ({users}), not '{self.name}'; "
+                f"got path={request.path!r}."
+            )
+        if self.channels_choices is not None and request.channels not in self.channels_choices:
+            raise ValueError(
+                f"`channels` must be {' or '.join(map(str, self.channels_choices))} for dataset "
+                f"'{self.name}', got {request.channels}."
+            )
+
+    def check_labels(self, request):
+        """Refuses `with_labels=True` when the dataset has no classes."""
+        if request.with_labels and self.num_classes(request) is None:
+            raise ValueError(f"Dataset '{self.name}' has no classes; use `with_labels=False`.")
+
+    def path_help(self):
+        return "the file or directory to read."
+
+    def num_classes(self, request):
+        """Number of label classes, or None if the dataset has no labels."""
+        return None
+
+    def class_names(self, request):
+        """Names of the classes in label order, or None when they have no names."""
+        count = self.num_classes(request)
+        return None if count is None else [str(i) for i in range(count)]
+
+    def make_videos(self, request, num_videos, rng):
+        """`(videos, labels)`: uint8 `(N, T, H, W, C)` and int32 `(N,)` or None."""
+        raise NotImplementedError
+
+    def stream(self, request, start_video, chunk_size):
+        """An endless dataset of single clips from video `start_video` on."""
+        raise NotImplementedError
+
+    def finite(self, request, num_videos, shuffle, start_video):
+        """`num_videos` clips in one pass (all made at once by `make_videos`)."""
+        rng = np.random.default_rng(check_seed(request.seed))
+        videos, labels = self.make_videos(request, num_videos, rng)
+        arrays = (videos, labels) if request.with_labels else videos
+        dataset = tf.data.Dataset.from_tensor_slices(arrays)
+        if shuffle:
+            dataset = dataset.shuffle(len(videos), seed=request.seed)
+        return dataset.skip(start_video)
+
+
+def chunked_stream(chunk, request, start_video, chunk_size):
+    """An endless dataset of single clips made `chunk_size` at a time by `chunk(index)`.
+
+    `chunk(index)` returns `(videos, labels)` for chunk `index` of the stream (uint8
+    `(chunk_size, T, H, W, C)`, int32 `(chunk_size,)` or None). It runs in `tf.data`'s
+    parallel map, in order; the chunks before the one holding `start_video` are never made.
+    """
+    shape = request.shape
+    with_labels = request.with_labels
+
+    def produce(index):
+        videos, labels = chunk(int(index))
+        return (videos, labels) if with_labels else videos
+
+    def produce_tensors(index):
+        if with_labels:
+            videos, labels = tf.numpy_function(
+                produce, [index], [tf.uint8, tf.int32], stateful=False
+            )
+            labels.set_shape((chunk_size,))
+        else:
+            videos = tf.numpy_function(produce, [index], tf.uint8, stateful=False)
+        videos.set_shape((chunk_size, *shape))  # (chunk, T, H, W, C)
+        return (videos, labels) if with_labels else videos
+
+    first_chunk, offset = divmod(start_video, chunk_size)
+    dataset = tf.data.Dataset.counter(start=first_chunk).map(
+        produce_tensors, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+    )
+    return dataset.unbatch().skip(offset)  # (T, H, W, C) clips from `start_video` on
+
+
+def register_source(source):
+    """Adds `source` (a `Source` instance) under `source.name`; returns it."""
+    if not isinstance(source, Source) or not source.name:
+        raise TypeError(f"register_source expects a named Source instance, got {source!r}.")
+    if source.name in _SOURCES and type(_SOURCES[source.name]) is not type(source):
+        raise ValueError(f"Dataset '{source.name}' is already registered by {_SOURCES[source.name]!r}.")
+    _SOURCES[source.name] = source
+    return source
+
+
+def get_source(name):
+    """The `Source` registered as `name`, or a ValueError listing the known names."""
+    try:
+        return _SOURCES[name]
+    except (KeyError, TypeError):
+        raise unknown_name_error("dataset", name, list_datasets()) from None
+
+
+def list_datasets():
+    """Names of the registered datasets, sorted."""
+    return sorted(_SOURCES)
+
+
+def describe_datasets():
+    """`{name: description}` of the registered datasets, sorted by name."""
+    return {name: _SOURCES[name].description for name in list_datasets()}
+
+
+__all__ = [
+    "Request",
+    "Source",
+    "check_int",
+    "check_seed",
+    "chunked_stream",
+    "describe_datasets",
+    "get_source",
+    "list_datasets",
+    "register_source",
+]
