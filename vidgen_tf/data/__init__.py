@@ -26,7 +26,8 @@ _check_int = registry.check_int
 _check_seed = registry.check_seed
 
 
-def _request(name, num_frames, height, width, channels, seed, with_labels, path, options):
+def _request(name, num_frames, height, width, channels, seed, with_labels, path, options,
+             shuffle=None):
     """The validated `(source, Request)` of a call to `make_videos` or `load`."""
     source = get_source(name)
     _check_int("num_frames", num_frames, 1)
@@ -34,7 +35,8 @@ def _request(name, num_frames, height, width, channels, seed, with_labels, path,
     _check_int("width", width, 1)
     _check_int("channels", channels, 1)
     request = registry.Request(name, int(num_frames), int(height), int(width), int(channels),
-                               _check_seed(seed), bool(with_labels), path, dict(options))
+                               _check_seed(seed), bool(with_labels), path, dict(options),
+                               shuffle)
     source.check(request)
     return source, request
 
@@ -115,7 +117,7 @@ def load(
     drop_remainder=True,
     num_videos=None,
     path=None,
-    shuffle=False,
+    shuffle=None,
     chunk_size=DEFAULT_CHUNK_SIZE,
     start_batch=0,
     **options,
@@ -150,7 +152,9 @@ def load(
         num_videos: int or None. Size of a finite dataset; None for an endless stream.
             Defaults to None.
         path: str or None. The file, for `npz` only. Defaults to None.
-        shuffle: bool. Shuffle a finite dataset (seeded by `seed`). Defaults to False.
+        shuffle: bool or None. Shuffle the clips (seeded by `seed`). None: the dataset's
+            default (the synthetic and npz sets: a finite dataset is not shuffled). Defaults
+            to None.
         chunk_size: int. Videos generated at a time in an endless stream. Defaults to 64.
         start_batch: int. Index of the first batch to yield (batches before it are
             skipped without being generated). Defaults to 0.
@@ -165,7 +169,7 @@ def load(
         TensorShape([4, 8, 32, 32, 1])
     """
     source, request = _request(name, num_frames, height, width, channels, seed, with_labels,
-                               path, options)
+                               path, options, shuffle)
     batch_size = _check_int("batch_size", batch_size, 1)
     _check_int("seed", seed, 0)
     start_batch = _check_int("start_batch", start_batch, 0)

@@ -60,6 +60,8 @@ class Request:
         with_labels: bool. Whether labels are wanted.
         path: str or None. The file or directory of a source that reads one.
         options: dict. The source's keyword options as given (defaults not filled in).
+        shuffle: bool or None. `load`'s `shuffle`; None lets the source choose (the synthetic
+            and npz sources: no shuffle of a finite dataset).
     """
 
     name: str
@@ -71,6 +73,7 @@ class Request:
     with_labels: bool = False
     path: object = None
     options: dict = dataclasses.field(default_factory=dict)
+    shuffle: object = None
 
     @property
     def shape(self):
@@ -81,6 +84,25 @@ class Request:
         if key in self.options:
             return self.options[key]
         return get_source(self.name).options()[key]
+
+
+@dataclasses.dataclass(frozen=True)
+class ClipRecord:
+    """One clip as `vidgen data pack` stores it.
+
+    Attributes:
+        clip: uint8 `(T, H, W, C)`. The frames, already sampled and shaped.
+        label: int. The class, or -1 when the dataset has no labels.
+        source: str. The file (or frame folder) the clip comes from, relative to the root.
+        start: int. Index of the clip's first frame in the source.
+        frame_indices: tuple of int. Index in the source of every frame of the clip.
+    """
+
+    clip: object
+    label: int
+    source: str
+    start: int
+    frame_indices: tuple
 
 
 class Source:
@@ -152,13 +174,27 @@ class Source:
         """An endless dataset of single clips from video `start_video` on."""
         raise NotImplementedError
 
+    def describe(self, request):
+        """A one-line summary of what a request reads (e.g. files, clips, skipped), or None."""
+        return None
+
+    def clip_records(self, request):
+        """One pass over the clips (epoch 0) in a stable order, for `vidgen data pack`.
+
+        Yields `ClipRecord`s. Sources of synthetic data, which have no files, do not pack.
+        """
+        raise ValueError(
+            f"Dataset '{self.name}' cannot be packed into TFRecords: only datasets read from "
+            "files (" + ", ".join(s.name for s in _SOURCES.values() if s.needs_path) + ") can."
+        )
+
     def finite(self, request, num_videos, shuffle, start_video):
         """`num_videos` clips in one pass (all made at once by `make_videos`)."""
         rng = np.random.default_rng(check_seed(request.seed))
         videos, labels = self.make_videos(request, num_videos, rng)
         arrays = (videos, labels) if request.with_labels else videos
         dataset = tf.data.Dataset.from_tensor_slices(arrays)
-        if shuffle:
+        if shuffle:  # None (the default) does not shuffle
             dataset = dataset.shuffle(len(videos), seed=request.seed)
         return dataset.skip(start_video)
 
@@ -224,6 +260,7 @@ def describe_datasets():
 
 
 __all__ = [
+    "ClipRecord",
     "Request",
     "Source",
     "check_int",
