@@ -5,6 +5,12 @@ Every dataset is a `Source` in `vidgen_tf.data.registry`, looked up once by name
   (`vidgen_tf.data.synthetic`), a deterministic function of the seed.
 - `npz`: a user's file with `videos` uint8 `(N, T, H, W, C)` and optional `labels` `(N,)`
   (`vidgen_tf.data.npz`).
+- `video_folder`: video files (mp4, webm, avi, mkv, mov, gif, ...) under a folder, labels
+  from the first-level subfolders (UCF-101's layout); `frame_folder`: folders of numbered
+  images, one video each (`vidgen_tf.data.folders`). Both probe every file once into a
+  cached index (`vidgen_tf.data.index`), skip and name damaged files, and decode only the
+  frames of each clip (`vidgen_tf.data.decode`), sampled and shaped by
+  `vidgen_tf.data.clips` (frame_step, fps, clips_per_video, resize, short, split, ...).
 
 `load` yields float32 videos in [-1, 1] shaped `(batch, time, height, width, channels)`,
 converted as `x / 127.5 - 1`.
@@ -13,6 +19,7 @@ converted as `x / 127.5 - 1`.
 import numpy as np
 import tensorflow as tf
 
+from vidgen_tf.data import folders as _folders  # noqa: F401  (registers its sources)
 from vidgen_tf.data import npz as _npz  # noqa: F401  (registers its source)
 from vidgen_tf.data import registry, synthetic  # noqa: F401
 from vidgen_tf.data.registry import describe_datasets, get_source, list_datasets
@@ -56,6 +63,19 @@ def class_names(name, path=None, **options):
     return source.class_names(registry.Request(name, 1, 1, 1, 1, path=path, options=options))
 
 
+def describe(name, num_frames=16, height=64, width=64, channels=1, with_labels=False, path=None,
+             **options):
+    """A one-line summary of what a dataset request reads, or None for generated data.
+
+    For `video_folder` and `frame_folder`: files, classes, usable and skipped files (named,
+    with the reason) and clips per epoch, e.g. "video_folder DIR: 40 files (3 classes), 37
+    usable, 3 skipped (...); 52 clips per epoch".
+    """
+    source, request = _request(name, num_frames, height, width, channels, 0, with_labels, path,
+                               options)
+    return source.describe(request)
+
+
 def make_videos(
     name,
     num_videos,
@@ -81,7 +101,8 @@ def make_videos(
         seed: int or sequence of ints. Seed of `np.random.default_rng`; the same seed gives
             the same videos. For `npz` it picks the frame windows. Defaults to 0.
         with_labels: bool. Also return int32 labels `(N,)`. Defaults to False.
-        path: str or None. The file, for `npz` only. Defaults to None.
+        path: str or None. The file (`npz`) or folder (`video_folder`, `frame_folder`) to
+            read. Defaults to None.
         **options: dataset options, e.g. `num_digits=2` (see `vidgen_tf.data.synthetic`).
 
     Returns:
@@ -151,7 +172,8 @@ def load(
             (needed under `tf.distribute`). Defaults to True.
         num_videos: int or None. Size of a finite dataset; None for an endless stream.
             Defaults to None.
-        path: str or None. The file, for `npz` only. Defaults to None.
+        path: str or None. The file (`npz`) or folder (`video_folder`, `frame_folder`) to
+            read. Defaults to None.
         shuffle: bool or None. Shuffle the clips (seeded by `seed`). None: the dataset's
             default (the synthetic and npz sets: a finite dataset is not shuffled). Defaults
             to None.
@@ -192,7 +214,7 @@ def load(
         dataset = dataset.map(lambda videos, labels: (_to_float(videos), labels))
     else:
         dataset = dataset.map(_to_float)
-    if num_videos is None:
+    if num_videos is None and source.endless(request):
         dataset = dataset.apply(
             tf.data.experimental.assert_cardinality(tf.data.INFINITE_CARDINALITY)
         )
@@ -202,6 +224,7 @@ def load(
 __all__ = [
     "bounce",
     "class_names",
+    "describe",
     "describe_datasets",
     "get_source",
     "list_datasets",

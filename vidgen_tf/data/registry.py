@@ -12,7 +12,8 @@ A source's contract (see `Source`):
 - `make_videos(request, num_videos, rng)`: uint8 `(N, T, H, W, C)` and int32 labels or None.
 - `stream(request, start_video, chunk_size)`: an endless `tf.data.Dataset` of single uint8
   clips `(T, H, W, C)` (with an int32 label when `request.with_labels`), beginning at
-  video `start_video` of the stream, deterministic given `request.seed`.
+  video `start_video` of the stream, deterministic given `request.seed` (finite when
+  `endless(request)` is False, e.g. a folder source asked for `epochs=k`).
 - `finite(request, num_videos, shuffle, start_video)`: `num_videos` clips in one pass; by
   default the clips of `make_videos`, made at once.
 
@@ -173,6 +174,10 @@ class Source:
     def stream(self, request, start_video, chunk_size):
         """An endless dataset of single clips from video `start_video` on."""
         raise NotImplementedError
+
+    def endless(self, request):
+        """Whether `stream(request, ...)` never ends (False for a source asked for k epochs)."""
+        return True
 
     def describe(self, request):
         """A one-line summary of what a request reads (e.g. files, clips, skipped), or None."""
