@@ -136,9 +136,13 @@ def _feature_network(args):
                                 num_frames=args.feature_frames)
 
 
+PATH_HELP = "input file (npz) or folder (video_folder, frame_folder) of the dataset"
+
+
 # ---------------------------------------------------------------------- main
 def build_parser():
     # Imported here: each subcommand's module imports this one.
+    from vidgen_tf.cli.data_check import cmd_data_check
     from vidgen_tf.cli.data_preview import cmd_data_preview
     from vidgen_tf.cli.evaluate import cmd_eval
     from vidgen_tf.cli.export import cmd_export
@@ -163,16 +167,27 @@ def build_parser():
     q.add_argument("--num", type=int, default=8, help="videos in the grid (default 8)")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--fps", type=int, default=8)
-    q.add_argument("--path", help="input file for the npz dataset")
+    q.add_argument("--path", help=PATH_HELP)
     q.add_argument("--data-option", action="append", metavar="KEY=VALUE",
                    help="dataset option, e.g. --data-option num_balls=1")
     _add_geometry(q, "16 frames, 64x64, 1 channel")
     q.set_defaults(func=cmd_data_preview)
+    q = data_sub.add_parser(
+        "check", help="list every file of a video or frame folder with its frames, size, fps, duration and status",
+        description="Probes every file of a dataset folder (through the cached index the video_folder and "
+                    "frame_folder datasets use) and lists it with its frame count, size, fps, duration, class and "
+                    "status, then a summary. Exits 0 when at least one file is usable, 1 when none is.")
+    q.add_argument("path", help="the folder")
+    q.add_argument("--data", choices=("video_folder", "frame_folder"),
+                   help="kind of folder (default: video_folder when it holds video files, else frame_folder)")
+    q.add_argument("--data-option", action="append", metavar="KEY=VALUE",
+                   help="cache_dir=DIR (where the index is cached) or, for frame_folder, source_fps=N (default 25)")
+    q.set_defaults(func=cmd_data_check)
 
     p = sub.add_parser("train", help="train a model with model.fit; ends with a preset in --out")
     p.add_argument("model", help="model name or preset name/directory (see `vidgen list`)")
     p.add_argument("--data", required=True, help="dataset name (see `vidgen list`)")
-    p.add_argument("--path", help="input file for the npz dataset")
+    p.add_argument("--path", help=PATH_HELP)
     p.add_argument("--data-option", action="append", metavar="KEY=VALUE",
                    help="dataset option, e.g. --data-option num_balls=1")
     _add_geometry(p)
@@ -230,7 +245,7 @@ def build_parser():
                     "preset's dataset and options (seed --seed). Progress lines with elapsed seconds go to stderr.")
     p.add_argument("preset", help="preset name or directory (e.g. a `vidgen train --out` directory)")
     p.add_argument("--data", help="dataset name (default: the one the preset was trained on)")
-    p.add_argument("--path", help="input file for the npz dataset (a held-out file)")
+    p.add_argument("--path", help=PATH_HELP + " (held-out data)")
     p.add_argument("--data-option", action="append", metavar="KEY=VALUE",
                    help="dataset option, e.g. --data-option num_balls=1 (default: the preset's)")
     p.add_argument("--num-videos", type=int, default=256,

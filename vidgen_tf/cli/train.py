@@ -192,6 +192,12 @@ def _train(args, strategy):
             batch_size=clips_per_step, seed=args.seed, with_labels=bool(model.num_classes),
             drop_remainder=True, start_batch=start_step, **_data_options(args),
         )
+        description = data.describe(
+            args.data, num_frames=model.num_frames, height=model.height, width=model.width,
+            channels=model.channels, with_labels=bool(model.num_classes), **_data_options(args),
+        )
+        if description and location.chief:
+            print(description, flush=True)  # files, clips and the skipped files, named
         dataset = distribute.shard_dataset(dataset)
         samples = vcallbacks.SampleWriter(location.path / "samples", args.sample_every, num=args.num_samples,
                                           seed=args.seed, initial_step=start_step)

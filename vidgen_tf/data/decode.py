@@ -161,11 +161,22 @@ def probe_video(path, threads=1):
         fps = _stream_fps(stream)
         if fps <= 0:
             raise DamagedFileError(path, "the video stream has no frame rate", "fails to decode")
-        duration = packets / fps
+        duration = None
         if stream.duration is not None and stream.time_base is not None:
             duration = float(stream.duration * stream.time_base)
-        elif container.duration is not None:
+        elif container.duration is not None and len(container.streams) == 1:
+            # The container's duration covers every stream; it is the video's only when alone.
             duration = container.duration / 1e6
+        if duration is not None and not recorded:
+            # No recorded count (WebM, Matroska): a header duration far beyond the frames
+            # present means the file was cut short.
+            expected = int(round(duration * fps))
+            if packets < expected - 1:
+                raise DamagedFileError(
+                    path, f"truncated: the header says {duration:.3g} s ({expected} frames at {fps:.3g} fps), "
+                    f"only {packets} frames are present", "truncated")
+        if duration is None:
+            duration = packets / fps
         return VideoInfo(packets, fps, int(first.height), int(first.width), float(duration))
 
 
