@@ -1,0 +1,316 @@
+"""Tests of the video_folder and frame_folder datasets and of the `vidgen data check` command."""
+
+import os
+import warnings
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from tests import video_files
+from vidgen_tf import cli, data
+from vidgen_tf.data import decode, folders, index
+from vidgen_tf.registry import UnknownNameError  # noqa: F401
+
+SMALL = dict(num_frames=4, height=16, width=16)
+
+
+def quiet(function, *args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", index.DamagedFileWarning)
+        return function(*args, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def classes(tmp_path_factory):
+    """Three class folders of several containers, rates and sizes, and three damaged files."""
+    root = tmp_path_factory.mktemp("classes")
+    video_files.write_video(root / "b_walk" / "v1.mp4", fps=25)
+    video_files.write_video(root / "b_walk" / "v2.webm", fps=30, height=37, width=53)
+    video_files.write_video(root / "a_run" / "v3.avi", fps=10)
+    video_files.write_video(root / "a_run" / "deeper" / "v4.mkv", fps=25)
+    video_files.write_video(root / "c_jump" / "v5.gif", fps=10, num_frames=20)
+    video_files.write_video(root / "c_jump" / "short.mov", num_frames=5)
+    (root / "c_jump" / "empty.mp4").write_bytes(b"")
+    (root / "a_run" / "notes.mp4").write_text("a text file named .mp4")
+    return root
+
+
+def records(root, **options):
+    source = data.get_source(options.pop("name", "video_folder"))
+    request = data._request(source.name, options.pop("num_frames", 4), options.pop("height", 16),
+                            options.pop("width", 16), options.pop("channels", 1), options.pop("seed", 0),
+                            options.pop("with_labels", False), str(root), options)[1]
+    return quiet(lambda: list(source.clip_records(request)))
+
+
+def test_the_folder_datasets_are_registered_and_described():
+    assert {"video_folder", "frame_folder"} <= set(data.list_datasets())
+    assert "first-level subfolders" in data.describe_datasets()["video_folder"]
+
+
+def test_classes_are_the_first_level_folders_sorted_and_counted(classes):
+    assert quiet(data.class_names, "video_folder", path=str(classes)) == ["a_run", "b_walk", "c_jump"]
+    assert quiet(data.num_classes, "video_folder", path=str(classes)) == 3
+    got = {record.source: record.label for record in records(classes)}
+    assert got == {"a_run/deeper/v4.mkv": 0, "a_run/v3.avi": 0, "b_walk/v1.mp4": 1, "b_walk/v2.webm": 1,
+                   "c_jump/short.mov": 2, "c_jump/v5.gif": 2}
+    description = quiet(data.describe, "video_folder", path=str(classes), num_frames=8, frame_step=1)
+    assert description == (f"video_folder {classes}: 8 files (3 classes), 6 usable, 2 skipped "
+                           "(a_run/notes.mp4: not a video FFmpeg can read, or truncated before its index (Invalid "
+                           "data found when processing input); c_jump/empty.mp4: empty file (0 bytes)); "
+                           "1 too short for a clip of 8 frames (short=\"skip\"); 5 clips per epoch")
+
+
+def test_load_keeps_its_contract(classes):
+    dataset = quiet(data.load, "video_folder", path=str(classes), batch_size=3, with_labels=True, channels=3,
+                    seed=1, **SMALL)
+    for videos, labels in dataset.take(3):
+        assert videos.shape == (3, 4, 16, 16, 3) and videos.dtype == tf.float32
+        assert labels.shape == (3,) and labels.dtype == tf.int32
+        assert -1.0 <= float(tf.reduce_min(videos)) and float(tf.reduce_max(videos)) <= 1.0
+        assert set(labels.numpy()) <= {0, 1, 2}
+    assert dataset.cardinality() == tf.data.INFINITE_CARDINALITY
+
+
+def test_same_seed_same_clips_other_seed_other_starts(classes):
+    def batches(seed):
+        dataset = quiet(data.load, "video_folder", path=str(classes), batch_size=4, seed=seed, **SMALL)
+        return np.concatenate([b.numpy() for b in dataset.take(3)])
+
+    np.testing.assert_array_equal(batches(5), batches(5))
+    assert np.any(batches(5) != batches(6))
+    assert [r.start for r in records(classes, seed=5)] != [r.start for r in records(classes, seed=6)]
+    assert [r.start for r in records(classes, seed=5)] == [r.start for r in records(classes, seed=5)]
+
+
+def test_clips_hold_consecutive_or_stepped_source_frames(classes):
+    for record in records(classes, frame_step=3):
+        assert record.frame_indices == tuple(record.start + 3 * k for k in range(4))
+        np.testing.assert_array_equal(video_files.levels_of(record.clip), record.frame_indices)
+
+
+def test_fps_resamples_by_timestamps(classes):
+    got = {r.source: r for r in records(classes, fps=5, num_frames=3)}
+    # 25 fps read at 5 fps: every 5th frame; 10 fps: every 2nd; 30 fps: every 6th.
+    for name, step in (("b_walk/v1.mp4", 5), ("a_run/v3.avi", 2), ("b_walk/v2.webm", 6)):
+        indices = np.array(got[name].frame_indices)
+        assert np.all(np.diff(indices) == step), (name, indices)
+        np.testing.assert_array_equal(video_files.levels_of(got[name].clip), indices)
+    # 10 fps read at 25 fps repeats frames: frame k is the one nearest to k / 25 s.
+    slow = {r.source: r for r in records(classes, fps=25, num_frames=5)}["a_run/v3.avi"]
+    offsets = np.array(slow.frame_indices) - slow.frame_indices[0]
+    assert len(set(slow.frame_indices)) < 5 and offsets.max() <= 2
+
+
+def test_all_clips_per_video_and_epochs(classes):
+    every = records(classes, clips_per_video="all", num_frames=5)
+    # 24-frame files give 4 clips of 5, the 20-frame GIF 4, the 5-frame file 1.
+    per_file = {}
+    for r in every:
+        per_file.setdefault(r.source, []).append(r.start)
+    assert {k: len(v) for k, v in per_file.items()} == {"a_run/deeper/v4.mkv": 4, "a_run/v3.avi": 4,
+                                                       "b_walk/v1.mp4": 4, "b_walk/v2.webm": 4,
+                                                       "c_jump/short.mov": 1, "c_jump/v5.gif": 4}
+    assert all(np.all(np.diff(starts) == 5) for starts in per_file.values())
+    one_pass = quiet(data.load, "video_folder", path=str(classes), batch_size=7, drop_remainder=False,
+                     clips_per_video="all", epochs=2, **{**SMALL, "num_frames": 5})
+    assert sum(len(b) for b in one_pass) == 2 * 21
+
+
+def test_short_videos_are_skipped_or_looped(classes):
+    assert "c_jump/short.mov" not in {r.source for r in records(classes, num_frames=6)}
+    looped = {r.source: r for r in records(classes, num_frames=8, short="loop")}["c_jump/short.mov"]
+    assert looped.frame_indices == (0, 1, 2, 3, 4, 0, 1, 2)
+    np.testing.assert_array_equal(video_files.levels_of(looped.clip), looped.frame_indices)
+
+
+def test_resize_modes_on_an_odd_sized_video(tmp_path):
+    frames = np.full((6, 37, 53, 3), 200, np.uint8)
+    video_files.write_video(tmp_path / "odd.avi", frames=frames)
+    (pad,) = records(tmp_path, resize="pad", num_frames=6)
+    (crop,) = records(tmp_path, resize="crop", num_frames=6)
+    (stretch,) = records(tmp_path, resize="stretch", num_frames=6)
+    for record in (pad, crop, stretch):
+        assert record.clip.shape == (6, 16, 16, 1)
+    # 37x53 -> 11x16 centred: 2 black rows above, 3 below; crop and stretch fill the frame.
+    rows = pad.clip[0, :, 8, 0]
+    assert np.all(rows[:2] == 0) and np.all(rows[13:] == 0) and np.all(np.abs(rows[2:13].astype(int) - 200) <= 3)
+    assert crop.clip.min() >= 190 and stretch.clip.min() >= 190
+
+
+def test_grey_is_the_bt601_luma(tmp_path):
+    colour = np.broadcast_to(np.array([200, 100, 50], np.uint8), (4, 32, 40, 3)).copy()
+    video_files.write_video(tmp_path / "v" / "c.avi", frames=colour)
+    for i in range(4):
+        Image.fromarray(colour[i]).save(tmp_path / "f" / f"{i}.png") if (tmp_path / "f").exists() else (
+            os.makedirs(tmp_path / "f"), Image.fromarray(colour[i]).save(tmp_path / "f" / f"{i}.png"))
+    luma = 0.299 * 200 + 0.587 * 100 + 0.114 * 50  # 124.2
+    (video,) = records(tmp_path / "v", channels=1)
+    (frames,) = records(tmp_path / "f", channels=1, name="frame_folder")
+    assert abs(float(video.clip.mean()) - luma) <= 3
+    assert np.all(frames.clip == 124)
+    (rgb,) = records(tmp_path / "f", channels=3, name="frame_folder")
+    np.testing.assert_array_equal(rgb.clip[0, 0, 0], [200, 100, 50])
+
+
+def test_start_batch_equals_skip(classes):
+    def load(**kwargs):
+        return quiet(data.load, "video_folder", path=str(classes), batch_size=2, seed=3, **SMALL, **kwargs)
+
+    skipped = np.concatenate([b.numpy() for b in load().skip(4).take(3)])
+    resumed = np.concatenate([b.numpy() for b in load(start_batch=4).take(3)])
+    np.testing.assert_array_equal(skipped, resumed)
+
+
+def test_resume_does_not_decode_the_skipped_clips(classes, monkeypatch):
+    calls = []
+    real = decode.read_video_frames
+    monkeypatch.setattr(decode, "read_video_frames", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+    dataset = quiet(data.load, "video_folder", path=str(classes), batch_size=2, start_batch=50,
+                    num_parallel_calls=1, **SMALL)
+    next(iter(dataset))
+    assert 2 <= len(calls) <= 12  # the batch and the prefetched ones, not the 100 clips before
+
+
+def test_the_endless_stream_is_shuffled_per_epoch_a_finite_one_only_when_asked(classes):
+    order = [r.clip for r in records(classes)]
+
+    def clips(**kwargs):
+        dataset = quiet(data.load, "video_folder", path=str(classes), batch_size=1, seed=0, **SMALL, **kwargs)
+        return [np.rint((b.numpy()[0] + 1) * 127.5) for b in dataset.take(5)]
+
+    finite = clips(num_videos=5)
+    assert all(np.array_equal(a, b) for a, b in zip(finite, order))  # index order
+    assert not all(np.array_equal(a, b) for a, b in zip(clips(), order))
+    assert not all(np.array_equal(a, b) for a, b in zip(clips(num_videos=5, shuffle=True), order))
+
+
+def test_with_labels_refuses_files_outside_a_class_folder(tmp_path):
+    video_files.write_video(tmp_path / "cls" / "a.avi", num_frames=8)
+    video_files.write_video(tmp_path / "loose.avi", num_frames=8)
+    with pytest.raises(ValueError, match="outside any class folder: loose.avi"):
+        quiet(data.load, "video_folder", path=str(tmp_path), with_labels=True, **SMALL)
+    assert len(records(tmp_path)) == 2  # without labels both are read
+
+
+def test_a_split_file_selects_the_files_in_ucf101_format(classes, tmp_path):
+    split = tmp_path / "trainlist01.txt"
+    split.write_text("b_walk/v1.mp4 2\nc_jump/v5.gif 3\n\n")
+    got = records(classes, split=str(split))
+    assert [(r.source, r.label) for r in got] == [("b_walk/v1.mp4", 1), ("c_jump/v5.gif", 2)]
+    split.write_text("b_walk/missing.mp4\n")
+    with pytest.raises(ValueError, match="not found among the videos.*b_walk/missing.mp4"):
+        records(classes, split=str(split))
+
+
+@pytest.mark.parametrize("bad, named", [
+    (dict(frame_step=0), "frame_step"), (dict(clips_per_video=3), "clips_per_video"), (dict(epochs=0), "epochs"),
+    (dict(resize="zoom"), "resize"), (dict(num_parallel_calls="many"), "num_parallel_calls"),
+    (dict(colour=1), "colour"), (dict(split=3), "split"),
+])
+def test_bad_options_are_named(classes, bad, named):
+    with pytest.raises((ValueError, TypeError), match=named):
+        quiet(data.load, "video_folder", path=str(classes), **SMALL, **bad)
+
+
+def test_missing_folders_and_remote_urls_get_clear_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        data.load("video_folder", path=str(tmp_path / "nowhere"), **SMALL)
+    with pytest.raises(ValueError, match="vidgen data pack"):
+        data.load("video_folder", path="gs://bucket/videos", **SMALL)
+    with pytest.raises(ValueError, match="no video files"):
+        data.load("video_folder", path=str(tmp_path), **SMALL)
+
+
+def test_a_file_failing_mid_decode_is_dropped_warned_once_and_counted(tmp_path):
+    for name in ("a", "b"):
+        video_files.write_frames(tmp_path / name, num_frames=12)
+    (tmp_path / "b" / "frame_7.png").write_bytes(b"broken")  # only the first image is checked by the index
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        dataset = data.load("frame_folder", path=str(tmp_path), batch_size=1, num_videos=40, shuffle=False,
+                            drop_remainder=False, num_frames=12, height=8, width=8)
+        got = [b.numpy() for b in dataset]
+    failures = [str(w.message) for w in caught if issubclass(w.category, folders.DecodeFailureWarning)]
+    assert len(failures) == 1 and "b" in failures[0] and "frame_7.png" in failures[0]
+    assert len(got) == 20  # every clip of b (one per epoch) dropped
+    assert folders.decode_failures(tmp_path) == {"b": 20}
+
+
+def test_frame_folders_unpadded_numbers_labels_and_source_fps(tmp_path):
+    video_files.write_frames(tmp_path / "cls_a" / "clip1", num_frames=12)
+    video_files.write_frames(tmp_path / "cls_b" / "clip2", num_frames=12, name="img{}.png", start=0)
+    got = {r.source: r for r in records(tmp_path, name="frame_folder", frame_step=2, num_frames=3)}
+    assert set(got) == {"cls_a/clip1", "cls_b/clip2"}
+    assert got["cls_a/clip1"].label == 0 and got["cls_b/clip2"].label == 1
+    for record in got.values():  # frame_10.png comes after frame_9.png
+        np.testing.assert_array_equal(video_files.levels_of(record.clip), record.frame_indices)
+    # Folders at 12 fps read at 4 fps: every third image.
+    slow = records(tmp_path, name="frame_folder", source_fps=12, fps=4, num_frames=3)
+    assert all(np.all(np.diff(r.frame_indices) == 3) for r in slow)
+    with pytest.raises(ValueError, match="source_fps"):
+        records(tmp_path, name="frame_folder", source_fps=0)
+
+
+def test_make_videos_gives_the_first_clips_of_epoch_zero(classes):
+    videos, labels = quiet(data.make_videos, "video_folder", 3, path=str(classes), with_labels=True, **SMALL)
+    first = records(classes)[:3]
+    np.testing.assert_array_equal(videos, np.stack([r.clip for r in first]))
+    np.testing.assert_array_equal(labels, [r.label for r in first])
+    with pytest.raises(ValueError, match="epoch 0 holds only 6 clips"):
+        quiet(data.make_videos, "video_folder", 7, path=str(classes), **SMALL)
+
+
+# ---------------------------------------------------------------------- the command line
+def run(capsys, *argv):
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_data_check_lists_every_file_and_the_summary(capsys, classes):
+    code, out, _ = run(capsys, "data", "check", str(classes))
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].startswith(f"video_folder {classes}")
+    row = next(line for line in lines if line.startswith("b_walk/v2.webm"))
+    assert row.split()[:5] == ["b_walk/v2.webm", "24", "37x53", "30.00", "0.80"] and row.endswith("ok")
+    assert any(line.startswith("c_jump/empty.mp4") and line.endswith("empty file (0 bytes)") for line in lines)
+    assert lines[-1] == f"index of {classes}: 8 files, 6 usable, 2 skipped (1 empty, 1 not a video)"
+
+
+def test_data_check_exit_codes_and_autodetected_frame_folders(capsys, tmp_path):
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "x.mp4").write_bytes(b"")
+    code, out, _ = run(capsys, "data", "check", str(tmp_path / "bad"))
+    assert code == 1 and "0 usable, 1 skipped (1 empty)" in out
+    code, _, err = run(capsys, "data", "check", str(tmp_path / "nowhere"))
+    assert code == 2 and "does not exist" in err
+    video_files.write_frames(tmp_path / "frames" / "clip", num_frames=10)
+    code, out, _ = run(capsys, "data", "check", str(tmp_path / "frames"), "--data-option", "source_fps=5")
+    assert code == 0 and out.startswith("frame_folder")
+    assert "clip" in out and " 10 " in out and "5.00" in out and "2.00" in out
+
+
+def test_data_preview_of_a_video_folder(capsys, classes, tmp_path):
+    code, out, err = run(capsys, "data", "preview", "video_folder", "--path", str(classes), "--num", "4",
+                         "--num-frames", "4", "--height", "16", "--width", "16", "--out", str(tmp_path / "p.gif"))
+    assert code == 0, err
+    assert (tmp_path / "p.gif").is_file() and "4 videos of 4 frames" in out
+
+
+TINY_SET = ["--set", "content_dim=8", "--set", "motion_dim=4", "--set", "generator_width=8",
+            "--set", "discriminator_width=8"]
+
+
+def test_train_mocogan_on_a_folder_prints_counts_and_names_the_skipped_files(capsys, classes, tmp_path):
+    code, out, err = run(capsys, "train", "mocogan", "--data", "video_folder", "--path", str(classes),
+                         "--num-frames", "4", "--height", "16", "--width", "16", "--channels", "3",
+                         "--batch-size", "2", "--steps", "2", "--quiet", "--out", str(tmp_path / "run"), *TINY_SET)
+    assert code == 0, err
+    assert (f"video_folder {classes}: 8 files (3 classes), 6 usable, 2 skipped (a_run/notes.mp4: not a video"
+            in out)
+    assert "c_jump/empty.mp4: empty file (0 bytes)" in out and "6 clips per epoch" in out
+    assert (tmp_path / "run" / "config.json").is_file()
