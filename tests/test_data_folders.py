@@ -314,3 +314,17 @@ def test_train_mocogan_on_a_folder_prints_counts_and_names_the_skipped_files(cap
             in out)
     assert "c_jump/empty.mp4: empty file (0 bytes)" in out and "6 clips per epoch" in out
     assert (tmp_path / "run" / "config.json").is_file()
+
+
+def test_train_then_eval_a_likelihood_model_on_a_folder(capsys, classes, tmp_path):
+    out = tmp_path / "hmm"
+    code, text, err = run(capsys, "train", "hmm", "--data", "video_folder", "--path", str(classes),
+                          "--data-option", "frame_step=2", "--num-frames", "4", "--height", "8", "--width", "8",
+                          "--channels", "1", "--batch-size", "4", "--steps", "1", "--set", "num_states=2",
+                          "--quiet", "--out", str(out))
+    assert code == 0, err
+    assert "6 usable, 2 skipped" in text
+    code, text, err = run(capsys, "eval", str(out), "--path", str(classes), "--num-videos", "8",
+                          "--batch-size", "4")
+    assert code == 0, err
+    assert "held-out: 8 videos of video_folder" in text and "bits/dim" in text

@@ -245,11 +245,10 @@ class _FolderSource(registry.Source):
 
     def describe(self, request):
         folder = self._folder(request)
-        noun = "files" if self.kind == "video" else "frame folders"
         total = len(folder.records) + len(folder.skipped)
         classes = f" ({len(folder.classes)} classes)" if folder.classes else ""
         split = f" in split {os.path.basename(folder.split)}" if folder.split else ""
-        text = f"{self.name} {folder.root}: {total} {noun}{split}{classes}, {len(folder.records)} usable, " \
+        text = f"{self.name} {folder.root}: {index.count(total, folder.index.noun)}{split}{classes}, {len(folder.records)} usable, " \
                f"{len(folder.skipped)} skipped"
         if folder.skipped:
             named = "; ".join(f"{r.path}: {r.status}" for r in folder.skipped[:_NAMES_SHOWN])

@@ -115,6 +115,10 @@ class Index:
     probed: int
 
     @property
+    def noun(self):
+        return "file" if self.kind == "video" else "frame folder"
+
+    @property
     def usable(self):
         return [record for record in self.records if record.ok]
 
@@ -124,13 +128,17 @@ class Index:
 
     def summary(self):
         """E.g. "index of DIR: 12 files, 10 usable, 2 skipped (1 empty, 1 not a video)"."""
-        noun = "files" if self.kind == "video" else "frame folders"
-        text = f"index of {self.root}: {len(self.records)} {noun}, {len(self.usable)} usable, " \
+        text = f"index of {self.root}: {count(len(self.records), self.noun)}, {len(self.usable)} usable, " \
                f"{len(self.skipped)} skipped"
         if self.skipped:
             kinds = collections.Counter(record.damage or record.status for record in self.skipped)
             text += " (" + ", ".join(f"{count} {kind}" for kind, count in sorted(kinds.items())) + ")"
         return text
+
+
+def count(number, noun):
+    """`number` and `noun`, plural unless 1: "1 file", "2 files"."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def _root_hash(root):
