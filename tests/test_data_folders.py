@@ -328,3 +328,14 @@ def test_train_then_eval_a_likelihood_model_on_a_folder(capsys, classes, tmp_pat
                           "--batch-size", "4")
     assert code == 0, err
     assert "held-out: 8 videos of video_folder" in text and "bits/dim" in text
+
+
+def test_images_directly_in_the_root_are_one_unlabelled_video(tmp_path):
+    video_files.write_frames(tmp_path, num_frames=6)
+    (record,) = records(tmp_path, name="frame_folder")
+    assert (record.source, record.label) == (".", -1)
+    with pytest.raises(ValueError, match="has no classes"):
+        records(tmp_path, name="frame_folder", with_labels=True)
+    with pytest.raises(ValueError, match="'cover.png' has no frame number"):
+        (tmp_path / "cover.png").write_bytes((tmp_path / "frame_1.png").read_bytes())
+        records(tmp_path, name="frame_folder")

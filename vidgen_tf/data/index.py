@@ -3,8 +3,8 @@
 One `FileRecord` per video file (or per folder of frames): its path relative to the
 root, its class folder, frame count, frame rate, size, duration, bytes, mtime and status
 ("ok" or the reason it cannot be used). The index is built by probing every file in a
-thread pool over all cores (PyAV releases the GIL while it demuxes and decodes: two
-threads decoding on two cores ran about twice as fast as one), then cached as JSON:
+thread pool over all cores (PyAV releases the GIL while it demuxes and decodes: checked
+with two threads decoding on two cores, which overlapped), then cached as JSON:
 
 - beside the data, as `ROOT/.vidgen_index.json` (written atomically);
 - or, when that directory is not writable or `cache_dir=` is given, as
