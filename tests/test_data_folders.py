@@ -11,7 +11,6 @@ from PIL import Image
 from tests import video_files
 from vidgen_tf import cli, data
 from vidgen_tf.data import decode, folders, index
-from vidgen_tf.registry import UnknownNameError  # noqa: F401
 
 SMALL = dict(num_frames=4, height=16, width=16)
 
@@ -143,9 +142,9 @@ def test_resize_modes_on_an_odd_sized_video(tmp_path):
 def test_grey_is_the_bt601_luma(tmp_path):
     colour = np.broadcast_to(np.array([200, 100, 50], np.uint8), (4, 32, 40, 3)).copy()
     video_files.write_video(tmp_path / "v" / "c.avi", frames=colour)
+    os.makedirs(tmp_path / "f")
     for i in range(4):
-        Image.fromarray(colour[i]).save(tmp_path / "f" / f"{i}.png") if (tmp_path / "f").exists() else (
-            os.makedirs(tmp_path / "f"), Image.fromarray(colour[i]).save(tmp_path / "f" / f"{i}.png"))
+        Image.fromarray(colour[i]).save(tmp_path / "f" / f"{i}.png")
     luma = 0.299 * 200 + 0.587 * 100 + 0.114 * 50  # 124.2
     (video,) = records(tmp_path / "v", channels=1)
     (frames,) = records(tmp_path / "f", channels=1, name="frame_folder")

@@ -248,8 +248,8 @@ class _FolderSource(registry.Source):
         total = len(folder.records) + len(folder.skipped)
         classes = f" ({len(folder.classes)} classes)" if folder.classes else ""
         split = f" in split {os.path.basename(folder.split)}" if folder.split else ""
-        text = f"{self.name} {folder.root}: {index.count(total, folder.index.noun)}{split}{classes}, {len(folder.records)} usable, " \
-               f"{len(folder.skipped)} skipped"
+        text = f"{self.name} {folder.root}: {index.count(total, folder.index.noun)}{split}{classes}, " \
+               f"{len(folder.records)} usable, {len(folder.skipped)} skipped"
         if folder.skipped:
             named = "; ".join(f"{r.path}: {r.status}" for r in folder.skipped[:_NAMES_SHOWN])
             more = f"; and {len(folder.skipped) - _NAMES_SHOWN} more" if len(folder.skipped) > _NAMES_SHOWN else ""
@@ -305,8 +305,8 @@ class _FolderSource(registry.Source):
             self._check_labels(folder)
         per_epoch = folder.clips_per_epoch
         if per_epoch == 0:
-            raise ValueError(self.describe(request) + ": no video gives a clip; lower num_frames or frame_step, "
-                             "or pass short=\"loop\".")
+            raise ValueError(self.describe(request) + ": no video gives a clip; lower num_frames or "
+                             "frame_step, or pass short=\"loop\".")
         plans = self._epoch_plans(folder, request, shuffle)
         failed = collections.Counter()
         shape = request.shape
