@@ -93,7 +93,8 @@ def make_videos(
     Args:
         name: str. A dataset from `list_datasets()`.
         num_videos: int. Number of videos. For `npz` the first `num_videos` of the file,
-            or all of them when None.
+            for `video_folder` / `frame_folder` the first clips of epoch 0 in index
+            order; all of them when None.
         num_frames: int. Frames per video. Defaults to 16.
         height: int. Frame height in pixels. Defaults to 64.
         width: int. Frame width in pixels. Defaults to 64.
