@@ -338,3 +338,14 @@ def test_images_directly_in_the_root_are_one_unlabelled_video(tmp_path):
     with pytest.raises(ValueError, match="'cover.png' has no frame number"):
         (tmp_path / "cover.png").write_bytes((tmp_path / "frame_1.png").read_bytes())
         records(tmp_path, name="frame_folder")
+
+
+def test_an_endless_stream_whose_every_clip_fails_stops_with_an_error(tmp_path):
+    for name in ("a", "b"):
+        video_files.write_frames(tmp_path / name, num_frames=6)
+        (tmp_path / name / "frame_3.png").write_bytes(b"broken")
+    dataset = quiet(data.load, "frame_folder", path=str(tmp_path), batch_size=1, num_frames=6, height=8, width=8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", folders.DecodeFailureWarning)
+        with pytest.raises(tf.errors.OpError, match="every clip of epoch 0 failed to decode"):
+            next(iter(dataset))
