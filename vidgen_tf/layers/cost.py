@@ -44,6 +44,7 @@ import threading
 
 import keras
 import tensorflow as tf
+from keras.src.backend.common.symbolic_scope import in_symbolic_scope
 
 from vidgen_tf.layers.blocks import _SamplingBlock
 from vidgen_tf.layers.conditioning import ClassEmbedding, LabelEmbedding, ProjectionHead
@@ -173,6 +174,13 @@ def layer_multiply_adds(layer, input_shape):
             f"No multiply-add rule for the wrapper '{layer.name}' ({type(layer).__name__}); "
             "vidgen_tf.layers.cost counts SpectralNorm among the wrappers."
         )
+    counted = isinstance(layer, _TRANSPOSED + _CONVOLUTIONS + _ELEMENTWISE + (keras.layers.Dense,))
+    if not counted and _holds_weights(layer, shape):
+        raise ValueError(
+            f"No multiply-add rule for layer '{layer.name}' ({type(layer).__name__}); "
+            "vidgen_tf.layers.cost counts ConvND, ConvNDTranspose, Dense, SpectralNorm, recurrent "
+            "cells and layers, the zoo's blocks, keras.Sequential and layers without weights."
+        )
     output_shape = tuple(layer.compute_output_shape((1,) + shape))[1:]
     if any(d is None for d in output_shape):
         raise ValueError(
@@ -187,14 +195,8 @@ def layer_multiply_adds(layer, input_shape):
         count = math.prod(output_shape) * math.prod(layer.kernel_size) * (input_channels // groups)
     elif isinstance(layer, keras.layers.Dense):
         count = math.prod(shape) * layer.units
-    elif isinstance(layer, _ELEMENTWISE) or not _holds_weights(layer, shape):
+    else:  # elementwise normalisations and layers without weights
         count = 0
-    else:
-        raise ValueError(
-            f"No multiply-add rule for layer '{layer.name}' ({type(layer).__name__}); "
-            "vidgen_tf.layers.cost counts ConvND, ConvNDTranspose, Dense, SpectralNorm, recurrent "
-            "cells and layers, the zoo's blocks, keras.Sequential and layers without weights."
-        )
     return int(count), output_shape
 
 
@@ -277,12 +279,15 @@ def _recording(roots, calls, counted_elsewhere):
     graphs = []
 
     def wrap(layer, call):
-        counted_here = isinstance(layer, _COUNTED_WHOLE) or bool(_own_weights(layer))
-
         def recorded(*args, **kwargs):
+            # Read at the call: Keras builds a layer (making its weights) just before.
+            counted_here = isinstance(layer, _COUNTED_WHOLE) or bool(_own_weights(layer))
             depth = getattr(state, "depth", 0)
-            if depth == 0 and counted_here and id(layer) not in skip:
-                in_nested_graph = tf.compat.v1.get_default_graph() is not graphs[0]
+            # Keras infers shapes by calling layers in a scratch graph (a symbolic
+            # scope): those calls compute nothing.
+            symbolic = in_symbolic_scope()
+            if depth == 0 and counted_here and id(layer) not in skip and not symbolic:
+                in_nested_graph = tf.compat.v1.get_default_graph() is not graphs[-1]
                 calls.append((layer, _first_tensor_shape(layer, args, kwargs), in_nested_graph))
             # Inside a layer counted whole, its inner calls are part of its count.
             state.depth = depth + (1 if counted_here else 0)
@@ -331,16 +336,20 @@ def call_multiply_adds_by_layer(function, roots, counted_elsewhere=()):
 
     Raises:
         ValueError: naming the layer, for a call whose shape is not fully
-            known, a call inside a loop or condition (the trace sees a loop's
-            body once; pass the layer in `counted_elsewhere` and count it
-            yourself), or a layer without a multiply-add rule.
+            known, a call inside a loop, condition or inner `tf.function` (the
+            trace sees a loop's body once; pass the layer in
+            `counted_elsewhere` and count it yourself), or a layer without a
+            multiply-add rule.
     """
     calls = []
     with _recording(roots, calls, counted_elsewhere) as graphs:
 
         @tf.function(autograph=False)
         def traced():
-            graphs.append(tf.compat.v1.get_default_graph())
+            # tf.function traces twice when the first trace creates variables
+            # (unbuilt layers): keep the last trace's calls only.
+            del calls[:]
+            graphs[:] = [tf.compat.v1.get_default_graph()]
             function()
 
         traced.get_concrete_function()
@@ -349,9 +358,9 @@ def call_multiply_adds_by_layer(function, roots, counted_elsewhere=()):
         name = f"'{layer.path}' ({type(layer).__name__})"
         if in_nested_graph:
             raise ValueError(
-                f"Layer {name} is called inside a loop or condition of the traced function: the "
-                "trace sees its body once, not once per iteration. Count it yourself and pass it "
-                "in `counted_elsewhere`."
+                f"Layer {name} is called inside a loop, condition or inner tf.function of the traced "
+                "function: the trace sees that body once, not once per iteration. Count it yourself "
+                "and pass it in `counted_elsewhere`."
             )
         if not shape or any(d is None for d in shape):
             raise ValueError(
