@@ -44,7 +44,6 @@ import threading
 
 import keras
 import tensorflow as tf
-from keras.src.backend.common.symbolic_scope import in_symbolic_scope
 
 from vidgen_tf.layers.blocks import _SamplingBlock
 from vidgen_tf.layers.conditioning import ClassEmbedding, LabelEmbedding, ProjectionHead
@@ -283,10 +282,7 @@ def _recording(roots, calls, counted_elsewhere):
             # Read at the call: Keras builds a layer (making its weights) just before.
             counted_here = isinstance(layer, _COUNTED_WHOLE) or bool(_own_weights(layer))
             depth = getattr(state, "depth", 0)
-            # Keras infers shapes by calling layers in a scratch graph (a symbolic
-            # scope): those calls compute nothing.
-            symbolic = in_symbolic_scope()
-            if depth == 0 and counted_here and id(layer) not in skip and not symbolic:
+            if depth == 0 and counted_here and id(layer) not in skip:
                 in_nested_graph = tf.compat.v1.get_default_graph() is not graphs[-1]
                 calls.append((layer, _first_tensor_shape(layer, args, kwargs), in_nested_graph))
             # Inside a layer counted whole, its inner calls are part of its count.
