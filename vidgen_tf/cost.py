@@ -5,7 +5,9 @@ traced on a batch of one clip, so networks that see frames folded into the
 batch or a few sampled frames are counted as they run), plus, for the
 likelihood models whose arithmetic lives outside layers (Kalman filter, HMM
 forward algorithm), the closed forms their classes give in
-`extra_multiply_adds`. Biases, activations, normalisations and other
+`VideoModel.extra_multiply_adds` (layers such a closed form covers, e.g. a
+cell stepped inside `tf.scan`, are named by
+`VideoModel.layers_counted_in_closed_form` and left out of the trace). Biases, activations, normalisations and other
 elementwise work count 0. One multiply-add is 2 floating-point operations.
 
 Per generated clip: the forward pass that `generate` runs for one clip (the
@@ -71,9 +73,10 @@ class ModelCost:
         forward: dict str -> int. Forward multiply-adds per clip of each
             network the training step runs (`"generator"` and one entry per
             discriminator for GANs; `"log_prob"` for likelihood models).
-        training: dict. How the step was counted: `n_critic`, `penalties`
-            (names), `clips_per_step_per_batch` (clips one step consumes per
-            unit of per-update batch: `n_critic`, or 1).
+        training: dict. How the step was counted: `loss` (GANs),
+            `n_critic`, `penalties` (names), `clips_per_step_per_batch`
+            (clips one step consumes per unit of per-update batch:
+            `n_critic`, or 1).
     """
 
     model: str
@@ -114,13 +117,11 @@ def generation_multiply_adds(model):
 
 
 def _extra(model):
-    hook = getattr(model, "extra_multiply_adds", None)
-    return hook(model.num_frames) if hook is not None else {}
+    return model.extra_multiply_adds(model.num_frames)
 
 
 def _counted_elsewhere(model):
-    hook = getattr(model, "layers_counted_in_closed_form", None)
-    return hook() if hook is not None else ()
+    return model.layers_counted_in_closed_form()
 
 
 def discriminator_multiply_adds(model):
