@@ -98,3 +98,16 @@ def test_the_kalman_vae_counts_its_frame_networks_per_frame_and_its_dynamics_per
     assert cost.per_generated_clip == 5 * multiply_adds(model.decoder, (2,)) + 5 * (mixture + 16 + 8)
     # n = 4, p = 2: predict 16 + 128 + 8; update 32 + 16 + 8 + 32 + 3 + 32 + 8 + 32 + 128 + 16 + 32 + 4.
     assert filter_step_multiply_adds(4, 2) == 152 + 343
+
+
+def test_a_kalman_vae_with_one_fixed_dynamics_is_counted_without_an_lstm():
+    # num_dynamics=1: TFP's filter, no LSTM; generation is traced with a static batch of one,
+    # which the sampler's scan must keep.
+    from vidgen_tf.models.kalman import filter_step_multiply_adds
+
+    model = vidgen_tf.build("kvae", num_frames=3, height=8, width=8, base_filters=2, num_dynamics=1)
+    cost = model_multiply_adds(model)
+    decoder = multiply_adds(model.decoder, (2,))
+    assert cost.per_generated_clip == 3 * (decoder + 16 + 8)
+    frames = 3 * (multiply_adds(model.encoder, (8, 8, 1)) + decoder)
+    assert cost.forward["log_prob"] == frames + 3 * filter_step_multiply_adds(4, 2)

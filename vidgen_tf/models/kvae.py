@@ -656,7 +656,10 @@ class KalmanVAE(LikelihoodModel):
         """
         state_noise = tf.cast(noise["state_noise"], tf.float32)
         observation_noise = tf.cast(noise["observation_noise"], tf.float32)
-        batch, steps = tf.shape(state_noise)[0], tf.shape(state_noise)[1]
+        # A static batch where known: the scan's carry (the broadcast fixed matrices of
+        # num_dynamics=1) must keep the shape it entered with.
+        batch = state_noise.shape[0] if state_noise.shape[0] is not None else tf.shape(state_noise)[0]
+        steps = tf.shape(state_noise)[1]
         first = tf.equal(tf.range(steps), 0)
         elems = (tf.transpose(state_noise, [1, 0, 2]), tf.transpose(observation_noise, [1, 0, 2]), first)
         q_std, r_std = math.sqrt(self.transition_noise), math.sqrt(self.observation_noise)
