@@ -9,7 +9,8 @@ each batch size, in this one process. Prints milliseconds and ratios to the
 fastest of the three; beneath each line, the achieved GFLOP/s of each (2 x
 `vidgen_tf.cost` multiply-adds per generated clip x clips/s) and its
 percentage of the float32 matrix-multiply peak measured at the start of this
-run (`_common.matmul_peak_gflops`); writes JSON.
+run (`_common.matmul_peak_gflops`; again at the end, recorded beside it);
+writes JSON.
 """
 
 import argparse
@@ -79,7 +80,11 @@ def main():
                       + " ".join(f"{k} {v:.2f}x" for k, v in ratios.items()), flush=True)
                 print(f"{'':<32} {'':>5} GFLOP/s ({per_clip / 1e6:.1f}M multiply-adds per clip): "
                       + ", ".join(f"{k} {g:.2f} ({p:.1f}% of peak)" for k, (g, p) in rates.items()), flush=True)
-    write_json(args.json, rows, repeats=args.repeats, matmul_peak_gflops=peak)
+    # Measured again at the end: on a shared machine the peak moves with the load.
+    end = matmul_peak_gflops()
+    print(f"float32 matmul peak at the end: TensorFlow {end['tensorflow']:.1f} GFLOP/s, numpy {end['numpy']:.1f} "
+          "GFLOP/s (percentages use the start's)", flush=True)
+    write_json(args.json, rows, repeats=args.repeats, matmul_peak_gflops=peak, matmul_peak_gflops_end=end)
 
 
 if __name__ == "__main__":

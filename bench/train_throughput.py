@@ -14,8 +14,9 @@ with `--paper-batch-sizes`, the paper settings on the papers' batches where
 process. Prints clips/s and the XLA/plain ratio; beside them the achieved
 GFLOP/s (2 x `vidgen_tf.cost` multiply-adds per training clip x clips/s) and
 its percentage of the float32 matrix-multiply peak measured at the start of
-this run (`_common.matmul_peak_gflops`). Rewrites the JSON after every
-measurement.
+this run (`_common.matmul_peak_gflops`; measured again at the end, and
+recorded, since the peak moves with the machine's load). Rewrites the JSON
+after every measurement.
 """
 
 import argparse
@@ -101,20 +102,24 @@ def main():
         rows.append(row)
         print(f"{label:<36} {plain:>9.2f} {gflops:>9.2f} {percent:>8.1f}%", flush=True)
         write_json(args.json, rows, steps=args.steps, matmul_peak_gflops=peak)
-    if args.no_xla:
-        return
-    print(f"\n{'setting':<36} {'clips/s':>9} {'clips/s XLA':>12} {'XLA / plain':>12} {'GFLOP/s XLA':>12} "
-          f"{'% of peak':>9}", flush=True)
-    # The big paper settings last: XLA on them takes longest.
-    for row, (label, name, config) in sorted(zip(rows, measured), key=lambda pair: "paper" in pair[1][0]):
-        xla = clips_per_second(name, config, row["batch_size"], args.steps, True)
-        gflops, percent = rate(row, xla)
-        row.update(clips_per_s_xla=xla, xla_ratio=xla / row["clips_per_s"], gflops_xla=gflops,
-                   percent_of_peak_xla=percent)
-        print(f"{label:<36} {row['clips_per_s']:>9.2f} {xla:>12.2f} {xla / row['clips_per_s']:>11.2f}x "
-              f"{gflops:>12.2f} {percent:>8.1f}%", flush=True)
-        write_json(args.json, rows, steps=args.steps, matmul_peak_gflops=peak)
+    if not args.no_xla:
+        print(f"\n{'setting':<36} {'clips/s':>9} {'clips/s XLA':>12} {'XLA / plain':>12} {'GFLOP/s XLA':>12} "
+              f"{'% of peak':>9}", flush=True)
+        # The big paper settings last: XLA on them takes longest.
+        for row, (label, name, config) in sorted(zip(rows, measured), key=lambda pair: "paper" in pair[1][0]):
+            xla = clips_per_second(name, config, row["batch_size"], args.steps, True)
+            gflops, percent = rate(row, xla)
+            row.update(clips_per_s_xla=xla, xla_ratio=xla / row["clips_per_s"], gflops_xla=gflops,
+                       percent_of_peak_xla=percent)
+            print(f"{label:<36} {row['clips_per_s']:>9.2f} {xla:>12.2f} {xla / row['clips_per_s']:>11.2f}x "
+                  f"{gflops:>12.2f} {percent:>8.1f}%", flush=True)
+            write_json(args.json, rows, steps=args.steps, matmul_peak_gflops=peak)
 
+    # Measured again at the end: on a shared machine the peak moves with the load.
+    end = matmul_peak_gflops()
+    print(f"float32 matmul peak at the end: TensorFlow {end['tensorflow']:.1f} GFLOP/s, numpy {end['numpy']:.1f} "
+          "GFLOP/s (percentages use the start's)", flush=True)
+    write_json(args.json, rows, steps=args.steps, matmul_peak_gflops=peak, matmul_peak_gflops_end=end)
 
 if __name__ == "__main__":
     main()
