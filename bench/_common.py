@@ -13,11 +13,78 @@ import tensorflow as tf  # noqa: E402
 import vidgen_tf  # noqa: E402
 from vidgen_tf import presets  # noqa: E402
 
-# MoCoGAN at the paper's setting: 64x64 RGB, 16 frames, widths 64, content 50, motion 10.
+# Each model at its paper's setting, where the model's docstring gives one (configs for
+# `vidgen_tf.build`); PAPER_BATCH_SIZES holds the papers' batch sizes where they give one.
 PAPER_SETTINGS = {
+    # MoCoGAN: 64x64 RGB, 16 frames, widths 64, content 50, motion 10.
     "mocogan": dict(num_frames=16, height=64, width=64, channels=3, content_dim=50, motion_dim=10,
                     generator_width=64, discriminator_width=64),
+    # VGAN: 64x64x32 RGB, z of 100, widths 64 (the model's defaults).
+    "vgan": dict(num_frames=32, height=64, width=64, channels=3, latent_dim=100, generator_width=64,
+                 discriminator_width=64),
+    # TGAN: 64x64x16 RGB, z0 and z1(t) of 100, G0 width 512, 512-channel 4x4 maps, critic widths 64.
+    "tgan": dict(num_frames=16, height=64, width=64, channels=3, latent_dim=100, frame_code_dim=100,
+                 generator_width=32, temporal_width=512, discriminator_width=64),
+    # DVD-GAN-style: the zoo's scaled-down DVD-GAN at 64x64x16 RGB with the paper's z of 120
+    # and k = 8 frames for the spatial discriminator (the paper's networks and sizes are larger).
+    "dvdgan": dict(num_frames=16, height=64, width=64, channels=3, latent_dim=120, spatial_frames=8,
+                   generator_width=64, discriminator_width=64),
+    # DCGAN: single 64x64 RGB images, z of 100, widths 64 (dcgan.torch).
+    "dcgan": dict(num_frames=1, height=64, width=64, channels=3, latent_dim=100, generator_width=64,
+                  discriminator_width=64),
 }
+# Clips (images for DCGAN) per batch in the papers: VGAN and DCGAN say 64 and 128. MoCoGAN,
+# TGAN and DVD-GAN are left out: the zoo's docstrings give no batch for them.
+PAPER_BATCH_SIZES = {"vgan": 64, "dcgan": 128}
+
+
+def setting_shape(config):
+    """`HxWxT RGB|grey` of a configuration (model defaults where it gives none)."""
+    shape = "x".join(str(config.get(k, "?")) for k in ("height", "width", "num_frames"))
+    channels = config.get("channels")
+    return shape + ("" if channels is None else " RGB" if channels == 3 else " grey")
+
+
+def matmul_peak_gflops(size=2048, repeats=5):
+    """The machine's float32 matrix-multiply rate now, in GFLOP/s (2 flops per multiply-add).
+
+    Multiplies two `size x size` float32 matrices with TensorFlow (`tf.matmul`)
+    and with numpy (`@`), once to warm up and then `repeats` times each; the
+    best time gives the rate. Measured in the run that uses it, so that
+    achieved rates are compared with what the machine gives at that moment.
+
+    Returns:
+        dict: `tensorflow` and `numpy` GFLOP/s, `size`, `repeats`.
+    """
+    import time
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    a_np = rng.standard_normal((size, size), dtype=np.float32)
+    b_np = rng.standard_normal((size, size), dtype=np.float32)
+    a, b = tf.constant(a_np), tf.constant(b_np)
+
+    def best(function):
+        function()
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            function()
+            times.append(time.perf_counter() - start)
+        return min(times)
+
+    flops = 2.0 * size**3
+    # Reading one element waits for the product without copying it out.
+    tf_time = best(lambda: tf.matmul(a, b)[0, 0].numpy())
+    np_time = best(lambda: a_np @ b_np)
+    return {"tensorflow": flops / tf_time / 1e9, "numpy": flops / np_time / 1e9, "size": size, "repeats": repeats}
+
+
+def achieved(multiply_adds_per_clip, clips_per_second, peak):
+    """`(GFLOP/s, percent of peak)` of `clips_per_second` clips of `multiply_adds_per_clip` each."""
+    gflops = 2.0 * multiply_adds_per_clip * clips_per_second / 1e9
+    return gflops, 100.0 * gflops / peak
 
 
 def small_config(name):
@@ -34,7 +101,7 @@ def settings(names, include_paper=True):
     rows = []
     for name in names:
         if include_paper and name in PAPER_SETTINGS:
-            rows.append((f"{name} paper 64x64x16 RGB", name, PAPER_SETTINGS[name]))
+            rows.append((f"{name} paper {setting_shape(PAPER_SETTINGS[name])}", name, PAPER_SETTINGS[name]))
         config = small_config(name)
         shape = "x".join(str(config.get(k, "?")) for k in ("height", "width", "num_frames"))
         rows.append((f"{name} preset {shape}", name, config))

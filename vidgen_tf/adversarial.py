@@ -134,7 +134,7 @@ class AdversarialModel(VideoModel):
         super().compile(**kwargs)
         self.gan_loss = gan_losses.get_loss(loss or self.default_loss)
         if n_critic is None:
-            n_critic = 5 if self.gan_loss.name in ("wasserstein", "wgan_gp") else 1
+            n_critic = self.default_n_critic(self.gan_loss.name)
         self.n_critic = check_positive_int("n_critic", n_critic)
         self.gp_weight = float(gp_weight)
         self.r1_weight = float(r1_weight)
@@ -167,6 +167,14 @@ class AdversarialModel(VideoModel):
         }
 
     default_loss = "non_saturating"
+
+    def default_n_critic(self, loss_name):
+        """Critic updates per step when `compile` is given none: 5 for Wasserstein losses, else 1.
+
+        Args:
+            loss_name: str. The name of a loss of `vidgen_tf.losses`.
+        """
+        return 5 if gan_losses.get_loss(loss_name).name in ("wasserstein", "wgan_gp") else 1
 
     # A Lipschitz constraint the model applies to its critics itself (e.g.
     # "singular value clipping" in TGAN), named for messages, or None. The core

@@ -55,6 +55,29 @@ class VideoModel(keras.Model):
         )
         return config
 
+    # ------------------------------------------------------------------ cost
+    def extra_multiply_adds(self, num_frames):
+        """Multiply-adds a model does outside its layers, per clip, for `vidgen_tf.cost`.
+
+        `vidgen_tf.cost` counts the layer calls of scoring and generation from
+        a trace; a model whose arithmetic also lives in plain tensor code (a
+        Kalman filter, an HMM's forward algorithm) gives it here in closed
+        form. Defaults to none.
+
+        Args:
+            num_frames: int. Frames of the clip.
+
+        Returns:
+            dict with optional int entries `log_prob` (one clip scored) and
+            `generation` (one clip generated).
+        """
+        return {}
+
+    def layers_counted_in_closed_form(self):
+        """Layers whose calls `extra_multiply_adds` counts (e.g. a cell stepped inside `tf.scan`,
+        which a trace sees once): `vidgen_tf.cost` leaves their traced calls out. Defaults to ()."""
+        return ()
+
     def _check_num_frames(self, num_frames):
         """`num_frames`, defaulting to the training length; only `variable_length` models take others."""
         if num_frames is None:

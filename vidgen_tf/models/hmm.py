@@ -293,6 +293,37 @@ class VideoHMM(LikelihoodModel):
             )
         return super().fit(*args, **kwargs)
 
+    # ------------------------------------------------------------------ cost
+    def extra_multiply_adds(self, num_frames):
+        """Multiply-adds of scoring and of generating one clip of `num_frames` frames, in closed form.
+
+        The HMM has no layers: with `K` states, `D` pixels and `E` emission
+        dimensions per frame (`feature_dim`, else `D`), scoring is the PCA
+        projection (`D E` per frame, with `feature_dim`), the emission
+        log-densities of every frame under every state (`2 K E` per frame for
+        Gaussians: scale the difference, square and sum; `K E` for
+        Bernoulli pixels) and the forward algorithm (`K^2` per transition,
+        `(T - 1) K^2`). Generation draws each frame's emission (`E` per frame
+        for Gaussians, `loc + scale * noise`, plus the projection back, `E D`;
+        Bernoulli pixels are comparisons, 0) and walks the state chain by
+        comparisons (0). See `vidgen_tf.cost`.
+
+        Args:
+            num_frames: int. `T`.
+
+        Returns:
+            dict with `log_prob` and `generation`, ints.
+        """
+        k, features = self.num_states, self.dims_per_frame
+        pixels = self.height * self.width * self.channels
+        projection = pixels * features if self.feature_dim is not None else 0
+        gaussian = self.emission == "gaussian"
+        emission = (2 if gaussian else 1) * k * features
+        return {
+            "log_prob": num_frames * (projection + emission) + (num_frames - 1) * k * k,
+            "generation": num_frames * (features + projection) if gaussian else 0,
+        }
+
     # ------------------------------------------------------------ generation
     def noise_spec(self, num_frames=None):
         return {

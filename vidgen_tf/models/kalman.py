@@ -114,6 +114,32 @@ def rts_smoother(filtered_means, filtered_covs, predicted_means, predicted_covs,
     return tf.einsum("tb...->bt...", means), tf.einsum("tb...->bt...", covs)
 
 
+def filter_step_multiply_adds(state_dim, observation_dim):
+    """Multiply-adds of one batched Kalman filter step for one sequence (predict and update).
+
+    The matrix products of `switching_filter`'s step with `n = state_dim`,
+    `p = observation_dim`: the prediction `A m` (`n^2`) and `A P A'`
+    (`2 n^3`), the predicted observation `C m` (`p n`); the update's `C P C'`
+    (`p n^2 + p^2 n`), residual (`p n`), `P C'` (`n^2 p`), Cholesky factor
+    (`p^3 / 3`, rounded up) and solve for the gain (`2 n p^2`), `K r` (`n p`),
+    the Joseph form `(I - K C) P (I - K C)' + K R K'` (`n^2 p + 2 n^3 + n p^2 +
+    n^2 p`) and the whitened residual (`p^2`). TFP's filter (`fixed_filter`)
+    does the same products in another order; the count serves for both.
+
+    Args:
+        state_dim: int. `n`.
+        observation_dim: int. `p`.
+
+    Returns:
+        int.
+    """
+    n, p = state_dim, observation_dim
+    predict = n * n + 2 * n**3 + p * n
+    update = (p * n * n + p * p * n) + p * n + n * n * p + -(-p**3 // 3) + 2 * n * p * p + n * p
+    update += n * n * p + 2 * n**3 + n * p * p + n * n * p + p * p
+    return predict + update
+
+
 def switching_filter(observations, mask, matrices, advance, initial_rnn_state, transition_covariance,
                      observation_covariance, initial_covariance):
     """Batched Kalman filter whose matrices come from a recurrent state it advances.

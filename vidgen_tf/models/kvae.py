@@ -599,6 +599,34 @@ class KalmanVAE(LikelihoodModel):
         filled = self.decode(codes)
         return tf.where(mask[:, :, None, None, None], videos, filled)
 
+    # ------------------------------------------------------------------ cost
+    def layers_counted_in_closed_form(self):
+        """The dynamics LSTM and its output layer: stepped inside `tf.scan`, counted by `extra_multiply_adds`."""
+        return (self.dynamics_cell, self.dynamics_weights) if self.num_dynamics > 1 else ()
+
+    def extra_multiply_adds(self, num_frames):
+        """Multiply-adds outside the frame encoder and decoder, per clip of `num_frames` frames.
+
+        Per step with `K = num_dynamics > 1`: the LSTM cell (`4 (p + u) u`
+        for `p = observation_dim`, `u = dynamics_units`), its output layer
+        (`u K`) and the mixing of the `K` matrices (`K (n^2 + p n)`); then the
+        Kalman filter step of `kalman.filter_step_multiply_adds` for
+        `log_prob`, or the sampled state and observation (`n^2 + p n`) for
+        generation. See `vidgen_tf.cost`.
+
+        Args:
+            num_frames: int. Frames of the clip.
+
+        Returns:
+            dict with `log_prob` and `generation`, ints.
+        """
+        n, p, k, u = self.state_dim, self.observation_dim, self.num_dynamics, self.dynamics_units
+        mixture = 4 * (p + u) * u + u * k + k * (n * n + p * n) if k > 1 else 0
+        return {
+            "log_prob": num_frames * (mixture + kalman.filter_step_multiply_adds(n, p)),
+            "generation": num_frames * (mixture + n * n + p * n),
+        }
+
     # ------------------------------------------------------------ generation
     def noise_spec(self, num_frames=None):
         """`state_noise` `(B, T, state_dim)`, `observation_noise` `(B, T, observation_dim)`: N(0, 1)."""
@@ -628,7 +656,10 @@ class KalmanVAE(LikelihoodModel):
         """
         state_noise = tf.cast(noise["state_noise"], tf.float32)
         observation_noise = tf.cast(noise["observation_noise"], tf.float32)
-        batch, steps = tf.shape(state_noise)[0], tf.shape(state_noise)[1]
+        # A static batch where known: the scan's carry (the broadcast fixed matrices of
+        # num_dynamics=1) must keep the shape it entered with.
+        batch = state_noise.shape[0] if state_noise.shape[0] is not None else tf.shape(state_noise)[0]
+        steps = tf.shape(state_noise)[1]
         first = tf.equal(tf.range(steps), 0)
         elems = (tf.transpose(state_noise, [1, 0, 2]), tf.transpose(observation_noise, [1, 0, 2]), first)
         q_std, r_std = math.sqrt(self.transition_noise), math.sqrt(self.observation_noise)

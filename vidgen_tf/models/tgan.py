@@ -354,10 +354,13 @@ class TGAN(AdversarialModel):
         (the authors' code), otherwise to the core's default. See
         `AdversarialModel.compile` for the other arguments.
         """
-        loss_name = gan_losses.get_loss(loss or self.default_loss).name
-        if n_critic is None and loss_name == "wasserstein" and self.singular_value_clipping:
-            n_critic = 1
         super().compile(g_optimizer=g_optimizer, d_optimizer=d_optimizer, loss=loss, n_critic=n_critic, **kwargs)
+
+    def default_n_critic(self, loss_name):
+        """1 for the Wasserstein loss with SVC on (the authors' code), else the core's default."""
+        if gan_losses.get_loss(loss_name).name == "wasserstein" and self.singular_value_clipping:
+            return 1
+        return super().default_n_critic(loss_name)
 
     def noise_spec(self, num_frames=None):
         return {"latent": tf.TensorSpec([None, self.latent_dim], tf.float32, name="latent")}
