@@ -44,7 +44,10 @@ GRADIENT_RTOL = 1e-2
 GRADIENT_ERROR_RATIO = 10.0
 # After one update, the fraction of weights that may end more than 1% of the learning rate from Keras's Adam
 # rule applied to the twin's moments (a gradient that is zero up to rounding can take either sign).
-MOVED_DIFFERENTLY_FRACTION = 1e-3
+# Measured: up to 1.1e-3 (VGAN) and 7.5e-4 (MoCoGAN) at the paper settings, where float32 gradients are
+# up to 1e-2 from float64 in both
+# frameworks; a layer that differed in kind moves about half of its weights differently.
+MOVED_DIFFERENTLY_FRACTION = 1e-2
 
 
 def zoo_leaves(model, name):
@@ -209,7 +212,7 @@ def compare_update(report, model, twin, reference, name, before, player):
     def first_moment(variable):
         return zoo_opt._momentums[zoo_opt._get_variable_index(variable)] if variable.trainable else None
 
-    zoo_error, twin_error, weight, raw, off, total = (0.0, ""), 0.0, (0.0, ""), 0.0, 0, 0
+    zoo_error, twin_error, apart, weight, raw, off, total = (0.0, ""), 0.0, 0.0, (0.0, ""), 0.0, 0, 0
     for part, layer, module, tensors in _pairs(model, twin, name, parts):
         values = _converted(layer, module)
         for key, zoo_m in _converted(layer, module, first_moment).items():
@@ -221,6 +224,7 @@ def compare_update(report, model, twin, reference, name, before, player):
             scale = max(float(np.max(np.abs(exact))), 1e-30)
             zoo_error = max(zoo_error, (float(np.max(np.abs(zoo_m - exact))) / scale, where))
             twin_error = max(twin_error, float(np.max(np.abs(twin_m - exact))) / scale)
+            apart = max(apart, float(np.max(np.abs(zoo_m - twin_m))) / scale)
             keras_rule = before[id(param)].double() - lr * (1 - beta_2) ** 0.5 / (1 - beta_1) * (
                 state["exp_avg"].double() / (state["exp_avg_sq"].double().sqrt() + eps))
             zoo_w = np.asarray(values[key], "float64")
@@ -230,7 +234,7 @@ def compare_update(report, model, twin, reference, name, before, player):
             total += diff.size
             raw = max(raw, float(np.max(np.abs(zoo_w - param.detach().double().numpy()))) / lr)
     print(f"  {player} gradients against float64, relative to each tensor's largest: zoo {zoo_error[0]:.2e} "
-          f"({zoo_error[1]}), torch float32 {twin_error:.2e}")
+          f"({zoo_error[1]}), torch float32 {twin_error:.2e}; zoo against torch float32 {apart:.2e}")
     report.compare(f"{player} gradients: zoo's float32 error", zoo_error[0], 0.0,
                    max(GRADIENT_RTOL, GRADIENT_ERROR_RATIO * twin_error))
     print(f"  {player} weights after the update: zoo against torch's own Adam up to {raw:.2f} lr; against "
