@@ -228,7 +228,11 @@ class Child:
         self.process.start()
 
     def receive(self, expected):
-        kind, value = self.conn.recv()
+        try:
+            kind, value = self.conn.recv()
+        except EOFError:
+            self.process.join(5)
+            raise SystemExit(f"the {self.framework} child died (exit code {self.process.exitcode})") from None
         if kind == "error":
             raise SystemExit(f"the {self.framework} child failed: {value}")
         assert kind == expected, (kind, expected)
@@ -287,6 +291,7 @@ def _mib(value):
 
 
 def print_rows(rows):
+    # zoo/torch is the ratio of clips/s: above 1, the zoo trains faster.
     print(f"\n{'model':<9} {'setting':<7} {'zoo clips/s':>12} {'torch clips/s':>14} {'zoo/torch':>10} "
           f"{'zoo step peak MiB':>18} {'torch step peak MiB':>20}")
     for row in rows:
