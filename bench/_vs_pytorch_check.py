@@ -1,12 +1,15 @@
 """`bench/vs_pytorch.py --check`: the zoo model and its torch twin compute the same function.
 
-The zoo's weights are copied into the twin, both get the same noise, clips and
-image-discriminator frames, and the largest absolute differences are printed
-and held to tolerances: the generated clips and each discriminator's logits
-in inference and in training mode (batch statistics), then the two losses and
-every weight after one whole training step (the zoo's `train_on_batch`
-against the twin's `train_step`, with the noise and frames the zoo's step
-draws from its seed).
+First each part's forward multiply-adds per clip, counted on both sides (they
+must be equal). Then the zoo's weights are copied into the twin, both get the
+same noise, clips and image-discriminator frames, and the largest absolute
+differences are printed and held to tolerances: the generated clips and each
+discriminator's logits in inference and in training mode (batch statistics),
+then one whole training step (the zoo's `train_on_batch` against the twin's
+two updates, with the noise and frames the zoo's step draws from its seed):
+the two losses, the gradients of each update (Adam's first moments) against
+a float64 copy of the twin, the updated weights against Keras's Adam rule,
+and the batch-norm statistics.
 
 Kernel layouts: Keras `Conv2D` (kh, kw, in, out) and `Conv3D` (kt, kh, kw, in,
 out) -> torch (out, in, k...); Keras `Conv*DTranspose` (k..., out, in) ->
@@ -21,6 +24,7 @@ running mean and variance.
 """
 
 import copy
+import math
 
 import keras
 import numpy as np
@@ -29,6 +33,7 @@ import torch
 from torch import nn
 
 import vidgen_tf
+from vidgen_tf.layers import cost
 from vidgen_tf.distribute import fold_seed, global_uniform_ints
 from vs_pytorch import real_clips, twin_spec, zoo_counts, twin_counts, print_counts
 from _torch_twins import GANTwin, weighted_leaves
@@ -249,6 +254,50 @@ def compare_update(report, model, twin, reference, name, before, player):
                  MOVED_DIFFERENTLY_FRACTION)
 
 
+def compare_multiply_adds(report, model, twin, name, noise, real):
+    """Multiply-adds per clip of each part's forward pass: `vidgen_tf.layers.cost` on the zoo's layers
+    against the same rules applied to the shapes the twin's modules actually see (forward hooks).
+
+    The GRU (a few thousand per clip) is left out on both sides: `cost` has no rule for it.
+    """
+    records, hooks = {}, []
+    for part, layer, module, _ in _pairs(model, twin, name):
+        if isinstance(module, (nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.ConvTranspose3d)):
+            def hook(mod, inputs, output, key=id(module)):
+                records[key] = (inputs[0].shape, output.shape)
+            hooks.append(module.register_forward_hook(hook))
+    twin.eval()
+    with torch.no_grad():
+        fake = twin.generator(_noise_to_torch(noise))["video"]
+        twin.discriminate(real, torch.zeros(real.shape[0], dtype=torch.long))
+    for hook in hooks:
+        hook.remove()
+    batch = fake.shape[0]
+    totals = {}
+    for part, layer, module, _ in _pairs(model, twin, name):
+        if id(module) not in records:
+            continue
+        in_shape, out_shape = records[id(module)]
+        kernel = math.prod(module.kernel_size)
+        if isinstance(module, (nn.ConvTranspose2d, nn.ConvTranspose3d)):
+            torch_count = math.prod(in_shape[1:]) * module.out_channels * kernel
+        else:
+            torch_count = math.prod(out_shape[1:]) * kernel * module.in_channels // module.groups
+        if isinstance(layer, keras.layers.Dense):
+            zoo_shape = (math.prod(in_shape[1:]),)
+        else:
+            spatial = list(in_shape[2:])
+            if getattr(layer, "padding", None) == "valid":  # the zoo pads in a layer of its own before it
+                spatial = [size + 2 * pad for size, pad in zip(spatial, module.padding)]
+            zoo_shape = tuple(spatial) + (in_shape[1],)
+        zoo_count = cost.layer_multiply_adds(layer, zoo_shape)[0]
+        per_clip = in_shape[0] / batch  # the frame generator runs on B * T frames, the rest on B inputs
+        zoo_total, torch_total = totals.get(part, (0, 0))
+        totals[part] = (zoo_total + zoo_count * per_clip, torch_total + torch_count * per_clip)
+    for part, (zoo_total, torch_total) in totals.items():
+        report.compare(f"{part}: forward multiply-adds per clip ({zoo_total / 1e9:.3f} G)", zoo_total, torch_total, 0)
+
+
 def check(name, config, args):
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     torch.set_num_threads(args.threads)
@@ -264,6 +313,8 @@ def check(name, config, args):
     real = _to_torch_video(videos)
     noise = model.sample_noise(batch, tf.constant([7, 1], tf.int64))
     frames = global_uniform_ints(tf.constant([7, 2], tf.int64), batch, model.num_frames)
+
+    compare_multiply_adds(report, model, twin, name, noise, real)
 
     def zoo_views(x):
         return model.discriminator_views(x, tf.constant([7, 2], tf.int64))  # the same frames as `frames`
