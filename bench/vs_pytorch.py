@@ -23,6 +23,16 @@ PyTorch, as the authors' code runs). Settings: "paper" is
 for VGAN (the paper's 64x64x32 RGB); "small" is the zoo preset's config
 (`_common.small_config`).
 
+Where the twins follow PyTorch's conventions instead (none changes the
+arithmetic of a step): `torch.optim.Adam` adds epsilon to the bias-corrected
+`sqrt(v)`, Keras's to the uncorrected one (a different step only for
+gradients below ~1e-6); torch's running variance takes the unbiased batch
+variance, Keras's the biased one; the timed twins start from PyTorch's default
+initialisers. The discriminator update generates under `torch.no_grad()` and
+the generator update freezes the discriminators' weights
+(`requires_grad_(False)`), the idiomatic ways to skip gradients that
+TensorFlow's tape does not compute either.
+
 How it is measured, in one command run. Each framework runs in its own child
 process (multiprocessing "spawn": a fresh interpreter that imports only its
 own framework), so the two share neither thread pools nor a memory high-water
@@ -38,7 +48,10 @@ and batch included (`peak_rss_before_step_mib` is the peak over building and
 warm-up, the first trace included). Timing: the `--steps` timed steps run in
 blocks of `--block` steps, the two children taking turns (zoo, torch, torch,
 zoo, ...) while the other waits idle, so that a change in machine load falls
-on both; clips/s = batch x steps / total step time of each.
+on both; clips/s = batch x steps / total step time of each. Measure on an
+idle machine: with other jobs on the cores, PyTorch's OpenMP threads stall
+at their barriers far worse than TensorFlow's thread pool (steps 20-40x
+slower than alone were seen on a shared 2-core machine).
 
 `--check` instead builds both models in this process, compares each part's
 forward multiply-adds per clip (`vidgen_tf.layers.cost` on the zoo's layers,
