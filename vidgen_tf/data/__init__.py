@@ -5,6 +5,8 @@ Every dataset is a `Source` in `vidgen_tf.data.registry`, looked up once by name
   (`vidgen_tf.data.synthetic`), a deterministic function of the seed.
 - `npz`: a user's file with `videos` uint8 `(N, T, H, W, C)` and optional `labels` `(N,)`
   (`vidgen_tf.data.npz`).
+- `tfrecord`: shards written by `pack` (`vidgen data pack`) from any file-backed dataset,
+  read in parallel and decoded in the graph (`vidgen_tf.data.tfrecord`).
 
 `load` yields float32 videos in [-1, 1] shaped `(batch, time, height, width, channels)`,
 converted as `x / 127.5 - 1`.
@@ -15,6 +17,8 @@ import tensorflow as tf
 
 from vidgen_tf.data import npz as _npz  # noqa: F401  (registers its source)
 from vidgen_tf.data import registry, synthetic  # noqa: F401
+from vidgen_tf.data import tfrecord  # noqa: F401  (registers its source)
+from vidgen_tf.data.tfrecord import pack
 from vidgen_tf.data.registry import describe_datasets, get_source, list_datasets
 from vidgen_tf.data.synthetic import bounce, simulate_balls  # noqa: F401
 
@@ -192,7 +196,7 @@ def load(
         dataset = dataset.map(lambda videos, labels: (_to_float(videos), labels))
     else:
         dataset = dataset.map(_to_float)
-    if num_videos is None:
+    if num_videos is None and source.endless(request):
         dataset = dataset.apply(
             tf.data.experimental.assert_cardinality(tf.data.INFINITE_CARDINALITY)
         )
@@ -208,5 +212,6 @@ __all__ = [
     "load",
     "make_videos",
     "num_classes",
+    "pack",
     "simulate_balls",
 ]

@@ -188,6 +188,14 @@ class Source:
             "files (" + ", ".join(s.name for s in _SOURCES.values() if s.needs_path) + ") can."
         )
 
+    def count_clips(self, request):
+        """Number of clips `clip_records` yields (for a progress bar), or None when unknown."""
+        return None
+
+    def endless(self, request):
+        """Whether `stream` never ends (`load` then marks it infinite for Keras)."""
+        return True
+
     def finite(self, request, num_videos, shuffle, start_video):
         """`num_videos` clips in one pass (all made at once by `make_videos`)."""
         rng = np.random.default_rng(check_seed(request.seed))
