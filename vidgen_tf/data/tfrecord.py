@@ -191,6 +191,10 @@ def pack(name, path, out, shards=4, num_frames=16, height=64, width=64, channels
     """
     from vidgen_tf.data import _request
 
+    if not registry.get_source(name).needs_path:
+        packable = ", ".join(n for n in registry.list_datasets() if registry.get_source(n).needs_path)
+        raise ValueError(f"Dataset '{name}' cannot be packed into TFRecords: it is generated, not read from "
+                         f"files; datasets that pack: {packable}.")
     if path is None:
         raise ValueError(f"pack needs the `path` of dataset '{name}'.")
     out = os.fspath(out)
