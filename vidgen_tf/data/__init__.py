@@ -18,6 +18,7 @@ import tensorflow as tf
 from vidgen_tf.data import npz as _npz  # noqa: F401  (registers its source)
 from vidgen_tf.data import registry, synthetic  # noqa: F401
 from vidgen_tf.data import tfrecord  # noqa: F401  (registers its source)
+from vidgen_tf.data.service import distribute_with_service
 from vidgen_tf.data.tfrecord import pack
 from vidgen_tf.data.registry import describe_datasets, get_source, list_datasets
 from vidgen_tf.data.synthetic import bounce, simulate_balls  # noqa: F401
@@ -207,6 +208,7 @@ __all__ = [
     "bounce",
     "class_names",
     "describe_datasets",
+    "distribute_with_service",
     "get_source",
     "list_datasets",
     "load",

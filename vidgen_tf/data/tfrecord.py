@@ -39,7 +39,7 @@ import numpy as np
 import tensorflow as tf
 
 from vidgen_tf import atomic
-from vidgen_tf.data import registry, remote
+from vidgen_tf.data import registry, remote, service
 
 FORMAT = "vidgen-tfrecord"
 FORMAT_VERSION = 1
@@ -460,7 +460,8 @@ class TFRecordSource(registry.Source):
     channels_choices = None  # the pack's; `check` compares
 
     def options(self):
-        return {"verify": False, "shuffle_buffer": DEFAULT_SHUFFLE_BUFFER, "epochs": None, "shard": None}
+        return {"verify": False, "shuffle_buffer": DEFAULT_SHUFFLE_BUFFER, "epochs": None, "shard": None,
+                "service": None, "service_mode": "parallel_epochs"}
 
     def path_help(self):
         return "a directory written by `vidgen data pack` (local, or a gs:// / s3:// URL)."
@@ -485,6 +486,8 @@ class TFRecordSource(registry.Source):
         if not isinstance(request.option("verify"), bool):
             raise ValueError(f"`verify` must be True or False, got {request.option('verify')!r}.")
         _shard_of(request.option("shard"), len(manifest["shards"]))
+        if request.option("service") is not None:
+            service.check_service(request.option("service"), request.option("service_mode"))
         self.check_labels(request)
 
     def num_classes(self, request):
@@ -517,7 +520,10 @@ class TFRecordSource(registry.Source):
             example = parse(serialized)
             return (example["clip"], example["label"]) if with_labels else example["clip"]
 
-        return records.skip(start_video).map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        clips = records.skip(start_video).map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        if request.option("service") is not None:  # read and decoded by the service's workers
+            clips = service.distribute_with_service(clips, request.option("service"), request.option("service_mode"))
+        return clips
 
     def stream(self, request, start_video, chunk_size):
         shuffle = request.shuffle if request.shuffle is not None else True  # endless or k passes: shuffled
