@@ -15,7 +15,7 @@ SMALL = dict(num_frames=8, height=32, width=32)
 
 
 def test_list_datasets():
-    assert data.list_datasets() == sorted(SYNTHETIC + ["npz"])
+    assert data.list_datasets() == sorted(SYNTHETIC + ["npz", "tfrecord"])
 
 
 @pytest.mark.parametrize("channels", [1, 3])

@@ -173,7 +173,7 @@ def build_parser():
         "pack", help="write a dataset's clips to TFRecord shards with a manifest (read back with --data tfrecord)",
         description="Reads one pass of clips from SOURCE (a .npz file, a folder of videos or of frame folders, "
                     "or another pack) and writes them, each frame PNG- or JPEG-encoded, to --shards TFRecord files "
-                    "(clip i in shard i %% N) with manifest.json, atomically: the whole directory appears at the end.")
+                    "(clip i in shard i % N) with manifest.json, atomically: the whole directory appears at the end.")
     q.add_argument("source", help="a .npz file, a folder of video files, a folder of frame folders, or a pack")
     q.add_argument("--out", required=True, help="the pack directory to write (replaced whole if it exists)")
     q.add_argument("--data", help="dataset name (default: inferred from SOURCE: npz, video_folder, frame_folder, "

@@ -452,7 +452,30 @@ def read_examples(path, shard=None):
 
 
 class TFRecordSource(registry.Source):
-    """Clips packed by `vidgen data pack`: shards read in parallel and decoded in the graph."""
+    """Clips packed by `vidgen data pack`: shards read in parallel and decoded in the graph.
+
+    `path` is the pack directory or its URL (`gs://`, `s3://` with the `io` extra, any
+    `tf.io.gfile` scheme). The requested geometry must be the pack's. The stream is endless
+    and shuffled unless `shuffle=False` or `epochs` is given; a finite `load(num_videos=N)`
+    reads the first N clips of one pass, unshuffled unless `shuffle=True`. Without shuffling
+    the clips come in the order the source yielded them, whatever the number of shards.
+
+    Options:
+        verify: bool. Compare every shard's sha256 with the manifest before reading (reads
+            every byte once more). Sizes are always compared. Defaults to False.
+        shuffle_buffer: int. Clips in the shuffle buffer; the shard order is shuffled too.
+            Pass e is shuffled with the seed's e-th draw: the same on every run. Defaults to 256.
+        epochs: int or None. Passes over the pack before the stream ends; None: endless.
+            Defaults to None.
+        shard: `(num_shards, index)`, a `tf.distribute.InputContext` or None. Read only every
+            `num_shards`-th shard file from `index` (one input pipeline of several, e.g. in
+            `strategy.distribute_datasets_from_function`). Without it, the dataset still
+            auto-shards by file under `AutoShardPolicy.FILE` / `AUTO`. Defaults to None.
+        service: str or None. A `tf.data` service dispatcher ("grpc://host:port") whose
+            workers read and decode the clips (see `vidgen_tf.data.service`). Defaults to None.
+        service_mode: str. "parallel_epochs" or "distributed_epoch". Defaults to
+            "parallel_epochs".
+    """
 
     name = "tfrecord"
     description = "TFRecord shards written by `vidgen data pack` (local, gs://, s3:// with the io extra, ...)"
