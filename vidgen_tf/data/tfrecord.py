@@ -562,6 +562,7 @@ class TFRecordSource(registry.Source):
         return self.dataset(request, bool(shuffle), epochs).take(num_videos).skip(start_video)
 
     def make_videos(self, request, num_videos, rng):
+        """The first `num_videos` clips of the pack (all with None) in pack order; `rng` is unused."""
         manifest = self._manifest(request)
         count = manifest["num_clips"] if num_videos is None else num_videos
         if count > manifest["num_clips"]:
