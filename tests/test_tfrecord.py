@@ -115,8 +115,13 @@ def test_the_manifest_counts_clips_shards_and_classes_and_hashes_every_shard(pac
     assert "3 classes: 0 4, 1 3, 2 4" in tfrecord.summary(manifest)
 
 
-def test_npz_clip_records_are_the_clips_of_make_videos(npz_file, packed):
+def test_npz_clip_records_are_the_clips_of_make_videos(npz_file, packed, tmp_path):
     _, _, records = packed
+    request = registry.Request("npz", **GEOMETRY, path=npz_file)
+    assert data.get_source("npz").count_clips(request) == NUM_VIDEOS  # for the progress bar
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    bad = registry.Request("npz", **GEOMETRY, path=str(tmp_path / "bad.npz"))
+    assert data.get_source("npz").count_clips(bad) is None
     videos, labels = data.make_videos("npz", None, **GEOMETRY, seed=5, path=npz_file, with_labels=True)
     np.testing.assert_array_equal(np.stack([r.clip for r in records]), videos)
     assert [r.label for r in records] == labels.tolist()
