@@ -15,7 +15,7 @@ SMALL = dict(num_frames=8, height=32, width=32)
 
 
 def test_list_datasets():
-    assert data.list_datasets() == sorted(SYNTHETIC + ["frame_folder", "npz", "video_folder"])
+    assert data.list_datasets() == sorted(SYNTHETIC + ["frame_folder", "npz", "tfrecord", "video_folder"])
 
 
 @pytest.mark.parametrize("channels", [1, 3])

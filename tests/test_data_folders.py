@@ -1,5 +1,6 @@
 """Tests of the video_folder and frame_folder datasets and of the `vidgen data check` command."""
 
+import json
 import os
 import warnings
 
@@ -349,3 +350,36 @@ def test_an_endless_stream_whose_every_clip_fails_stops_with_an_error(tmp_path):
         warnings.simplefilter("ignore", folders.DecodeFailureWarning)
         with pytest.raises(tf.errors.OpError, match="every clip of epoch 0 failed to decode"):
             next(iter(dataset))
+
+
+@pytest.mark.parametrize("name", ["video_folder", "frame_folder"])
+def test_a_packed_folder_reads_back_as_the_clips_of_the_folder(classes, tmp_path, capsys, name):
+    """`vidgen data pack DIR` infers the folder's kind; `--data tfrecord` then gives its clips."""
+    root = classes
+    if name == "frame_folder":
+        root = tmp_path / "frames"
+        video_files.write_frames(root / "a_run" / "v1", num_frames=12)
+        video_files.write_frames(root / "b_walk" / "v2", num_frames=9, height=21, width=30)
+    options = dict(num_frames=4, height=16, width=16, channels=1, seed=3, with_labels=True, frame_step=2)
+    expected = records(root, name=name, **options)
+    out = tmp_path / "pack"
+    code = quiet(cli.main, ["data", "pack", str(root), "--out", str(out), "--shards", "2", "--num-frames", "4",
+                            "--height", "16", "--width", "16", "--channels", "1", "--seed", "3", "--frame-step",
+                            "2", "--quiet"])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert f"{len(expected)} clips" in printed
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["source"]["name"] == name
+    read = data.load("tfrecord", path=str(out), num_frames=4, height=16, width=16, channels=1, batch_size=1,
+                     with_labels=True, epochs=1, shuffle=False)
+    got = [(np.round((v[0].numpy() + 1) * 127.5).astype(np.uint8), int(l[0])) for v, l in read]
+    assert len(got) == len(expected)
+    for (clip, label), record in zip(got, expected):
+        np.testing.assert_array_equal(clip, record.clip)
+        assert label == record.label
+    folder = data.load(name, path=str(root), num_frames=4, height=16, width=16, channels=1, batch_size=1,
+                       with_labels=True, seed=3, frame_step=2, epochs=1, shuffle=False)
+    for (clip, label), (videos, labels) in zip(got, quiet(list, folder)):
+        np.testing.assert_array_equal(clip, np.round((videos[0].numpy() + 1) * 127.5).astype(np.uint8))
+        assert label == int(labels[0])

@@ -136,13 +136,15 @@ def _feature_network(args):
                                 num_frames=args.feature_frames)
 
 
-PATH_HELP = "input file (npz) or folder (video_folder, frame_folder) of the dataset"
+PATH_HELP = ("input file (npz) or folder (video_folder, frame_folder, tfrecord) of the dataset; a tfrecord pack may "
+             "also be a URL (gs://..., s3://... with the io extra)")
 
 
 # ---------------------------------------------------------------------- main
 def build_parser():
     # Imported here: each subcommand's module imports this one.
     from vidgen_tf.cli.data_check import cmd_data_check
+    from vidgen_tf.cli.data_pack import cmd_data_pack
     from vidgen_tf.cli.data_preview import cmd_data_preview
     from vidgen_tf.cli.evaluate import cmd_eval
     from vidgen_tf.cli.export import cmd_export
@@ -183,6 +185,27 @@ def build_parser():
     q.add_argument("--data-option", action="append", metavar="KEY=VALUE",
                    help="cache_dir=DIR (where the index is cached) or, for frame_folder, source_fps=N (default 25)")
     q.set_defaults(func=cmd_data_check)
+    q = data_sub.add_parser(
+        "pack", help="write a dataset's clips to TFRecord shards with a manifest (read back with --data tfrecord)",
+        description="Reads one pass of clips from SOURCE (a .npz file, a folder of videos or of frame folders, "
+                    "or another pack) and writes them, each frame PNG- or JPEG-encoded, to --shards TFRecord files "
+                    "(clip i in shard i % N) with manifest.json, atomically: the whole directory appears at the end.")
+    q.add_argument("source", help="a .npz file, a folder of video files, a folder of frame folders, or a pack")
+    q.add_argument("--out", required=True, help="the pack directory to write (replaced whole if it exists)")
+    q.add_argument("--data", help="dataset name (default: inferred from SOURCE: npz, video_folder, frame_folder, "
+                                  "tfrecord)")
+    q.add_argument("--shards", type=int, default=4, help="number of shard files (default 4)")
+    q.add_argument("--frame-step", type=int, help="take every Nth frame (dataset option frame_step)")
+    q.add_argument("--fps", type=float, help="resample videos to this frame rate (dataset option fps)")
+    q.add_argument("--format", default="png", choices=("png", "jpeg"),
+                   help="frame encoding: png (lossless, default) or jpeg")
+    q.add_argument("--jpeg-quality", type=int, default=95, help="JPEG quality 1-100 (default 95)")
+    q.add_argument("--seed", type=int, default=0, help="seed of the clip sampling (default 0)")
+    q.add_argument("--data-option", action="append", metavar="KEY=VALUE",
+                   help="dataset option, e.g. --data-option clips_per_video=4")
+    q.add_argument("--quiet", action="store_true", help="no progress line")
+    _add_geometry(q, "16 frames, 64x64, 1 channel; for a .npz file or a pack, its own")
+    q.set_defaults(func=cmd_data_pack)
 
     p = sub.add_parser("train", help="train a model with model.fit; ends with a preset in --out")
     p.add_argument("model", help="model name or preset name/directory (see `vidgen list`)")

@@ -11,6 +11,8 @@ Every dataset is a `Source` in `vidgen_tf.data.registry`, looked up once by name
   cached index (`vidgen_tf.data.index`), skip and name damaged files, and decode only the
   frames of each clip (`vidgen_tf.data.decode`), sampled and shaped by
   `vidgen_tf.data.clips` (frame_step, fps, clips_per_video, resize, short, split, ...).
+- `tfrecord`: shards written by `pack` (`vidgen data pack`) from any file-backed dataset,
+  read in parallel and decoded in the graph (`vidgen_tf.data.tfrecord`).
 
 `load` yields float32 videos in [-1, 1] shaped `(batch, time, height, width, channels)`,
 converted as `x / 127.5 - 1`.
@@ -22,6 +24,9 @@ import tensorflow as tf
 from vidgen_tf.data import folders as _folders  # noqa: F401  (registers its sources)
 from vidgen_tf.data import npz as _npz  # noqa: F401  (registers its source)
 from vidgen_tf.data import registry, synthetic  # noqa: F401
+from vidgen_tf.data import tfrecord  # noqa: F401  (registers its source)
+from vidgen_tf.data.service import distribute_with_service
+from vidgen_tf.data.tfrecord import pack
 from vidgen_tf.data.registry import describe_datasets, get_source, list_datasets
 from vidgen_tf.data.synthetic import bounce, simulate_balls  # noqa: F401
 
@@ -227,10 +232,12 @@ __all__ = [
     "class_names",
     "describe",
     "describe_datasets",
+    "distribute_with_service",
     "get_source",
     "list_datasets",
     "load",
     "make_videos",
     "num_classes",
+    "pack",
     "simulate_balls",
 ]

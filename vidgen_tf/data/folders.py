@@ -359,6 +359,10 @@ class _FolderSource(registry.Source):
             stop = min(stop, epochs * self._folder(request).clips_per_epoch)
         return self._dataset(request, start_video, stop, shuffle=shuffle is True)
 
+    def count_clips(self, request):
+        """Clips of epoch 0 (what `clip_records` yields unless a file fails to decode)."""
+        return self._folder(request).clips_per_epoch
+
     def clip_records(self, request):
         """Epoch 0's clips in index order (one `ClipRecord` each); failed clips are dropped."""
         folder = self._folder(request)

@@ -185,5 +185,43 @@ class NpzSource(registry.Source):
 
         return registry.chunked_stream(chunk, request, start_video, chunk_size)
 
+    def count_clips(self, request):
+        """The number of videos, from the `videos` array's header alone (None if unreadable)."""
+        try:
+            with zipfile.ZipFile(request.path) as archive, archive.open("videos.npy") as handle:
+                version = np.lib.format.read_magic(handle)
+                reader = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                          else np.lib.format.read_array_header_2_0)
+                shape = reader(handle)[0]
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+            return None
+        return int(shape[0]) if len(shape) == 5 else None
+
+    def clip_records(self, request):
+        """One clip per video, in file order: the clips of `make_videos(..., num_videos=None)`.
+
+        Video n's window starts at the frame drawn for it from `np.random.default_rng(seed)`
+        (as `take_windows` draws them), so packing a large file gives the same clips as
+        reading it with the same seed; `source` is `"<file name>[n]"`.
+        """
+        videos, labels = read_npz(request.path, *request.shape, request.with_labels)
+        count, length = videos.shape[:2]
+        rng = np.random.default_rng(registry.check_seed(request.seed))
+        if length == request.num_frames:
+            starts = np.zeros(count, dtype=np.int64)
+        else:  # the draws of `take_windows`
+            starts = rng.integers(0, length - request.num_frames + 1, size=count)
+        name = os.path.basename(request.path)
+        for index in range(count):
+            start = int(starts[index])
+            frames = tuple(range(start, start + request.num_frames))
+            yield registry.ClipRecord(
+                clip=videos[index, start:start + request.num_frames],
+                label=-1 if labels is None else int(labels[index]),
+                source=f"{name}[{index}]",
+                start=start,
+                frame_indices=frames,
+            )
+
 
 registry.register_source(NpzSource())

@@ -176,7 +176,8 @@ class Source:
         raise NotImplementedError
 
     def endless(self, request):
-        """Whether `stream(request, ...)` never ends (False for a source asked for k epochs)."""
+        """Whether `stream(request, ...)` never ends (False for a source asked for k epochs);
+        `load` then marks it infinite for Keras."""
         return True
 
     def describe(self, request):
@@ -192,6 +193,10 @@ class Source:
             f"Dataset '{self.name}' cannot be packed into TFRecords: only datasets read from "
             "files (" + ", ".join(s.name for s in _SOURCES.values() if s.needs_path) + ") can."
         )
+
+    def count_clips(self, request):
+        """Number of clips `clip_records` yields (for a progress bar), or None when unknown."""
+        return None
 
     def finite(self, request, num_videos, shuffle, start_video):
         """`num_videos` clips in one pass (all made at once by `make_videos`)."""
