@@ -14,7 +14,7 @@ the share of a MoCoGAN training step spent waiting for input.
      - `data.load("video_folder", ...)`: the same decoding inside `tf.data`'s parallel map;
      - `data.load("tfrecord", ...)`: shards written by `data.tfrecord.pack` (PNG frames).
 3. Trains MoCoGAN at the paper setting (64x64x16 RGB) for `--steps` steps fed by each
-   pipeline and by the same batch held in memory; the waiting share is
+   pipeline and by the same batch held in memory, each in a fresh process; the waiting share is
    `1 - (in-memory step time) / (pipeline step time)`: the time a step loses to its input,
    decoding included (decoding and training share the cores).
 
@@ -24,6 +24,7 @@ Writes bench/results/input_pipeline.json. Run it on an idle machine.
 import argparse
 import os
 import shutil
+import subprocess
 import sys
 import time
 
@@ -50,7 +51,7 @@ def write_test_video(path, source, seconds, container_spec, size=(320, 240), fps
 
     _, container_format, codec, options = container_spec
     graph = av.filter.Graph()
-    src = graph.add(source, f"size={size[0]}x{size[1]}:rate={fps}:duration={seconds}")
+    src = graph.add(source, f"size={size[0]}x{size[1]}:rate={fps}")  # endless: cut by count
     to_yuv = graph.add("format", "yuv420p")
     sink = graph.add("buffersink")
     src.link_to(to_yuv)
@@ -62,11 +63,8 @@ def write_test_video(path, source, seconds, container_spec, size=(320, 240), fps
         stream.width, stream.height = size
         stream.pix_fmt = "yuv420p"
         stream.options = options
-        while True:
-            try:
-                frame = graph.pull()
-            except (av.error.EOFError, av.error.BlockingIOError):
-                break
+        for _ in range(int(seconds * fps)):
+            frame = graph.pull()
             frame.pts = None
             for packet in stream.encode(frame):
                 container.mux(packet)
@@ -148,6 +146,25 @@ def step_seconds(dataset, steps):
     return (time.perf_counter() - start) / steps
 
 
+def feed(name, folder, pack_dir, batch_size):
+    """The dataset of one feed of the MoCoGAN step (`in memory`: one batch, repeated)."""
+    load = dict(**CLIP, batch_size=batch_size, seed=0, **OPTIONS)
+    if name == "tfrecord":
+        return data.load("tfrecord", path=pack_dir, **load_without_options(load))
+    dataset = data.load("video_folder", path=folder, **load)
+    if name == "in memory":
+        dataset = tf.data.Dataset.from_tensors(next(iter(dataset))).repeat()
+    return dataset
+
+
+def step_seconds_in_child(name, folder, pack_dir, args):
+    """`step_seconds` of feed `name`, measured by this script in a fresh process."""
+    command = [sys.executable, __file__, "--child-feed", name, "--child-paths", folder, pack_dir,
+               "--steps", str(args.steps), "--batch-size", str(args.batch_size)]
+    done = subprocess.run(command, check=True, capture_output=True, text=True)
+    return float(done.stdout.strip().splitlines()[-1])
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--videos", type=int, default=24)
@@ -157,7 +174,12 @@ def main():
     parser.add_argument("--steps", type=int, default=6, help="timed MoCoGAN steps per feed (0: skip)")
     parser.add_argument("--workdir", default=os.path.join("bench", "results", "input_pipeline_data"))
     parser.add_argument("--json", default=os.path.join("bench", "results", "input_pipeline.json"))
+    parser.add_argument("--child-feed", help=argparse.SUPPRESS)
+    parser.add_argument("--child-paths", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child_feed:
+        print(step_seconds(feed(args.child_feed, *args.child_paths, args.batch_size), args.steps))
+        return 0
     os.makedirs(args.workdir, exist_ok=True)
     load = dict(**CLIP, batch_size=args.batch_size, seed=0, **OPTIONS)
 
@@ -185,20 +207,18 @@ def main():
     plain = plain_clips_per_second(folder, num_clips)
     print(f"plain PyAV loop, 1 thread:        {plain:7.1f} clips/s")
     rows.append(dict(pipeline="plain PyAV loop", clips_per_second=round(plain, 2)))
-    feeds = {
-        "video_folder": data.load("video_folder", path=folder, **load),
-        "tfrecord": data.load("tfrecord", path=pack_dir, **load_without_options(load)),
-    }
-    for name, dataset in feeds.items():
-        rate = pipeline_clips_per_second(dataset, args.batch_size, args.batches)
+    for name in ("video_folder", "tfrecord"):
+        rate = pipeline_clips_per_second(feed(name, folder, pack_dir, args.batch_size), args.batch_size,
+                                         args.batches)
         print(f"data.load({name!r}):{' ' * (18 - len(name))}{rate:7.1f} clips/s ({rate / plain:.2f}x the plain loop)")
         rows.append(dict(pipeline=f"data.load({name})", clips_per_second=round(rate, 2),
                          vs_plain=round(rate / plain, 3)))
 
     if args.steps:
-        first = next(iter(feeds["video_folder"]))
-        feeds["in memory"] = tf.data.Dataset.from_tensors(first).repeat()
-        times = {name: step_seconds(dataset, args.steps) for name, dataset in feeds.items()}
+        # Each feed trains in a fresh process: the pipelines timed above keep decoding threads
+        # (and their prefetch buffers) alive in this one, which slowed every step by half.
+        times = {name: step_seconds_in_child(name, folder, pack_dir, args) for name in
+                 ("video_folder", "tfrecord", "in memory")}
         for name, seconds in times.items():
             waiting = 1 - times["in memory"] / seconds
             print(f"MoCoGAN paper-setting step fed by {name}: {seconds:.3f} s"

@@ -60,7 +60,7 @@ def test_classes_are_the_first_level_folders_sorted_and_counted(classes):
     assert description == (f"video_folder {classes}: 8 files (3 classes), 6 usable, 2 skipped "
                            "(a_run/notes.mp4: not a video FFmpeg can read, or truncated before its index (Invalid "
                            "data found when processing input); c_jump/empty.mp4: empty file (0 bytes)); "
-                           "1 too short for a clip of 8 frames (short=\"skip\"); 5 clips per epoch")
+                           "1 too short for a clip of 8 frames, skipped (c_jump/short.mov); 5 clips per epoch")
 
 
 def test_load_keeps_its_contract(classes):

@@ -256,7 +256,8 @@ class _FolderSource(registry.Source):
             text += f" ({named}{more})"
         short = folder.too_short
         if short:
-            text += f"; {len(short)} too short for a clip of {folder.options.span} frames (short=\"skip\")"
+            named = ", ".join(r.path for r in short[:_NAMES_SHOWN]) + (" ..." if len(short) > _NAMES_SHOWN else "")
+            text += f"; {len(short)} too short for a clip of {folder.options.span} frames, skipped ({named})"
         return text + f"; {folder.clips_per_epoch} clips per epoch"
 
     def endless(self, request):
