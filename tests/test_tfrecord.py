@@ -344,7 +344,7 @@ def test_a_pack_can_be_repacked_with_other_shards(packed, tmp_path):
 
 # ---------------------------------------------------------------------- CLI
 def test_cli_pack_infers_npz_and_prints_the_summary(npz_file, tmp_path, capsys):
-    out = tmp_path / "pack"
+    out = tmp_path / "packs" / "new" / "pack"  # missing parents are made
     code = cli.main(["data", "pack", npz_file, "--out", str(out), "--shards", "2", "--num-frames", "4", "--quiet"])
     text, err = capsys.readouterr()
     assert code == 0, err

@@ -170,7 +170,7 @@ def pack(name, path, out, shards=4, num_frames=16, height=64, width=64, channels
     Args:
         name: str. A registered dataset that reads files (e.g. `npz`, `video_folder`).
         path: str or path-like. The dataset's file or directory.
-        out: str or path-like. The pack directory to write (local; its parent must exist).
+        out: str or path-like. The pack directory to write (local; missing parents are made).
         shards: int. Number of shard files (at most the number of clips). Defaults to 4.
         num_frames: int. Frames per clip. Defaults to 16.
         height: int. Frame height. Defaults to 64.
@@ -218,6 +218,7 @@ def pack(name, path, out, shards=4, num_frames=16, height=64, width=64, channels
     shard_counts = [0] * shards
     per_class = {}
     count = nbytes = 0
+    os.makedirs(os.path.dirname(os.path.abspath(os.fspath(out))), exist_ok=True)
     with atomic.atomic_directory(out) as staging:
         names = [shard_name(i, shards) for i in range(shards)]
         writers = [tf.io.TFRecordWriter(str(staging / n)) for n in names]
