@@ -3,11 +3,13 @@
 import json
 import os
 import platform
+import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
+import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import vidgen_tf  # noqa: E402
@@ -130,3 +132,26 @@ def write_json(path, rows, **extra):
     }
     path.write_text(json.dumps(data, indent=2) + "\n")
     print(f"wrote {path}")
+
+
+class _BatchClock(keras.callbacks.Callback):
+    """Records the time at the end of every training batch."""
+
+    def __init__(self):
+        super().__init__()
+        self.ends = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.ends.append(time.perf_counter())
+
+
+def timed_fit(model, data, batch_size, steps, min_seconds):
+    """Clips/s of `fit`'s steps, timed between batch ends inside one `fit` call (so neither
+    tracing nor `fit`'s own set-up is counted): at least `steps` steps and `min_seconds`."""
+    clock = _BatchClock()
+    model.fit(data, steps_per_epoch=2, epochs=1, verbose=0, callbacks=[clock])  # trace, warm up
+    estimate = max(clock.ends[1] - clock.ends[0], 1e-4)
+    steps = max(steps, int(np.ceil(min_seconds / estimate)))
+    clock = _BatchClock()
+    model.fit(data, steps_per_epoch=steps + 1, epochs=1, verbose=0, callbacks=[clock])
+    return batch_size * steps / (clock.ends[-1] - clock.ends[0])

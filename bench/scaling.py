@@ -5,8 +5,9 @@
 For each model at its zoo preset's small setting (see `_common.small_config`):
 `fit` with the default strategy (one replica) and with `MirroredStrategy` over
 two logical CPU devices (two replicas, each half of the same global batch),
-each once with `jit_compile=False` and once with `True`. Every run does a
-warm-up step (tracing), then `--steps` timed steps. Prints a table; writes JSON
+each once with `jit_compile=False` and once with `True`. Every run does two
+warm-up steps (tracing), then at least `--steps` steps and 3 s, timed between
+batch ends inside one `fit` (`_common.timed_fit`). Prints a table; writes JSON
 to bench/results/scaling.json.
 
 The two logical CPUs share this machine's physical cores and TensorFlow's
@@ -33,13 +34,12 @@ tf.config.set_logical_device_configuration(
 )
 
 import argparse  # noqa: E402
-import time  # noqa: E402
 import warnings  # noqa: E402
 
 import numpy as np  # noqa: E402
 from tensorflow.python.distribute import mirrored_strategy  # noqa: E402
 
-from _common import model_names, settings, write_json  # noqa: E402
+from _common import model_names, settings, timed_fit, write_json  # noqa: E402
 
 import vidgen_tf  # noqa: E402
 from vidgen_tf import distribute  # noqa: E402
@@ -66,10 +66,7 @@ def clips_per_second(name, config, batch_size, steps, replicas, jit_compile):
     if model.num_classes:
         data = tf.data.Dataset.from_tensors((videos, np.zeros(batch_size, "int32")))
     data = distribute.shard_dataset(data.repeat())
-    model.fit(data, steps_per_epoch=1, epochs=1, verbose=0)  # trace and warm up
-    start = time.perf_counter()
-    model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0)
-    return batch_size * steps / (time.perf_counter() - start)
+    return timed_fit(model, data, batch_size, steps, min_seconds=3.0)
 
 
 def measure(name, config, batch_size, steps, replicas, jit_compile):

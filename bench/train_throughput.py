@@ -9,7 +9,9 @@ e.g. MoCoGAN at 64x64x16 RGB, whose image discriminator sees one frame of
 each clip. Every setting trains on `--batch-size` clips per step (16), or,
 with `--paper-batch-sizes`, the paper settings on the papers' batches where
 `_common.PAPER_BATCH_SIZES` gives one (VGAN 64, DCGAN 128). Each setting runs
-`fit` for a warm-up step, then `--steps` timed steps, with
+`fit` for two warm-up steps, then one `fit` of at least `--steps` steps and
+`--min-seconds` seconds, timed between batch ends (tracing and `fit`'s own set-up
+are not counted), with
 `jit_compile=False` for every setting first, then with `True`, in this one
 process. Prints clips/s and the XLA/plain ratio; beside them the achieved
 GFLOP/s (2 x `vidgen_tf.cost` multiply-adds per training clip x clips/s) and
@@ -20,12 +22,11 @@ after every measurement.
 """
 
 import argparse
-import time
 
 import numpy as np
 import tensorflow as tf
 
-from _common import PAPER_BATCH_SIZES, achieved, matmul_peak_gflops, model_names, settings, write_json
+from _common import PAPER_BATCH_SIZES, achieved, matmul_peak_gflops, model_names, settings, timed_fit, write_json
 
 import vidgen_tf  # noqa: E402
 from vidgen_tf.cost import model_multiply_adds  # noqa: E402
@@ -46,7 +47,7 @@ def training_multiply_adds(name, config):
     return model_multiply_adds(compiled_model(name, config, False)).per_training_clip
 
 
-def clips_per_second(name, config, batch_size, steps, jit_compile):
+def clips_per_second(name, config, batch_size, steps, jit_compile, min_seconds=0.0):
     model = compiled_model(name, config, jit_compile)
     rng = np.random.default_rng(0)
     videos = rng.uniform(-1, 1, (batch_size,) + model.video_shape).astype("float32")
@@ -56,16 +57,15 @@ def clips_per_second(name, config, batch_size, steps, jit_compile):
     if model.num_classes:
         data = tf.data.Dataset.from_tensors((videos, np.zeros(batch_size, "int32")))
     data = data.repeat()
-    model.fit(data, steps_per_epoch=1, epochs=1, verbose=0)  # trace and warm up
-    start = time.perf_counter()
-    model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0)
-    return batch_size * steps / (time.perf_counter() - start)
+    return timed_fit(model, data, batch_size, steps, min_seconds)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="*")
-    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=3, help="timed steps, at least (default 3)")
+    parser.add_argument("--min-seconds", type=float, default=3.0,
+                        help="time at least this long per setting: more steps for fast ones (default 3)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--no-paper", action="store_true", help="skip the paper-size settings")
     parser.add_argument("--paper-batch-sizes", action="store_true",
@@ -93,7 +93,7 @@ def main():
     print(f"{'setting':<36} {'clips/s':>9} {'GFLOP/s':>9} {'% of peak':>9}", flush=True)
     for label, name, config in measured:
         batch = batch_for(label, name)
-        plain = clips_per_second(name, config, batch, args.steps, False)
+        plain = clips_per_second(name, config, batch, args.steps, False, args.min_seconds)
         row = {"setting": label, "model": name, "config": config, "batch_size": batch,
                "clips_per_s": plain, "clips_per_s_xla": None, "xla_ratio": None,
                "multiply_adds_per_clip": training_multiply_adds(name, config)}
@@ -107,7 +107,7 @@ def main():
               f"{'% of peak':>9}", flush=True)
         # The big paper settings last: XLA on them takes longest.
         for row, (label, name, config) in sorted(zip(rows, measured), key=lambda pair: "paper" in pair[1][0]):
-            xla = clips_per_second(name, config, row["batch_size"], args.steps, True)
+            xla = clips_per_second(name, config, row["batch_size"], args.steps, True, args.min_seconds)
             gflops, percent = rate(row, xla)
             row.update(clips_per_s_xla=xla, xla_ratio=xla / row["clips_per_s"], gflops_xla=gflops,
                        percent_of_peak_xla=percent)
