@@ -58,23 +58,13 @@ def matmul_peak_gflops(size=2048, repeats=5):
     Returns:
         dict: `tensorflow` and `numpy` GFLOP/s, `size`, `repeats`.
     """
-    import time
-
-    import numpy as np
-
     rng = np.random.default_rng(0)
     a_np = rng.standard_normal((size, size), dtype=np.float32)
     b_np = rng.standard_normal((size, size), dtype=np.float32)
     a, b = tf.constant(a_np), tf.constant(b_np)
 
     def best(function):
-        function()
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            function()
-            times.append(time.perf_counter() - start)
-        return min(times)
+        return best_seconds(function, repeats)
 
     flops = 2.0 * size**3
     # Reading one element waits for the product without copying it out.
@@ -87,6 +77,18 @@ def achieved(multiply_adds_per_clip, clips_per_second, peak):
     """`(GFLOP/s, percent of peak)` of `clips_per_second` clips of `multiply_adds_per_clip` each."""
     gflops = 2.0 * multiply_adds_per_clip * clips_per_second / 1e9
     return gflops, 100.0 * gflops / peak
+
+
+def best_seconds(function, repeats, warm_up=True):
+    """The shortest of `repeats` timed calls of `function`, in seconds (after one untimed call)."""
+    if warm_up:
+        function()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return min(times)
 
 
 def small_config(name):

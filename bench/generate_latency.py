@@ -15,12 +15,11 @@ writes JSON.
 
 import argparse
 import tempfile
-import time
 
 import numpy as np
 import tensorflow as tf
 
-from _common import achieved, matmul_peak_gflops, model_names, settings, write_json
+from _common import achieved, best_seconds, matmul_peak_gflops, model_names, settings, write_json
 
 import vidgen_tf  # noqa: E402
 from vidgen_tf import exporting  # noqa: E402
@@ -28,13 +27,7 @@ from vidgen_tf.cost import generation_multiply_adds  # noqa: E402
 
 
 def best_of(function, repeats):
-    function()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return min(times) * 1000
+    return best_seconds(function, repeats) * 1000
 
 
 def main():

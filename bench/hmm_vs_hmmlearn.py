@@ -31,6 +31,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from _common import best_seconds  # noqa: E402
+
 import vidgen_tf  # noqa: E402
 from vidgen_tf._optional import require  # noqa: E402
 
@@ -59,12 +61,7 @@ def true_parameters(rng, num_states, features):
 
 
 def best_time(function, repeats):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return min(times)
+    return best_seconds(function, repeats, warm_up=False)
 
 
 def main():

@@ -76,14 +76,20 @@ def _av():
     return av
 
 
-def _open(path):
-    """An open PyAV container and its first video stream, or a `DamagedFileError`."""
-    av = _av()
+def _existing_file(path):
+    """`path` as a str, or a `DamagedFileError` when it is missing or empty."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise DamagedFileError(path, "the file does not exist", "missing")
     if os.path.getsize(path) == 0:
         raise DamagedFileError(path, "empty file (0 bytes)", "empty")
+    return path
+
+
+def _open(path):
+    """An open PyAV container and its first video stream, or a `DamagedFileError`."""
+    av = _av()
+    path = _existing_file(path)
     try:
         container = av.open(path, mode="r")
     except av.error.FFmpegError as error:
@@ -308,11 +314,7 @@ def _pil():
 
 def _open_image(path):
     Image = _pil()
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise DamagedFileError(path, "the file does not exist", "missing")
-    if os.path.getsize(path) == 0:
-        raise DamagedFileError(path, "empty file (0 bytes)", "empty")
+    path = _existing_file(path)
     try:
         image = Image.open(path)
         image.load()
