@@ -147,3 +147,56 @@ def test_sampling_blocks_use_this_layer():
 
     for block in (Down2D(4), Down3D(4), Up2D(4), Up3D(4)):
         assert type(block.norm) is BatchNormalization and block.norm.synchronized
+
+
+def _op_types(norm, x, **call):
+    graph = tf.function(lambda t: norm(t, training=True, **call)).get_concrete_function(
+        tf.TensorSpec(x.shape, x.dtype)).graph
+    return {op.type for op in graph.get_operations()}
+
+
+def _train_call(norm, x, weights):
+    """Outputs, gradients of a weighted sum wrt the input, gamma and beta, and the moving stats."""
+    x = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = norm(x, training=True)
+        loss = tf.reduce_sum(y * weights)
+    grads = tape.gradient(loss, [x, *norm.trainable_variables])
+    return [y, *grads, norm.moving_mean, norm.moving_variance]
+
+
+@pytest.mark.parametrize("shape", [(6, 5, 7, 8), (4, 3, 5, 6, 8)])
+@pytest.mark.parametrize("affine", [True, False])
+def test_the_fused_kernel_is_the_same_function_as_keras_two_pass_moments(shape, affine):
+    x = (3.0 + 2.0 * RNG.normal(size=shape)).astype("float32")
+    weights = RNG.normal(size=shape).astype("float32")
+    kwargs = dict(momentum=0.9, epsilon=1e-5, center=affine, scale=affine)
+    fused, plain = BatchNormalization(**kwargs), keras.layers.BatchNormalization(**kwargs)
+    for norm in (fused, plain):
+        norm.build(shape)
+        if affine:
+            norm.gamma.assign(RNG.uniform(0.5, 1.5, shape[-1]).astype("float32"))
+            norm.beta.assign(RNG.normal(size=shape[-1]).astype("float32"))
+    plain.set_weights(fused.get_weights())
+    assert "FusedBatchNormV3" in _op_types(fused, x)
+    assert "FusedBatchNormV3" not in _op_types(plain, x)
+    for ours, theirs in zip(_train_call(fused, x, weights), _train_call(plain, x, weights)):
+        ours, theirs = np.asarray(ours), np.asarray(theirs)
+        np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5 * np.abs(theirs).max())
+
+
+def test_the_fused_kernel_keeps_a_small_variance_beside_a_large_mean():
+    x = (1000.0 + 0.01 * RNG.normal(size=(16, 4, 4, 8))).astype("float32")
+    ours = BatchNormalization(epsilon=1e-8)(x, training=True).numpy()
+    np.testing.assert_allclose(ours.std(axis=(0, 1, 2)), 1.0, atol=1e-2)
+
+
+def test_masks_other_axes_low_precision_and_inference_keep_keras_path():
+    x = RNG.normal(size=(4, 3, 3, 8)).astype("float32")
+    assert "FusedBatchNormV3" not in _op_types(BatchNormalization(axis=1), x)
+    assert "FusedBatchNormV3" not in _op_types(BatchNormalization(dtype="mixed_float16"), x.astype("float16"))
+    assert "FusedBatchNormV3" not in _op_types(BatchNormalization(), x[:, 0, 0, :])  # 2-D
+    norm = BatchNormalization()
+    graph = tf.function(lambda t: norm(t, training=False)).get_concrete_function(tf.TensorSpec(x.shape)).graph
+    assert "FusedBatchNormV3" not in {op.type for op in graph.get_operations()}
