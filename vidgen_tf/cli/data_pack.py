@@ -4,8 +4,6 @@ import os
 
 from vidgen_tf.cli.common import UsageError, _geometry, _parse_pairs
 
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".gif", ".m4v", ".mpg", ".mpeg")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 # Geometry when neither the flags nor the file say otherwise (as `vidgen data preview`).
 DEFAULT_GEOMETRY = {"num_frames": 16, "height": 64, "width": 64, "channels": 1}
 
@@ -14,10 +12,9 @@ def infer_dataset(source):
     """The dataset that reads `source`: npz for a .npz file, tfrecord for a pack, else by the files it holds.
 
     A folder holding video files (at any depth) is `video_folder`; one holding image files
-    (folders of frames) is `frame_folder`. The name must be registered.
+    (folders of frames) is `frame_folder` (`vidgen_tf.data.folders.detect_kind`, with the
+    extensions those datasets read).
     """
-    from vidgen_tf import data
-
     if os.path.isfile(source):
         if source.lower().endswith(".npz"):
             return "npz"
@@ -28,20 +25,12 @@ def infer_dataset(source):
     if os.path.isfile(os.path.join(source, "manifest.json")):
         name = "tfrecord"
     else:
-        name = None
-        for _, _, files in os.walk(source):
-            suffixes = {os.path.splitext(f)[1].lower() for f in files}
-            if suffixes & set(VIDEO_SUFFIXES):
-                name = "video_folder"
-                break
-            if suffixes & set(IMAGE_SUFFIXES):
-                name = name or "frame_folder"
-        if name is None:
-            raise UsageError(f"Folder '{source}' holds no video files ({', '.join(VIDEO_SUFFIXES)}) and no frame "
-                             f"images ({', '.join(IMAGE_SUFFIXES)}); give --data.")
-    if name not in data.list_datasets():
-        raise UsageError(f"'{source}' looks like a {name} dataset, but this vidgen_tf has no '{name}' dataset "
-                         f"(datasets: {', '.join(data.list_datasets())}); give --data.")
+        from vidgen_tf.data import folders
+
+        try:
+            name = folders.detect_kind(source)  # the folder datasets' own rule: video files, else images
+        except ValueError as error:
+            raise UsageError(f"{error} Give --data.") from None
     return name
 
 
