@@ -244,7 +244,9 @@ class _FolderSource(registry.Source):
         return None if classes is None else list(classes)
 
     def describe(self, request):
-        folder = self._folder(request)
+        return self._description(self._folder(request))
+
+    def _description(self, folder):
         total = len(folder.records) + len(folder.skipped)
         classes = f" ({len(folder.classes)} classes)" if folder.classes else ""
         split = f" in split {os.path.basename(folder.split)}" if folder.split else ""
@@ -299,14 +301,13 @@ class _FolderSource(registry.Source):
 
         return plans
 
-    def _dataset(self, request, start_video, stop, shuffle):
+    def _dataset(self, request, folder, start_video, stop, shuffle):
         """Clips `start_video` (inclusive) to `stop` (exclusive, None: endless) of the stream."""
-        folder = self._folder(request)
         if request.with_labels:
             self._check_labels(folder)
         per_epoch = folder.clips_per_epoch
         if per_epoch == 0:
-            raise ValueError(self.describe(request) + ": no video gives a clip; lower num_frames or "
+            raise ValueError(self._description(folder) + ": no video gives a clip; lower num_frames or "
                              "frame_step, or pass short=\"loop\".")
         plans = self._epoch_plans(folder, request, shuffle)
         failed = collections.Counter()
@@ -347,18 +348,20 @@ class _FolderSource(registry.Source):
         return dataset.map(lambda clip, label, ok: clip)
 
     def stream(self, request, start_video, chunk_size):
+        folder = self._folder(request)
         epochs = request.option("epochs")
         if epochs is None:
-            return self._dataset(request, start_video, None, shuffle=request.shuffle is not False)
-        per_epoch = self._folder(request).clips_per_epoch
-        return self._dataset(request, start_video, epochs * per_epoch, shuffle=request.shuffle is True)
+            return self._dataset(request, folder, start_video, None, shuffle=request.shuffle is not False)
+        return self._dataset(request, folder, start_video, epochs * folder.clips_per_epoch,
+                             shuffle=request.shuffle is True)
 
     def finite(self, request, num_videos, shuffle, start_video):
+        folder = self._folder(request)
         stop = num_videos
         epochs = request.option("epochs")
         if epochs is not None:
-            stop = min(stop, epochs * self._folder(request).clips_per_epoch)
-        return self._dataset(request, start_video, stop, shuffle=shuffle is True)
+            stop = min(stop, epochs * folder.clips_per_epoch)
+        return self._dataset(request, folder, start_video, stop, shuffle=shuffle is True)
 
     def count_clips(self, request):
         """Clips of epoch 0 (what `clip_records` yields unless a file fails to decode)."""
@@ -366,7 +369,9 @@ class _FolderSource(registry.Source):
 
     def clip_records(self, request):
         """Epoch 0's clips in index order (one `ClipRecord` each); failed clips are dropped."""
-        folder = self._folder(request)
+        return self._records(request, self._folder(request))
+
+    def _records(self, request, folder):
         if request.with_labels:
             self._check_labels(folder)
         for plan in clips.plan_epoch(folder.videos, folder.options, request.seed, 0, shuffle=False):
@@ -383,12 +388,12 @@ class _FolderSource(registry.Source):
         folder = self._folder(request)
         available = folder.clips_per_epoch
         if available == 0:
-            raise ValueError(self.describe(request) + ": no video gives a clip.")
+            raise ValueError(self._description(folder) + ": no video gives a clip.")
         if num_videos is not None and num_videos > available:
             raise ValueError(f"`num_videos`={num_videos}, but epoch 0 holds only {available} clips: "
-                             f"{self.describe(request)}.")
+                             f"{self._description(folder)}.")
         videos, labels = [], []
-        for record in self.clip_records(request):
+        for record in self._records(request, folder):
             videos.append(record.clip)
             labels.append(record.label)
             if num_videos is not None and len(videos) >= num_videos:
