@@ -86,8 +86,9 @@ def _existing_file(path):
     return path
 
 
-def _open(path):
-    """An open PyAV container and its first video stream, or a `DamagedFileError`."""
+def _open(path, threads=1):
+    """An open PyAV container and its first video stream (decoding slices on `threads`
+    threads), or a `DamagedFileError`."""
     av = _av()
     path = _existing_file(path)
     try:
@@ -100,7 +101,10 @@ def _open(path):
         kinds = sorted({stream.type for stream in container.streams}) or ["none"]
         container.close()
         raise DamagedFileError(path, f"no video stream (streams: {', '.join(kinds)})", "no video stream")
-    return container, container.streams.video[0]
+    stream = container.streams.video[0]
+    stream.thread_type = "SLICE"
+    stream.thread_count = threads
+    return container, stream
 
 
 def _stream_fps(stream):
@@ -129,10 +133,8 @@ def probe_video(path, threads=1):
     """
     av = _av()
     path = os.fspath(path)
-    container, stream = _open(path)
+    container, stream = _open(path, threads)
     with container:
-        stream.thread_type = "SLICE"
-        stream.thread_count = threads
         recorded = int(stream.frames or 0)
         packets = 0
         first = None
@@ -246,15 +248,15 @@ def _decode_seeking(path, wanted, size, channels, threads):
     container cannot seek or its timestamps do not map onto frame indices."""
     av = _av()
     first, last = min(wanted), max(wanted)
-    container, stream = _open(path)
+    if first == 0:
+        return None  # decoding from the start needs no seek (nor a second open of the file)
+    container, stream = _open(path, threads)
     with container:
-        if first == 0 or container.format.name in _NO_SEEK_FORMATS or stream.time_base is None:
+        if container.format.name in _NO_SEEK_FORMATS or stream.time_base is None:
             return None
         fps = _stream_fps(stream)
         if fps <= 0:
             return None
-        stream.thread_type = "SLICE"
-        stream.thread_count = threads
         start_time = stream.start_time or 0
         time_base = float(stream.time_base)
         target = start_time + int(math.floor(first / fps / time_base))
@@ -280,12 +282,10 @@ def _decode_counting(path, wanted, size, channels, threads):
     """`{index: frame}` decoded from the start, frames counted in decoding order."""
     av = _av()
     last = max(wanted)
-    container, stream = _open(path)
+    container, stream = _open(path, threads)
     frames = {}
     count = 0
     with container:
-        stream.thread_type = "SLICE"
-        stream.thread_count = threads
         try:
             for index, frame in enumerate(container.decode(stream)):
                 count = index + 1
