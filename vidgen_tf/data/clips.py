@@ -138,10 +138,10 @@ def clip_starts(length, options, rng):
         int64 `(clips,)`; empty for a short video with `short="skip"`.
     """
     span = options.span
+    count = clips_in_video(length, options)  # the one rule for how many, so counts and plans agree
     if length < span:
-        return np.zeros(1 if options.short == "loop" else 0, dtype=np.int64)
+        return np.zeros(count, dtype=np.int64)
     if options.clips_per_video == "all":
-        count = length // span
         offset = int(rng.integers(0, length - count * span + 1))
         return offset + span * np.arange(count, dtype=np.int64)
     return np.array([rng.integers(0, length - span + 1)], dtype=np.int64)

@@ -341,7 +341,6 @@ def build_index(root, kind="video", cache_dir=None, workers=None):
             for record in pool.map(lambda item: probe(root, kind, *item), to_probe):
                 records[record.path] = record
     ordered = [records[item[0]] for item in found]
-    cache_path = None
     changed = bool(to_probe) or set(cached) != set(records) or content is None
     if changed:
         cache_path = _write_cache(candidates, kind, root, ordered, content)

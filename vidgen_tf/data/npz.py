@@ -135,9 +135,16 @@ def take_windows(videos, num_frames, rng):
     count, length = videos.shape[:2]
     if length == num_frames:
         return videos
-    starts = rng.integers(0, length - num_frames + 1, size=count)
-    frames = starts[:, None] + np.arange(num_frames)  # (N, num_frames)
+    frames = window_starts(count, length, num_frames, rng)[:, None] + np.arange(num_frames)  # (N, num_frames)
     return videos[np.arange(count)[:, None], frames]
+
+
+def window_starts(count, length, num_frames, rng):
+    """The start frames `take_windows` cuts `count` clips of `length` frames at: int64 `(count,)`,
+    all 0 (and nothing drawn from `rng`) when `length == num_frames`."""
+    if length == num_frames:
+        return np.zeros(count, dtype=np.int64)
+    return rng.integers(0, length - num_frames + 1, size=count)
 
 
 class NpzSource(registry.Source):
@@ -207,10 +214,7 @@ class NpzSource(registry.Source):
         videos, labels = read_npz(request.path, *request.shape, request.with_labels)
         count, length = videos.shape[:2]
         rng = np.random.default_rng(registry.check_seed(request.seed))
-        if length == request.num_frames:
-            starts = np.zeros(count, dtype=np.int64)
-        else:  # the draws of `take_windows`
-            starts = rng.integers(0, length - request.num_frames + 1, size=count)
+        starts = window_starts(count, length, request.num_frames, rng)  # the draws of `take_windows`
         name = os.path.basename(request.path)
         for index in range(count):
             start = int(starts[index])
