@@ -531,9 +531,10 @@ class TFRecordSource(registry.Source):
     def endless(self, request):
         return request.option("epochs") is None
 
-    def dataset(self, request, shuffle, epochs, start_video=0):
-        """Single uint8 clips `(T, H, W, C)` (with int32 labels when `request.with_labels`)."""
-        manifest = self._manifest(request)
+    def dataset(self, request, shuffle, epochs, start_video=0, manifest=None):
+        """Single uint8 clips `(T, H, W, C)` (with int32 labels when `request.with_labels`);
+        `manifest`: the pack's, when the caller has read it already."""
+        manifest = manifest or self._manifest(request)
         files = check_shards(request.path, manifest, verify=request.option("verify"))
         records = _records(files, manifest, shuffle, _seed_int(request.seed), request.option("shuffle_buffer"),
                            epochs, request.option("shard"))
@@ -560,7 +561,7 @@ class TFRecordSource(registry.Source):
         if num_videos > available:
             raise ValueError(f"`num_videos`={num_videos} but TFRecord pack '{request.path}' holds "
                              f"{manifest['num_clips']} clips (x {epochs} epochs).")
-        return self.dataset(request, bool(shuffle), epochs).take(num_videos).skip(start_video)
+        return self.dataset(request, bool(shuffle), epochs, manifest=manifest).take(num_videos).skip(start_video)
 
     def make_videos(self, request, num_videos, rng):
         """The first `num_videos` clips of the pack (all with None) in pack order; `rng` is unused."""
@@ -569,7 +570,7 @@ class TFRecordSource(registry.Source):
         if count > manifest["num_clips"]:
             raise ValueError(f"`num_videos`={count} but TFRecord pack '{request.path}' holds only "
                              f"{manifest['num_clips']} clips.")
-        dataset = self.dataset(dataclasses.replace(request, with_labels=True), False, 1).take(count)
+        dataset = self.dataset(dataclasses.replace(request, with_labels=True), False, 1, manifest=manifest).take(count)
         clips, labels = [], []
         for clip, label in dataset.as_numpy_iterator():
             clips.append(clip)
