@@ -2,11 +2,13 @@
 
 A preset directory holds `config.json` (`{"model": name, "config": {...}}`),
 `metadata.json` (versions, dataset, training steps) and, when trained,
-`model.weights.h5`. The bundled presets live in `zoo/`; any directory in the same
+`model.weights.h5`. The bundled presets live in the repository's `zoo/`, which
+the wheel ships as `vidgen_tf/zoo` (see `zoo_dir`); any directory in the same
 layout works too. `save_preset` writes the three files as one atomic step (see its
 docstring), so a crash never leaves a new config beside old weights.
 """
 
+import importlib.resources
 import json
 import os
 import shutil
@@ -22,9 +24,25 @@ METADATA_FILE = "metadata.json"
 WEIGHTS_FILE = "model.weights.h5"
 
 
+# The kinds of file a zoo preset may hold; setup.cfg ships exactly these in the wheel.
+ZOO_FILE_TYPES = (".json", ".md", ".h5", ".keras", ".gif", ".png")
+
+
 def zoo_dir():
-    """The directory of bundled presets (`$VIDGEN_ZOO` overrides it)."""
-    return Path(os.environ.get("VIDGEN_ZOO", Path(__file__).resolve().parent.parent / "zoo"))
+    """The directory of bundled presets.
+
+    `$VIDGEN_ZOO` overrides it. An installed wheel holds the repository's `zoo/`
+    as the data folder `vidgen_tf/zoo` (found through importlib.resources); a
+    checkout (an editable install, or the repository on `PYTHONPATH`) has no such
+    folder and reads its top-level `zoo/`.
+    """
+    override = os.environ.get("VIDGEN_ZOO")
+    if override:
+        return Path(override)
+    bundled = importlib.resources.files("vidgen_tf") / "zoo"
+    if isinstance(bundled, Path) and bundled.is_dir():
+        return bundled
+    return Path(__file__).resolve().parent.parent / "zoo"
 
 
 def list_presets():
