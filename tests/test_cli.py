@@ -25,6 +25,45 @@ def test_list_shows_models_presets_and_datasets(capsys):
     assert "mocogan" in out and "mocogan_moving_digits" in out and "moving_digits" in out
 
 
+def _preset(root, name, metadata, weights):
+    (root / name).mkdir(parents=True)
+    (root / name / "config.json").write_text(json.dumps(
+        {"model": "mocogan", "config": {"num_frames": 8, "height": 16, "width": 16, "channels": 1}}))
+    (root / name / "metadata.json").write_text(json.dumps(metadata))
+    if weights:
+        (root / name / "model.weights.h5").write_bytes(b"listed, never loaded")
+
+
+def test_list_shows_the_headline_score_and_untrained_presets(capsys, tmp_path, monkeypatch):
+    fvd = {"value": 41.25, "num_real": 256, "num_fake": 256, "seed": 0,
+           "feature_network": "vidgen-synthetic-v1 (8x32x32x3 in [-1, 1]); vidgen synthetic features"}
+    _preset(tmp_path, "scored", {"training_steps": 300, "headline": "fvd",
+                                 "scores": {"fvd": fvd, "kvd": {"value": 0.5}}}, weights=True)
+    _preset(tmp_path, "baseline", {"training_steps": 0, "headline": "fvd", "scores": {"fvd": {"value": 90.0}}},
+            weights=False)
+    # Trained steps recorded, but no weights file: nothing trained ships.
+    _preset(tmp_path, "lost", {"training_steps": 300}, weights=False)
+    _preset(tmp_path, "plain", {}, weights=True)
+    monkeypatch.setenv("VIDGEN_ZOO", str(tmp_path))
+    code, out, _ = run(capsys, "list")
+    assert code == 0
+    lines = {line.split()[0]: line for line in out.splitlines() if line.startswith("  ")}
+    assert lines["scored"].endswith(
+        "trained 300 steps, fvd 41.25 (256 real, 256 generated, seed 0, features: vidgen-synthetic-v1)")
+    assert "kvd" not in lines["scored"]
+    assert lines["baseline"].endswith("untrained, fvd 90")
+    assert lines["lost"].endswith("untrained")
+    assert lines["plain"].endswith("mocogan    8x16x16x1    trained")
+
+
+def test_list_names_a_bad_headline(capsys, tmp_path, monkeypatch):
+    _preset(tmp_path, "bad", {"headline": "fvd", "scores": {"kvd": {"value": 0.5}}}, weights=False)
+    monkeypatch.setenv("VIDGEN_ZOO", str(tmp_path))
+    code, _, err = run(capsys, "list")
+    assert code != 0
+    assert "bad/metadata.json: \"headline\" is 'fvd', which is not in \"scores\" (recorded: kvd)" in err
+
+
 def test_data_preview_writes_an_animated_gif(capsys, tmp_path):
     path = tmp_path / "d.gif"
     code, out, _ = run(capsys, "data", "preview", "moving_digits", "--out", str(path), "--num", "4",

@@ -71,6 +71,47 @@ def test_presets_in_the_zoo_load():
         assert (presets.zoo_dir() / name / "README.md").is_file(), f"{name} has no model card"
 
 
+def test_zoo_dir_of_a_checkout_and_its_override(tmp_path, monkeypatch):
+    monkeypatch.delenv("VIDGEN_ZOO", raising=False)
+    assert presets.zoo_dir() == Path(__file__).resolve().parent.parent / "zoo"
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "config.json").write_text('{"model": "mocogan", "config": {}}')
+    monkeypatch.setenv("VIDGEN_ZOO", str(tmp_path))
+    assert presets.zoo_dir() == tmp_path
+    assert vidgen_tf.list_presets() == ["mine"]
+    assert presets.resolve_preset("mine") == tmp_path / "mine"
+
+
+def test_headline_scores_of_the_zoo():
+    for name in vidgen_tf.list_presets():
+        metadata = presets.load_preset_config(name)[2]
+        headline = presets.headline_score(metadata, name)
+        if "held_out_bits_per_dim" in metadata:  # the likelihood presets record their eval figures as scores
+            assert headline == ("bits_per_dim", metadata["scores"]["bits_per_dim"])
+            assert headline[1]["value"] == metadata["held_out_bits_per_dim"]
+            assert metadata["scores"]["nll_nats_per_video"]["value"] == metadata["held_out_nll_nats_per_video"]
+    hmm = presets.load_preset_config("hmm_moving_square")[2]
+    assert presets.describe_score(*presets.headline_score(hmm)) == "bits/dim 0.02132 (500 held-out videos, seed 1)"
+    kvae = presets.load_preset_config("kvae_bouncing_balls")[2]
+    assert presets.describe_score(*presets.headline_score(kvae)).startswith("bits/dim 0.05112 (upper bound, 128")
+
+
+def test_headline_score_names_what_is_wrong():
+    assert presets.headline_score({}) is None
+    assert presets.headline_score({"scores": {"fvd": {"value": 3}}}) is None  # no headline chosen
+    assert presets.headline_score({"scores": {"is": {"value": 2.5, "std": 0.125}}, "headline": "is"}) == (
+        "is", {"value": 2.5, "std": 0.125})
+    assert presets.describe_score("is", {"value": 2.5, "std": 0.125}) == "is 2.5 +- 0.125"
+    with pytest.raises(ValueError, match=r"m.json: \"headline\" is 'fvd', which is not in \"scores\" \(recorded: kvd\)"):
+        presets.headline_score({"scores": {"kvd": {"value": 1.0}}, "headline": "fvd"}, "m.json")
+    with pytest.raises(KeyError, match=r"Unknown score in \"scores\" of m.json 'fdv'.*Did you mean 'fvd'"):
+        presets.headline_score({"scores": {"fdv": {"value": 1.0}}, "headline": "fdv"}, "m.json")
+    with pytest.raises(ValueError, match=r"m.json: \"scores\".\"fvd\" must be an object with a numeric \"value\""):
+        presets.headline_score({"scores": {"fvd": {"value": "41"}}}, "m.json")
+    with pytest.raises(ValueError, match=r"m.json: \"scores\" must be an object"):
+        presets.headline_score({"scores": [41.0]}, "m.json")
+
+
 def test_unknown_preset_and_bad_directories_are_named(tmp_path):
     with pytest.raises(KeyError, match="Unknown preset 'mocogan_moving_digit'.*Did you mean 'mocogan_moving_digits'"):
         vidgen_tf.from_preset("mocogan_moving_digit")

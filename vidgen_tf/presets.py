@@ -203,6 +203,70 @@ def load_preset_config(name_or_dir):
     return spec["model"], spec["config"], metadata
 
 
+# The scores a preset's metadata.json may record, under the names `vidgen eval` gives them:
+# its sample metrics (`--metrics`) and the held-out likelihood figures of its report.
+SCORE_NAMES = ("fvd", "kvd", "fid", "kid", "is", "motion", "nll_nats_per_video", "bits_per_dim")
+
+
+def headline_score(metadata, source="metadata.json"):
+    """The preset's headline score as `(name, entry)`, or None when it records none.
+
+    Scores live in `metadata.json` as `"scores": {name: entry}`, one entry per
+    metric of `SCORE_NAMES`, and `"headline": name` picks the one `vidgen list`
+    shows. An entry is `{"value": float}` plus its recipe in the names of
+    `vidgen eval`'s report and `Score.to_dict()`: for sample metrics `num_real`,
+    `num_fake`, `feature_network`, `std` and `seed`; for likelihoods
+    `num_videos`, `seed` and `bound` (the value is an upper bound on the NLL).
+    For example `{"scores": {"fvd": {"value": 41.2, "num_real": 256,
+    "num_fake": 256, "feature_network": "vidgen-synthetic-v1", "seed": 0}},
+    "headline": "fvd"}`.
+
+    Args:
+        metadata: dict. A preset's metadata (see `load_preset_config`).
+        source: str or Path. Where it was read, for the errors. Defaults to
+            "metadata.json".
+
+    Raises:
+        ValueError: `scores` or `headline` is malformed, names an unknown
+            metric, or the headline names a score that is not recorded; the
+            message names `source` and the key.
+    """
+    scores = metadata.get("scores", {})
+    headline = metadata.get("headline")
+    if not isinstance(scores, dict):
+        raise ValueError(f'{source}: "scores" must be an object {{metric: {{"value": ...}}}}, got {scores!r}.')
+    for name, entry in scores.items():
+        if name not in SCORE_NAMES:
+            raise registry.unknown_name_error(f'score in "scores" of {source}', name, list(SCORE_NAMES))
+        value = entry.get("value") if isinstance(entry, dict) else None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f'{source}: "scores"."{name}" must be an object with a numeric "value", got {entry!r}.')
+    if headline is None:
+        return None
+    if headline not in scores:
+        recorded = ", ".join(sorted(scores)) or "none"
+        raise ValueError(f'{source}: "headline" is {headline!r}, which is not in "scores" (recorded: {recorded}).')
+    return headline, scores[headline]
+
+
+def describe_score(name, entry):
+    """One line for a score entry of `headline_score`, its recipe beside the figure."""
+    label = {"bits_per_dim": "bits/dim", "nll_nats_per_video": "nll nats/video"}.get(name, name)
+    spread = f" +- {entry['std']:.3g}" if entry.get("std") is not None else ""
+    recipe = ["upper bound"] if entry.get("bound") else []
+    if entry.get("num_real") is not None:
+        recipe.append(f"{entry['num_real']} real")
+    if entry.get("num_fake") is not None:
+        recipe.append(f"{entry['num_fake']} generated")
+    if entry.get("num_videos") is not None:
+        recipe.append(f"{entry['num_videos']} held-out videos")
+    if entry.get("seed") is not None:
+        recipe.append(f"seed {entry['seed']}")
+    if entry.get("feature_network"):
+        recipe.append(f"features: {str(entry['feature_network']).split(' (')[0]}")
+    return f"{label} {entry['value']:.4g}{spread}" + (f" ({', '.join(recipe)})" if recipe else "")
+
+
 def _shape_mismatches(reference, model):
     """Lines `path: preset shape -> model shape` for the weights whose shapes differ."""
     if len(reference.weights) != len(model.weights):

@@ -1,4 +1,8 @@
-"""`vidgen list`: the models, presets and datasets."""
+"""`vidgen list`: the models, presets and datasets.
+
+Each preset's line says whether it has weights ("untrained" when it has none) and,
+when its metadata.json records one, its headline score (see `presets.headline_score`).
+"""
 
 import inspect
 
@@ -18,9 +22,17 @@ def cmd_list(args):
         print("  (none)")
     for name in names:
         model_name, config, metadata = presets.load_preset_config(name)
+        directory = presets.resolve_preset(name)
         shape = "x".join(str(config.get(k, "?")) for k in ("num_frames", "height", "width", "channels"))
-        trained = f"trained {metadata.get('training_steps', 0)} steps" if metadata.get("training_steps") else "untrained"
-        print(f"  {name:<28} {model_name:<10} {shape:<12} {trained}")
+        if not (directory / presets.WEIGHTS_FILE).is_file():
+            status = "untrained"
+        else:
+            steps = metadata.get("training_steps")
+            status = f"trained {steps} steps" if steps else "trained"
+        headline = presets.headline_score(metadata, directory / presets.METADATA_FILE)
+        if headline is not None:
+            status += ", " + presets.describe_score(*headline)
+        print(f"  {name:<28} {model_name:<10} {shape:<12} {status}")
     print("datasets:")
     for name, description in data.describe_datasets().items():
         print(f"  {name:<16} {description}")
