@@ -294,6 +294,8 @@ def build_parser():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--label", type=int, help="class label for conditional models")
     p.add_argument("--fps", type=int, default=8)
+    p.add_argument("--scale", type=int, default=1, metavar="N",
+                   help="enlarge every frame N times, nearest neighbour (default 1)")
     p.add_argument("--out", required=True, help="output file: .mp4, .gif or .npz")
     p.set_defaults(func=cmd_generate)
 
