@@ -51,7 +51,7 @@ table { border-collapse: collapse; margin: .5em 0 1em; }
 td, th { border: 1px solid #ccc; padding: .25em .6em; text-align: left; vertical-align: top; }
 th { background: #f3f3f3; } code, pre { font-family: monospace; background: #f6f6f6; }
 pre { padding: .6em; overflow-x: auto; } .note { color: #555; } figure { display: inline-block; margin: 0 2em 1em 0; }
-img, video { image-rendering: pixelated; border: 1px solid #ccc; }
+figure img, video { image-rendering: pixelated; border: 1px solid #ccc; max-width: 100%; height: auto; }
 """
 
 
@@ -410,7 +410,7 @@ def _page(directory, source, model_name, config, metadata, model, has_weights, a
     rows += [(f"version of {k}", v) for k, v in sorted((metadata.get("versions") or {}).items())]
     shown = {"dataset", "training_steps", "training_seconds", "versions"}
     rows += [(k, _format(v)) for k, v in sorted(metadata.items()) if k not in shown]
-    parts.append(_table(("", ""), rows))
+    parts.append(_table(("field", "value"), rows))
     parts.append("</body></html>\n")
     return "\n".join(parts)
 
