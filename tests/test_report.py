@@ -232,3 +232,11 @@ def test_vidgen_train_writes_a_report_unless_no_report(tmp_path, capsys):
     assert cli.main([*TRAIN, "--out", str(other), "--no-report"]) == 0
     assert "report:" not in capsys.readouterr().out
     assert not (other / "report.html").exists() and not (other / "report_files").exists()
+
+
+def test_a_resumed_run_adds_its_training_time_to_the_recorded_one(tmp_path):
+    from vidgen_tf.cli.train import _recorded_training_seconds
+
+    assert _recorded_training_seconds(tmp_path) == 0.0  # no preset yet
+    make_run(tmp_path / "run", metrics=False, tensorboard=False)  # records 75 s
+    assert _recorded_training_seconds(tmp_path / "run") == 75.0

@@ -105,3 +105,16 @@ def test_report_renders_in_headless_chromium(tmp_path, monkeypatch):
         driver.quit()
     with Image.open(screenshot) as shot:
         assert shot.width > 0 and shot.height > 0
+
+
+def test_a_missing_browser_or_driver_skips_with_the_reason(monkeypatch):
+    import tests.test_report_browser as this
+
+    monkeypatch.setattr(this, "CHROMIUM", "/no/such/chromium")
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(pytest.skip.Exception, match="chromium is not installed"):
+        _chromium()
+    monkeypatch.setattr(shutil, "which", lambda name: "/bin/sh")
+    monkeypatch.setattr(this, "CHROMEDRIVER", "/no/such/chromedriver")
+    with pytest.raises(pytest.skip.Exception, match="chromedriver is not installed at /no/such/chromedriver"):
+        _chromium()

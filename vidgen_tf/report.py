@@ -51,7 +51,7 @@ table { border-collapse: collapse; margin: .5em 0 1em; }
 td, th { border: 1px solid #ccc; padding: .25em .6em; text-align: left; vertical-align: top; }
 th { background: #f3f3f3; } code, pre { font-family: monospace; background: #f6f6f6; }
 pre { padding: .6em; overflow-x: auto; } .note { color: #555; } figure { display: inline-block; margin: 0 2em 1em 0; }
-img, video { border: 1px solid #ccc; max-width: 100%; height: auto; } figure img, video { image-rendering: pixelated; }
+img, video { border: 1px solid #ccc; box-sizing: border-box; max-width: 100%; height: auto; } figure img, video { image-rendering: pixelated; }
 """
 
 
