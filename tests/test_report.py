@@ -205,7 +205,8 @@ def test_vidgen_report_command_prints_what_it_wrote(tmp_path, capsys):
     out = tmp_path / "page.html"
     assert cli.main(["report", str(run), "--out", str(out), "--num", "2", "--scale", "2"]) == 0
     printed = capsys.readouterr().out
-    assert printed.strip() == f"wrote {out} (assets in {tmp_path / 'page_files'}/: curves.png, samples.gif, samples.mp4)"
+    assets = tmp_path / "page_files"
+    assert printed.strip() == f"wrote {out} (assets in {assets}/: curves.png, samples.gif, samples.mp4)"
     check_page(out)
     assert cli.main(["report", str(run), "--out", str(out), "--scale", "0"]) == 2
     assert "--scale must be an integer >= 1" in capsys.readouterr().err

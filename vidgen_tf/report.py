@@ -51,7 +51,8 @@ table { border-collapse: collapse; margin: .5em 0 1em; }
 td, th { border: 1px solid #ccc; padding: .25em .6em; text-align: left; vertical-align: top; }
 th { background: #f3f3f3; } code, pre { font-family: monospace; background: #f6f6f6; }
 pre { padding: .6em; overflow-x: auto; } .note { color: #555; } figure { display: inline-block; margin: 0 2em 1em 0; }
-img, video { border: 1px solid #ccc; box-sizing: border-box; max-width: 100%; height: auto; } figure img, video { image-rendering: pixelated; }
+img, video { border: 1px solid #ccc; box-sizing: border-box; max-width: 100%; height: auto; }
+figure img, video { image-rendering: pixelated; }
 """
 
 
@@ -228,7 +229,8 @@ def _write_samples(model, metadata, folder, num_samples, seed, scale, fps):
     grid = {"scale": scale, "columns": columns, "row_labels": row_labels}
     video_io.write_video(folder / "samples.gif", videos, fps=fps, **grid)
     video_io.write_video(folder / "samples.mp4", videos, fps=fps, **grid)
-    what = f"{count} videos of {videos.shape[1]} frames, {videos.shape[2]}x{videos.shape[3]}, generated from seed {seed}"
+    what = (f"{count} videos of {videos.shape[1]} frames, {videos.shape[2]}x{videos.shape[3]}, "
+            f"generated from seed {seed}")
     if row_labels:
         what += f"; one row per class ({per_class} per class)"
     return what + f"; shown {scale}x (nearest neighbour) at {fps} fps"
