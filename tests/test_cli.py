@@ -105,6 +105,9 @@ def test_data_preview_writes_an_animated_gif(capsys, tmp_path):
       "--feature-input-size", "16x16"], "'no_such_dir' is not a SavedModel directory"),
     (["eval", "mocogan_moving_digits", "--metrics", "fvd", "--feature-net", "net", "--feature-input-size", "16"],
      "--feature-input-size expects HxW"),
+    (["generate", "mocogan_moving_digits", "--scale", "0", "--out", "x.gif"], "--scale must be an integer >= 1"),
+    (["report", "mocogan_moving_digits", "--scale", "-1"], "--scale must be an integer >= 1"),
+    (["report", "no_such_preset"], "no_such_preset"),
 ])
 def test_bad_input_is_named_with_exit_code_2(capsys, argv, named):
     code, _, err = run(capsys, *argv)
@@ -133,6 +136,21 @@ def test_a_key_error_raised_outside_vidgen_tf_is_a_failure_not_a_usage_error(cap
     code, _, err = run(capsys, "generate", "mocogan_moving_digits", "--out", "x.gif")
     assert code == 1
     assert err.startswith("vidgen: error: KeyError in tests.test_cli: serving_default")
+
+
+def test_generate_scale_enlarges_every_frame_by_nearest_neighbour(capsys, tmp_path):
+    # A preset with weights, so that both runs generate the same videos; NPZ keeps the pixels exactly.
+    common = ["generate", "hmm_moving_square", "--num", "2", "--seed", "3"]
+    assert run(capsys, *common, "--out", str(tmp_path / "1.npz"))[0] == 0
+    code, out, _ = run(capsys, *common, "--scale", "3", "--out", str(tmp_path / "3.npz"))
+    assert code == 0 and str(tmp_path / "3.npz") in out
+    with np.load(tmp_path / "1.npz") as small, np.load(tmp_path / "3.npz") as big:
+        small, big = small["videos"], big["videos"]
+    assert small.shape[2:4] == (16, 16) and big.shape[2:4] == (48, 48)
+    np.testing.assert_array_equal(big, np.repeat(np.repeat(small, 3, axis=2), 3, axis=3))
+    code, _, _ = run(capsys, *common, "--scale", "2", "--out", str(tmp_path / "2.gif"))
+    # One row of two 32x32 cells with a 2 px separator.
+    assert code == 0 and video_io.read_video(tmp_path / "2.gif").shape[1:3] == (32, 2 * 32 + 2)
 
 
 def test_argparse_errors_exit_2(capsys):

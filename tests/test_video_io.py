@@ -169,9 +169,10 @@ def test_mp4_from_float_batch_is_tiled(tmp_path):
     videos = smooth_video(frames=4).astype(np.float32) / 127.5 - 1.0  # (T, H, W, 3) in [-1, 1]
     batch = np.stack([videos, videos[:, ::-1], videos[:, :, ::-1], -videos])  # (4, T, 16, 16, 3)
     decoded = read_video(write_video(tmp_path / "grid.mp4", batch))
-    # 2x2 grid of 16x16 with 1 pixel padding = 33x33, padded to even 34x34 for H.264.
+    # 2x2 grid of 16x16 with 1 pixel of grey separator = 33x33, padded to even 34x34 for H.264.
     assert decoded.shape == (4, 34, 34, 3)
-    expected = tile_videos(to_uint8(batch))
+    expected = video_io.video_grid(batch)
+    np.testing.assert_array_equal(expected[:, 16, :], 128)
     assert mean_abs_error(decoded[:, :33, :33], expected) < 8
 
 
@@ -440,3 +441,75 @@ def test_failed_npz_write_keeps_the_old_file(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         write_video(path, flat_video(frames=2))
     assert path.read_bytes() == b"old" and os.listdir(tmp_path) == ["clip.npz"]
+
+
+# --- scale, grid separators and row labels ----------------------------------
+
+
+def test_scale_video_is_nearest_neighbour_and_gif_keeps_it_exactly(tmp_path):
+    video = flat_video(frames=3, height=6, width=5)
+    expected = np.repeat(np.repeat(video, 3, axis=1), 3, axis=2)  # (T, 18, 15, 3)
+    np.testing.assert_array_equal(video_io.scale_video(video, 3), expected)
+    assert video_io.scale_video(video, 1) is not None and video_io.scale_video(video, 1).shape == video.shape
+    decoded = read_video(write_video(tmp_path / "big.gif", video, scale=3))
+    np.testing.assert_array_equal(decoded, expected)
+    with np.load(write_video(tmp_path / "big.npz", video, scale=2)) as data:
+        np.testing.assert_array_equal(data["videos"][0], np.repeat(np.repeat(video, 2, axis=1), 2, axis=2))
+
+
+@pytest.mark.parametrize("scale", [0, -2, 1.5, "2", True])
+def test_scale_must_be_an_integer_of_at_least_one(tmp_path, scale):
+    with pytest.raises(ValueError, match=r"`scale` must be an integer >= 1"):
+        write_video(tmp_path / "x.gif", flat_video(frames=2), scale=scale)
+    assert not (tmp_path / "x.gif").exists()
+
+
+def test_video_grid_cells_are_scaled_and_separated_by_the_stated_colour():
+    rng = np.random.default_rng(0)
+    videos = rng.integers(0, 256, size=(3, 2, 4, 5, 1), dtype=np.uint8)  # grey, 3 videos
+    grid = video_io.video_grid(videos, columns=2, scale=2)  # 2 px separators at scale 2
+    cell_h, cell_w, sep = 8, 10, 2
+    assert grid.shape == (2, 2 * cell_h + sep, 2 * cell_w + sep, 3) and grid.dtype == np.uint8
+    big = np.repeat(np.repeat(np.repeat(videos, 3, axis=-1), 2, axis=2), 2, axis=3)  # (3, T, 8, 10, 3)
+    np.testing.assert_array_equal(grid[:, :cell_h, :cell_w], big[0])
+    np.testing.assert_array_equal(grid[:, :cell_h, cell_w + sep :], big[1])
+    np.testing.assert_array_equal(grid[:, cell_h + sep :, :cell_w], big[2])
+    colour = np.array(video_io.GRID_SEPARATOR_COLOUR, dtype=np.uint8)
+    assert np.all(grid[:, :, cell_w : cell_w + sep] == colour)  # the vertical line
+    assert np.all(grid[:, cell_h : cell_h + sep, :] == colour)  # the horizontal line
+    assert np.all(grid[:, cell_h + sep :, cell_w + sep :] == 0)  # the unused cell is black
+    assert video_io.video_grid(videos, columns=2).shape[1] == 2 * 4 + 1  # 1 px at scale 1
+
+
+def test_video_grid_row_labels_draw_text_in_a_strip_left_of_each_row(tmp_path):
+    videos = np.zeros((4, 2, 8, 8, 3), dtype=np.uint8)
+    grid = video_io.video_grid(videos, row_labels=["circle", "square"], scale=2)
+    # Two rows of two columns (columns follow the number of labels).
+    assert grid.shape[1] == 2 * 16 + 2
+    cells_width = 2 * 16 + 2
+    strip_width = grid.shape[2] - cells_width - 2  # strip, then a 2 px separator
+    assert strip_width > 10
+    colour = np.array(video_io.GRID_SEPARATOR_COLOUR, dtype=np.uint8)
+    assert np.all(grid[:, :, strip_width : strip_width + 2] == colour)
+    for top in (0, 18):  # each row band of the strip holds some text pixels
+        band = grid[0, top : top + 16, :strip_width]
+        assert (band > 0).any(), top
+    assert not (grid[0, :, :strip_width] != grid[1, :, :strip_width]).any()  # the same on every frame
+    assert (grid[:, :, strip_width + 2 :][:, :16, :16] == 0).all()  # cells untouched
+    # Different labels draw different pixels.
+    other = video_io.video_grid(videos, row_labels=["square", "circle"], scale=2)
+    assert (other[0, :16, :strip_width] != grid[0, :16, :strip_width]).any()
+    decoded = read_video(write_video(tmp_path / "labels.gif", videos, row_labels=["circle", "square"], scale=2))
+    np.testing.assert_array_equal(decoded, grid)
+
+
+def test_row_labels_must_match_the_rows_and_npz_takes_no_grid(tmp_path):
+    videos = np.zeros((4, 2, 8, 8, 1), dtype=np.uint8)
+    with pytest.raises(ValueError, match=r"one label per row: 4 videos in 2 columns make 2 row\(s\), got 3"):
+        video_io.video_grid(videos, columns=2, row_labels=["a", "b", "c"])
+    with pytest.raises(ValueError, match="at least one row"):
+        video_io.video_grid(videos, row_labels=[])
+    with pytest.raises(ValueError, match=r"'.*x\.npz' with `columns` or `row_labels`"):
+        write_video(tmp_path / "x.npz", videos, row_labels=["a", "b"])
+    with pytest.raises(ValueError, match="`separator` must be a non-negative integer"):
+        video_io.video_grid(videos, separator=-1)

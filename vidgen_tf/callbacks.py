@@ -388,7 +388,7 @@ class VideoSummary(keras.callbacks.Callback):
         from vidgen_tf import video_io
 
         videos = self.model.generate(self.num, seed=self.seed, labels=_sample_labels(self.model, self.num, self.labels))
-        grid = video_io.tile_videos(video_io.to_uint8(np.asarray(videos)))  # (T, H', W', C)
+        grid = video_io.video_grid(np.asarray(videos))  # (T, H', W', 3), the grid the sample files show
         gif = video_io.gif_bytes(grid, fps=self.fps)
         # The image plugin's tensor layout: [width, height, encoded image...].
         tensor = tf.constant([str(grid.shape[2]), str(grid.shape[1]), gif])

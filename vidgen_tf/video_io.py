@@ -4,7 +4,9 @@ Models work on float32 videos in [-1, 1]; files hold uint8 in [0, 255]. This
 module is the edge between the two:
 
 - `to_uint8` converts a model's output (or passes uint8 through) with checks.
-- `tile_videos` lays a batch of videos out as one grid video.
+- `tile_videos` lays a batch of videos out as one grid video; `video_grid`
+  makes the RGB grid the writers write: cells enlarged by `scale` (nearest
+  neighbour), a thin grey separator between them, optional row labels.
 - `write_video` picks the writer from the file extension (`.mp4`, `.gif`,
   `.npz`) and writes atomically: a crash never leaves a half-written file under
   the final name, and a failed write keeps the old file.
@@ -17,7 +19,8 @@ Example:
 ```python
 video = model.generate(4, seed=0)                  # (4, T, H, W, 3) in [-1, 1]
 write_video("samples.mp4", video, fps=8)           # one 2x2 grid video
-write_video("samples.gif", video, fps=8)
+write_video("samples.gif", video, fps=8, scale=4)  # each pixel a 4x4 block
+write_video("classes.gif", videos, columns=4, row_labels=["circle", "square"])
 frames = read_video("samples.mp4")                 # (T, H', W', 3) uint8
 ```
 """
@@ -44,6 +47,14 @@ SUPPORTED_WRITE_EXTENSIONS = (".mp4", ".gif", ".npz")
 # Model outputs come from tanh or a clip and may overshoot [-1, 1] by rounding
 # noise; anything further out is a bug upstream and is reported, not clipped.
 _FLOAT_RANGE_TOLERANCE = 1e-3
+
+# Grid cells are parted by mid-grey lines: visible against the black backgrounds of
+# the synthetic sets and their white sprites, and grey, so that H.264's half-resolution
+# colour does not bleed a hue into the cells.
+GRID_SEPARATOR_COLOUR = (128, 128, 128)
+# Row labels: white text on black, in Pillow's bundled default font (no font file is read).
+GRID_LABEL_COLOUR = (255, 255, 255)
+GRID_LABEL_BACKGROUND = (0, 0, 0)
 
 
 class VideoReadError(ValueError):
@@ -162,12 +173,147 @@ def tile_videos(videos, columns=None, padding=1, pad_value=0):
     return grid
 
 
-def _prepare_frames(video, rgb=True):
+def _check_scale(scale):
+    if isinstance(scale, bool) or not isinstance(scale, numbers.Integral) or scale < 1:
+        raise ValueError(f"`scale` must be an integer >= 1 (each pixel becomes a scale x scale block), "
+                         f"got {scale!r}.")
+    return int(scale)
+
+
+def scale_video(video, scale):
+    """Enlarges frames by an integer factor, nearest neighbour: each pixel becomes a `scale x scale` block.
+
+    Args:
+        video: array-like. `[..., H, W, C]` (frames, videos or batches), any dtype.
+        scale: int. The factor, >= 1; 1 returns the array unchanged.
+
+    Returns:
+        A numpy array `[..., H * scale, W * scale, C]` of the same dtype.
+
+    Raises:
+        ValueError: `scale` is not an integer >= 1, or `video` has rank < 3.
+    """
+    scale = _check_scale(scale)
+    array = _as_numpy(video, "video")
+    if array.ndim < 3:
+        raise ValueError(f"`video` must have shape [..., H, W, C] (rank >= 3), got shape {array.shape}.")
+    if scale == 1:
+        return array
+    return np.repeat(np.repeat(array, scale, axis=-3), scale, axis=-2)  # (..., H*s, W*s, C)
+
+
+def _label_font(size):
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)  # Pillow's bundled font when FreeType is there
+    except (TypeError, ValueError, ImportError, OSError):  # no FreeType: the fixed bitmap font
+        return ImageFont.load_default()
+
+
+def _label_strip(labels, cell_height, separator):
+    """A `(rows * cell_height + (rows - 1) * separator, width, 3)` uint8 strip with one label per row band."""
+    from PIL import Image, ImageDraw
+
+    font = _label_font(max(8, min(16, cell_height // 3)))
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    boxes = [measure.textbbox((0, 0), label, font=font) for label in labels]
+    margin = 3
+    width = max(box[2] - box[0] for box in boxes) + 2 * margin
+    height = len(labels) * cell_height + (len(labels) - 1) * separator
+    image = Image.new("RGB", (width, height), GRID_LABEL_BACKGROUND)
+    draw = ImageDraw.Draw(image)
+    for row, (label, box) in enumerate(zip(labels, boxes)):
+        top = row * (cell_height + separator) + (cell_height - (box[3] - box[1])) // 2 - box[1]
+        draw.text((margin - box[0], top), label, fill=GRID_LABEL_COLOUR, font=font)
+    return np.asarray(image, dtype=np.uint8)
+
+
+def video_grid(videos, columns=None, scale=1, separator=None, row_labels=None):
+    """The RGB grid video the writers write: cells enlarged, separated, rows optionally labelled.
+
+    Video `i` goes to row `i // columns`, column `i % columns`, each frame
+    enlarged `scale` times by nearest neighbour. Cells are parted by
+    `separator` pixels of `GRID_SEPARATOR_COLOUR` (mid-grey, 128); unused
+    cells of the last row are black. With `row_labels`, a black strip on the
+    left holds each row's label in white, in Pillow's default font, with a
+    separator line between strip and cells.
+
+    Args:
+        videos: array-like or tf.Tensor. `[B, T, H, W, C]` (or one video
+            `[T, H, W, C]`), float in [-1, 1] or uint8, C = 1 or 3.
+        columns: int. Cells per row; clamped to B. Defaults to
+            `ceil(B / len(row_labels))` with labels, else `ceil(sqrt(B))`.
+        scale: int. Nearest-neighbour enlargement of every frame, >= 1.
+            Defaults to 1.
+        separator: int. Width in pixels of the lines between cells (the
+            enlargement does not widen them). Defaults to 1 at scale 1, else 2.
+        row_labels: sequence of str, one per row (e.g. class names).
+            Defaults to None (no labels).
+
+    Returns:
+        A contiguous uint8 array `[T, H', W', 3]`.
+
+    Raises:
+        ValueError: a bad shape, `scale`, `columns` or `separator`, or a
+            number of labels other than the number of rows.
+    """
+    scale = _check_scale(scale)
+    array = _as_numpy(videos, "videos")
+    if array.ndim == 4:
+        array = array[np.newaxis]  # (1, T, H, W, C)
+    if array.ndim != 5:
+        raise ValueError(
+            f"`videos` must have shape [B, T, H, W, C] or [T, H, W, C] (rank 5 or 4), got shape {array.shape}."
+        )
+    if array.shape[-1] not in (1, 3):
+        raise ValueError(
+            f"`videos` must have 1 (grey) or 3 (RGB) channels in its last axis, got shape {array.shape}."
+        )
+    if 0 in array.shape:
+        raise ValueError(f"`videos` must not be empty, got shape {array.shape}.")
+    if separator is None:
+        separator = 1 if scale == 1 else 2
+    if isinstance(separator, bool) or not isinstance(separator, numbers.Integral) or separator < 0:
+        raise ValueError(f"`separator` must be a non-negative integer (pixels), got {separator!r}.")
+    batch = array.shape[0]
+    if row_labels is not None:
+        row_labels = [str(label) for label in row_labels]
+        if not row_labels:
+            raise ValueError("`row_labels` must name at least one row, got an empty sequence.")
+        if columns is None:
+            columns = math.ceil(batch / len(row_labels))
+    frames = to_uint8(array)
+    if frames.shape[-1] == 1:
+        frames = np.repeat(frames, 3, axis=-1)  # (B, T, H, W, 3)
+    frames = scale_video(frames, scale)  # (B, T, H*s, W*s, 3)
+    colour = np.asarray(GRID_SEPARATOR_COLOUR, dtype=np.uint8)
+    grid = tile_videos(frames, columns=columns, padding=separator, pad_value=colour)  # (T, H', W', 3)
+    _, _, height, width, _ = frames.shape
+    columns = min(int(columns or math.ceil(math.sqrt(batch))), batch)
+    rows = math.ceil(batch / columns)
+    for index in range(batch, rows * columns):  # the unused cells of the last row
+        top, left = (index // columns) * (height + separator), (index % columns) * (width + separator)
+        grid[:, top : top + height, left : left + width] = 0
+    if row_labels is not None:
+        if len(row_labels) != rows:
+            raise ValueError(
+                f"`row_labels` must give one label per row: {batch} videos in {columns} columns make {rows} "
+                f"row(s), got {len(row_labels)} labels."
+            )
+        strip = _label_strip(row_labels, height, separator)  # (H', Wl, 3)
+        line = np.broadcast_to(colour, (grid.shape[1], separator, 3))
+        left = np.concatenate([strip, line], axis=1)  # (H', Wl + separator, 3)
+        grid = np.concatenate([np.broadcast_to(left, (grid.shape[0], *left.shape)), grid], axis=2)
+    return np.ascontiguousarray(grid)
+
+
+def _prepare_frames(video, rgb=True, scale=1, columns=None, row_labels=None):
     """Checks and converts a `[T, H, W, C]` or `[B, T, H, W, C]` video to uint8 frames.
 
-    A batch is tiled into one grid video (uint8 units, black padding). With
-    `rgb`, grey frames are repeated to three channels, since the MP4 and GIF
-    encoders here take RGB.
+    A batch (or any video with `row_labels`) is laid out by `video_grid`. A
+    single video is enlarged by `scale`. With `rgb`, grey frames are repeated
+    to three channels, since the MP4 and GIF encoders here take RGB.
 
     Returns:
         A contiguous uint8 array `[T, H, W, 3]` (or `[T, H, W, C]` without `rgb`).
@@ -185,9 +331,9 @@ def _prepare_frames(video, rgb=True):
         )
     if 0 in array.shape:
         raise ValueError(f"`video` must not be empty, got shape {array.shape}.")
-    frames = to_uint8(array)
-    if frames.ndim == 5:
-        frames = tile_videos(frames)  # (T, H', W', C)
+    if array.ndim == 5 or row_labels is not None:
+        return video_grid(array, columns=columns, scale=scale, row_labels=row_labels)  # (T, H', W', 3)
+    frames = scale_video(to_uint8(array), scale)  # (T, H*s, W*s, C)
     if rgb and frames.shape[-1] == 1:
         frames = np.repeat(frames, 3, axis=-1)  # (T, H, W, 3)
     return np.ascontiguousarray(frames)
@@ -268,7 +414,7 @@ def _encode_mp4(target, frames, fps, crf):
             out.mux(packet)
 
 
-def write_mp4(path, video, fps=8, crf=18):
+def write_mp4(path, video, fps=8, crf=18, scale=1, columns=None, row_labels=None):
     """Writes a video as an H.264 MP4 (libx264, yuv420p), atomically.
 
     H.264 in yuv420p stores colour at half resolution, so a frame of odd height
@@ -284,6 +430,12 @@ def write_mp4(path, video, fps=8, crf=18):
         fps: number. Frames per second. Defaults to 8.
         crf: int. libx264 constant rate factor, 0 (lossless luma) to 51;
             lower is better quality. Defaults to 18 (visually near-lossless).
+        scale: int. Nearest-neighbour enlargement of every frame, >= 1.
+            Defaults to 1.
+        columns: int. Grid cells per row for a batch (see `video_grid`).
+            Defaults to None.
+        row_labels: sequence of str. One label per grid row, drawn on the
+            left (see `video_grid`). Defaults to None.
 
     Returns:
         The `Path` written.
@@ -291,7 +443,7 @@ def write_mp4(path, video, fps=8, crf=18):
     rate = _check_fps(fps)
     if isinstance(crf, bool) or not isinstance(crf, numbers.Real) or not 0 <= crf <= 51:
         raise ValueError(f"`crf` must be a number in [0, 51], got {crf!r}.")
-    frames = _prepare_frames(video)  # (T, H, W, 3)
+    frames = _prepare_frames(video, scale=scale, columns=columns, row_labels=row_labels)  # (T, H, W, 3)
     _, height, width, _ = frames.shape
     if height % 2 or width % 2:
         frames = np.pad(frames, ((0, 0), (0, height % 2), (0, width % 2), (0, 0)), mode="edge")
@@ -350,7 +502,7 @@ def _check_loop(loop):
         )
 
 
-def gif_bytes(video, fps=8, loop=0):
+def gif_bytes(video, fps=8, loop=0, scale=1, columns=None, row_labels=None):
     """Encodes a video as the bytes of an animated GIF (e.g. for TensorBoard).
 
     Args:
@@ -360,19 +512,25 @@ def gif_bytes(video, fps=8, loop=0):
             Defaults to 8.
         loop: int. 0 loops forever, -1 plays once, N repeats N more times.
             Defaults to 0.
+        scale: int. Nearest-neighbour enlargement of every frame, >= 1.
+            Defaults to 1.
+        columns: int. Grid cells per row for a batch (see `video_grid`).
+            Defaults to None.
+        row_labels: sequence of str. One label per grid row, drawn on the
+            left (see `video_grid`). Defaults to None.
 
     Returns:
         `bytes` of a GIF89a file.
     """
     rate = _check_fps(fps)
     _check_loop(loop)
-    frames = _prepare_frames(video)  # (T, H, W, 3)
+    frames = _prepare_frames(video, scale=scale, columns=columns, row_labels=row_labels)  # (T, H, W, 3)
     buffer = io.BytesIO()
     _encode_gif(buffer, frames, rate, loop)
     return buffer.getvalue()
 
 
-def write_gif(path, video, fps=8, loop=0):
+def write_gif(path, video, fps=8, loop=0, scale=1, columns=None, row_labels=None):
     """Writes a video as an animated GIF, atomically.
 
     Each frame gets its own 256-colour palette (exact for frames of at most 256
@@ -385,18 +543,24 @@ def write_gif(path, video, fps=8, loop=0):
         fps: number. Frames per second. Defaults to 8.
         loop: int. 0 loops forever, -1 plays once, N repeats N more times.
             Defaults to 0.
+        scale: int. Nearest-neighbour enlargement of every frame, >= 1.
+            Defaults to 1.
+        columns: int. Grid cells per row for a batch (see `video_grid`).
+            Defaults to None.
+        row_labels: sequence of str. One label per grid row, drawn on the
+            left (see `video_grid`). Defaults to None.
 
     Returns:
         The `Path` written.
     """
     path = Path(path)
-    data = gif_bytes(video, fps=fps, loop=loop)
+    data = gif_bytes(video, fps=fps, loop=loop, scale=scale, columns=columns, row_labels=row_labels)
     _write_bytes_atomically(path, data)
     return path
 
 
-def _write_npz(path, video):
-    """Writes `videos` `[B, T, H, W, C]` uint8 into an NPZ file, atomically."""
+def _write_npz(path, video, scale=1):
+    """Writes `videos` `[B, T, H, W, C]` uint8 (enlarged by `scale`) into an NPZ file, atomically."""
     array = _as_numpy(video, "video")
     if array.ndim not in (4, 5):
         raise ValueError(
@@ -408,7 +572,7 @@ def _write_npz(path, video):
             f"`video` must have 1 (grey) or 3 (RGB) channels in its last axis, got shape "
             f"{array.shape}."
         )
-    videos = to_uint8(array)
+    videos = scale_video(to_uint8(array), scale)
     if videos.ndim == 4:
         videos = videos[np.newaxis]  # (1, T, H, W, C)
     path = Path(path)
@@ -419,14 +583,15 @@ def _write_npz(path, video):
     return path
 
 
-def write_video(path, video, fps=8):
+def write_video(path, video, fps=8, scale=1, columns=None, row_labels=None):
     """Writes a video file, choosing the format from the extension, atomically.
 
     - `.mp4`: H.264 via `write_mp4` (a batch is tiled into a grid).
     - `.gif`: animated GIF via `write_gif` (a batch is tiled into a grid).
     - `.npz`: key `videos`, uint8 `[B, T, H, W, C]` (a single video gets B = 1;
       a batch is kept as a batch, not tiled; grey stays one channel); the format
-      the NPZ dataset loader reads.
+      the NPZ dataset loader reads. `scale` enlarges each video; `columns` and
+      `row_labels` describe a grid, so they are an error here.
 
     The file is written to a temporary name in the same directory and renamed
     over `path` at the end, so a failed write never leaves a partial file and
@@ -437,18 +602,30 @@ def write_video(path, video, fps=8):
         video: array-like or tf.Tensor. `[T, H, W, C]` or `[B, T, H, W, C]`,
             float in [-1, 1] or uint8, C = 1 or 3.
         fps: number. Frames per second (ignored for `.npz`). Defaults to 8.
+        scale: int. Nearest-neighbour enlargement of every frame, >= 1.
+            Defaults to 1.
+        columns: int. Grid cells per row for a batch (see `video_grid`).
+            Defaults to None.
+        row_labels: sequence of str. One label per grid row, drawn on the
+            left (see `video_grid`). Defaults to None.
 
     Returns:
         The `Path` written.
     """
     path = Path(path)
     extension = path.suffix.lower()
+    grid = {"scale": scale, "columns": columns, "row_labels": row_labels}
     if extension == ".mp4":
-        return write_mp4(path, video, fps=fps)
+        return write_mp4(path, video, fps=fps, **grid)
     if extension == ".gif":
-        return write_gif(path, video, fps=fps)
+        return write_gif(path, video, fps=fps, **grid)
     if extension == ".npz":
-        return _write_npz(path, video)
+        if columns is not None or row_labels is not None:
+            raise ValueError(
+                f"Cannot write '{path}' with `columns` or `row_labels`: an .npz file keeps the batch of "
+                "videos as it is; grids (and their labels) are drawn into .mp4 and .gif files."
+            )
+        return _write_npz(path, video, scale=scale)
     raise ValueError(
         f"Cannot write video '{path}': unknown extension '{path.suffix}'. Supported extensions: "
         f"{', '.join(SUPPORTED_WRITE_EXTENSIONS)}."

@@ -1,4 +1,4 @@
-"""The `vidgen` command: list, data preview, train, eval, generate, export, quickstart.
+"""The `vidgen` command: list, data, train, eval, generate, report, export, quickstart.
 
 One module per subcommand; `common` holds what they share (the usage error,
 argument helpers, the parser and `main`). The console script is

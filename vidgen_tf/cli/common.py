@@ -151,6 +151,7 @@ def build_parser():
     from vidgen_tf.cli.generate import cmd_generate
     from vidgen_tf.cli.listing import cmd_list
     from vidgen_tf.cli.quickstart import cmd_quickstart
+    from vidgen_tf.cli.report import cmd_report
     from vidgen_tf.cli.train import PRECISIONS, cmd_train
 
     parser = argparse.ArgumentParser(
@@ -243,6 +244,8 @@ def build_parser():
     p.add_argument("--no-dequantize", dest="dequantize", action="store_false",
                    help="train a continuous density on the 8-bit grid itself, without uniform dequantisation "
                         "(its bits/dim are then not comparable with 8-bit figures)")
+    p.add_argument("--no-report", dest="report", action="store_false",
+                   help="do not write OUT/report.html (samples, curves, scores, config; see `vidgen report`)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     group = p.add_argument_group(
         "sample metrics during training",
@@ -294,8 +297,27 @@ def build_parser():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--label", type=int, help="class label for conditional models")
     p.add_argument("--fps", type=int, default=8)
+    p.add_argument("--scale", type=int, default=1, metavar="N",
+                   help="enlarge every frame N times, nearest neighbour (default 1)")
     p.add_argument("--out", required=True, help="output file: .mp4, .gif or .npz")
     p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser(
+        "report", help="write an HTML report of a preset or a training run (samples, curves, scores, config)",
+        description="Writes a self-contained HTML page (no network references) with its assets in a folder beside "
+                    "it (report.html -> report_files/): sample videos from fixed noise as GIF and MP4, the training "
+                    "curves of a run (OUT/metrics.jsonl and TensorBoard event files), the scores (eval.json, the "
+                    "last sample metrics, metadata.json, the model card), the configuration and metadata.")
+    p.add_argument("source", help="preset name or directory (e.g. a `vidgen train --out` directory)")
+    p.add_argument("--out", default="report.html", help="the page to write (default report.html)")
+    p.add_argument("--num", type=int, default=8,
+                   help="sample videos (conditional models: num // classes per class, at least 1; default 8)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sample noise (default 0)")
+    p.add_argument("--scale", type=int, metavar="N",
+                   help="enlarge samples N times, nearest neighbour (default: to at least 96 pixels tall)")
+    p.add_argument("--fps", type=int, default=8)
+    p.add_argument("--tensorboard", metavar="DIR", help="also read curves from this TensorBoard log directory")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("export", help="export a preset to SavedModel (TF Serving) and ONNX")
     p.add_argument("preset", help="preset name or directory")

@@ -4,6 +4,7 @@ import inspect
 import json
 import math
 import sys
+import time
 from pathlib import Path
 
 from vidgen_tf.cli.common import (
@@ -216,6 +217,8 @@ def _train(args, strategy):
         if location.chief and not args.quiet:
             callbacks.append(vcallbacks.ProgressPrinter(args.steps, start_step))
         history = None
+        # The training time adds up over resumed runs: the previous runs' is in the preset's metadata.
+        training_seconds = _recorded_training_seconds(out) if start_step else 0.0
         replicas = strategy.num_replicas_in_sync
         where = f" on {replicas} replicas ({args.strategy})" if args.strategy != "default" else ""
         if start_step >= args.steps:
@@ -225,6 +228,7 @@ def _train(args, strategy):
                 print(f"training {model_name} on {args.data} for {args.steps} steps{where} "
                       f"(from step {start_step}; checkpoints every {checkpoint_every} in {out / 'checkpoints'})",
                       flush=True)
+            fit_start = time.perf_counter()
             history = model.fit(
                 dataset,
                 epochs=math.ceil((args.steps - start_step) / checkpoint_every),
@@ -232,6 +236,7 @@ def _train(args, strategy):
                 callbacks=callbacks,
                 verbose=0 if args.quiet or not location.chief else 1 if sys.stdout.isatty() else 2,
             )
+            training_seconds += time.perf_counter() - fit_start
         data_options = _parse_pairs(args.data_option, "--data-option")
         extra = {"data_options": data_options} if data_options else {}
         if args.precision != "float32":
@@ -239,7 +244,8 @@ def _train(args, strategy):
         if isinstance(model, LikelihoodModel):
             extra.update(dequantized=model.dequantize, bits_per_dim_kind=model.bits_per_dim_kind)
         vidgen_tf.save_preset(model, location.path, dataset=args.data, training_steps=max(start_step, args.steps),
-                              description=f"{model_name} trained by `vidgen train` on {args.data}", **extra)
+                              description=f"{model_name} trained by `vidgen train` on {args.data}",
+                              training_seconds=round(training_seconds, 1), **extra)
         if args.final_weights:
             Path(args.final_weights).parent.mkdir(parents=True, exist_ok=True)
             model.save_weights(args.final_weights)
@@ -265,7 +271,24 @@ def _train(args, strategy):
     for path in samples.written[-len(samples.formats):]:
         print(f"samples: {path}")
     print(f"preset: {out} (load with vidgen_tf.from_preset('{out}'))")
+    if args.report:
+        from vidgen_tf import report
+
+        page = report.write_report(out, out / "report.html", num_samples=args.num_samples, seed=args.seed,
+                                   tensorboard_dir=args.tensorboard)
+        print(f"report: {page} (assets in {report.default_assets_dir(page)})")
     return 0
+
+
+def _recorded_training_seconds(out):
+    """The training time in the metadata of the preset a resumed run continues (0 when not recorded)."""
+    from vidgen_tf import presets
+
+    path = Path(out) / presets.METADATA_FILE
+    if not path.is_file():
+        return 0.0
+    seconds = presets._read_json(path, "metadata").get("training_seconds", 0.0)
+    return float(seconds) if isinstance(seconds, (int, float)) else 0.0
 
 
 def _check_metric_options(args, checkpoint_every):
