@@ -241,3 +241,36 @@ def test_a_resumed_run_adds_its_training_time_to_the_recorded_one(tmp_path):
     assert _recorded_training_seconds(tmp_path) == 0.0  # no preset yet
     make_run(tmp_path / "run", metrics=False, tensorboard=False)  # records 75 s
     assert _recorded_training_seconds(tmp_path / "run") == 75.0
+
+
+def test_a_run_without_tensorboard_plots_its_losses_from_losses_jsonl(tmp_path, capsys):
+    def train(steps):
+        args = list(TRAIN)
+        args[args.index("--steps") + 1] = str(steps)
+        return cli.main([*args, "--out", str(out), "--log-every", "2"])
+
+    out = tmp_path / "run"
+    assert train(6) == 0
+    lines = report.read_metrics_jsonl(out / report.LOSSES_FILE)
+    assert [line["step"] for line in lines] == [2, 4, 6]
+    assert all(np.isfinite(line["d_loss"]) and np.isfinite(line["g_loss"]) for line in lines)
+    text, _ = check_page(out / "report.html")
+    assert (out / "report_files" / "curves.png").is_file()
+    assert f"{report.LOSSES_FILE} (3 lines)" in text
+
+    # Resumed to step 8 from its step-6 checkpoint: steps are appended, each plotted once.
+    capsys.readouterr()
+    assert train(8) == 0
+    steps = [line["step"] for line in report.read_metrics_jsonl(out / report.LOSSES_FILE)]
+    assert steps == [2, 4, 6, 8]
+    series = report._last_per_step(report.metric_series(report.read_metrics_jsonl(out / report.LOSSES_FILE)))
+    assert series["d_loss"][0] == [2, 4, 6, 8]
+
+
+def test_last_per_step_keeps_the_last_value_of_a_repeated_step():
+    series = {"d_loss": ([2, 4, 4, 6], [1.0, 2.0, 3.0, 4.0])}
+    assert report._last_per_step(series) == {"d_loss": ([2, 4, 6], [1.0, 3.0, 4.0])}
+
+
+def test_log_every_must_be_positive(tmp_path):
+    assert cli.main([*TRAIN, "--out", str(tmp_path / "run"), "--log-every", "0"]) == 2

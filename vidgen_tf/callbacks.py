@@ -3,6 +3,7 @@ progress, divergence."""
 
 import json
 import logging
+import math
 import os
 import re
 import time
@@ -12,6 +13,7 @@ import keras
 import numpy as np
 
 from vidgen_tf.atomic import atomic_file
+from vidgen_tf.base import check_positive_int
 
 logger = logging.getLogger(__name__)
 
@@ -321,6 +323,41 @@ class StopAtStep(keras.callbacks.Callback):
         self.step += 1
         if self.step >= self.steps:
             self.model.stop_training = True
+
+
+class LossLog(keras.callbacks.Callback):
+    """Appends the training losses to a JSON-lines file every `every_steps` steps (`DIR/losses.jsonl`).
+
+    Each line is `{"step": global step, <name>: value, ...}` with the figures
+    Keras reports at that batch end (for the zoo's models the running means
+    of the losses since the epoch began, as `fit` prints them). Lines are
+    flushed and synced one by one, so a killed run leaves whole lines; a
+    resumed run appends after its checkpoint's step, and readers keep the last
+    line of a step (`vidgen_tf.report.read_metrics_jsonl`). `vidgen train`
+    always writes it: the report's loss curves come from it when no
+    TensorBoard logs were asked for.
+
+    Args:
+        path: str or Path. The JSON-lines file.
+        every_steps: int. Steps between lines. Defaults to 10.
+        initial_step: int. The global step training starts from (a resumed run). Defaults to 0.
+    """
+
+    def __init__(self, path, every_steps=10, initial_step=0):
+        super().__init__()
+        self.path = Path(path)
+        self.every_steps = check_positive_int("every_steps", every_steps)
+        self.step = int(initial_step)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.step += 1
+        if self.step % self.every_steps:
+            return
+        record = {"step": self.step}
+        for name, value in (logs or {}).items():
+            value = float(np.asarray(value))
+            record[name] = value if math.isfinite(value) else None
+        _append_line(self.path, record)
 
 
 class VideoSummary(keras.callbacks.Callback):

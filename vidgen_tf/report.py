@@ -36,6 +36,7 @@ from vidgen_tf import atomic, presets
 logger = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.jsonl"  # `vidgen train --metrics`: one JSON line per evaluation
+LOSSES_FILE = "losses.jsonl"  # `vidgen train`: the losses every --log-every steps (callbacks.LossLog)
 EVAL_FILE = "eval.json"  # `vidgen eval RUN --json RUN/eval.json`
 CARD_FILE = "README.md"
 # Sample cells are enlarged to at least this height (nearest neighbour), at most 8 times.
@@ -111,6 +112,16 @@ def metric_series(records):
                 steps.append(int(record["step"]))
                 values.append(float(value))
     return series
+
+
+def _last_per_step(series):
+    """`series` with each step once, keeping its last value (a resumed run logs its steps again)."""
+    result = {}
+    for name, (steps, values) in series.items():
+        last = dict(zip(steps, values))
+        ordered = sorted(last)
+        result[name] = (ordered, [last[step] for step in ordered])
+    return result
 
 
 def event_files(*directories):
@@ -346,6 +357,11 @@ def write_report(source, out="report.html", num_samples=8, seed=0, scale=None, f
     if records:
         series.update({f"metrics/{k}": v for k, v in metric_series(records).items()})
         sources.append(f"{METRICS_FILE} ({len(records)} evaluations)")
+    losses_path = directory / LOSSES_FILE
+    loss_records = read_metrics_jsonl(losses_path) if losses_path.is_file() else []
+    if loss_records:
+        series.update(_last_per_step(metric_series(loss_records)))
+        sources.append(f"{LOSSES_FILE} ({len(loss_records)} lines)")
     files = event_files(directory, tensorboard_dir)
     if files:
         # The TensorBoard copy of a sample metric is the same figure: keep the metrics.jsonl one.

@@ -226,6 +226,8 @@ def build_parser():
     p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (default min(steps, 100))")
     p.add_argument("--sample-every", type=int, default=0, help="steps between sample videos (0: only at the end)")
     p.add_argument("--num-samples", type=int, default=8, help="videos per sample grid (default 8)")
+    p.add_argument("--log-every", type=int, default=10,
+                   help="steps between lines of OUT/losses.jsonl, the losses the report plots (default 10)")
     p.add_argument("--out", help="output directory (default runs/MODEL)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="model config value, e.g. --set content_dim=32")
     p.add_argument("--strategy", default="default",

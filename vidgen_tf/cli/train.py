@@ -145,13 +145,15 @@ def _train(args, strategy):
 
     import vidgen_tf
     from vidgen_tf import callbacks as vcallbacks
-    from vidgen_tf import data, distribute
+    from vidgen_tf import data, distribute, report
     from vidgen_tf.likelihood import LikelihoodModel
 
     if args.data not in data.list_datasets():
         raise vidgen_tf.registry.unknown_name_error("dataset", args.data, data.list_datasets())
     distribute.check_global_batch(args.batch_size, strategy)
     checkpoint_every = args.checkpoint_every or min(args.steps, 100)
+    if args.log_every < 1:
+        raise UsageError(f"--log-every must be >= 1, got {args.log_every}.")
     if checkpoint_every < 1:
         raise UsageError(f"--checkpoint-every must be >= 1, got {checkpoint_every}.")
     metric_names, metrics_every, feature_net = _check_metric_options(args, checkpoint_every)
@@ -210,6 +212,8 @@ def _train(args, strategy):
         callbacks = [vcallbacks.DivergenceGuard(start_step, checkpoint_dir=out / "checkpoints"),
                      *([sample_metrics] if sample_metrics else []), checkpoint, samples,
                      vcallbacks.StopAtStep(args.steps, start_step)]
+        callbacks.append(vcallbacks.LossLog(location.path / report.LOSSES_FILE, every_steps=args.log_every,
+                                            initial_step=start_step))
         if args.tensorboard:
             log_dir = Path(args.tensorboard) if location.chief else location.path / "tensorboard"
             callbacks.append(vcallbacks.VideoSummary(log_dir, args.sample_every, num=args.num_samples,
@@ -272,8 +276,6 @@ def _train(args, strategy):
         print(f"samples: {path}")
     print(f"preset: {out} (load with vidgen_tf.from_preset('{out}'))")
     if args.report:
-        from vidgen_tf import report
-
         page = report.write_report(out, out / "report.html", num_samples=args.num_samples, seed=args.seed,
                                    tensorboard_dir=args.tensorboard)
         print(f"report: {page} (assets in {report.default_assets_dir(page)})")
