@@ -129,6 +129,7 @@ def tensor_proto(array):
                                  f"{', '.join(str(d) for d in DATA_TYPES)}.")
     dtype = DATA_TYPES[array.dtype]
     proto = messages()["TensorProto"](dtype=dtype)
+    proto.tensor_shape.SetInParent()  # present even for a scalar, as TensorFlow writes it
     for size in array.shape:
         proto.tensor_shape.dim.add(size=size)
     if array.size > 1:

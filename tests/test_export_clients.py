@@ -1,0 +1,591 @@
+"""The clients under export/: ONNX (onnxruntime), TF Serving REST and gRPC, none importing TensorFlow.
+
+No TF Serving binary is available here. The REST and gRPC end-to-end tests
+start a small server on 127.0.0.1 that answers in TF Serving's shapes (the REST
+`:predict` JSON, the gRPC `tensorflow.serving.PredictionService/Predict` with
+tensorflow-serving-api's own servicer base class and messages) by running the
+exported SavedModel's signatures in this process. They stand in for TF
+Serving's process, not its code: what they check is that the clients speak the
+protocol and send what the exported signatures declare.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from concurrent import futures
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import vidgen_tf
+from vidgen_tf import exporting
+
+EXPORT = Path(__file__).resolve().parent.parent / "export"
+sys.path.insert(0, str(EXPORT))
+
+import _client_common as common  # noqa: E402
+import grpc_client  # noqa: E402
+import onnx_client  # noqa: E402
+import rest_client  # noqa: E402
+
+PRESET = "hmm_moving_square"
+
+
+def hmm_description(model):
+    """The description of an HMM export, written by hand from EXPORT_DESCRIPTION.md."""
+    emission = model.dims_per_frame
+    video_shape = [None, None, model.height, model.width, model.channels]
+    video_out = {"dtype": "uint8", "shape": video_shape, "dynamic_axes": {"0": "batch", "1": "frames"},
+                 "range": [0, 255]}
+    uniform = {"kind": "uniform", "low": 0.0, "high": 1.0}
+    return {
+        "format": "vidgen_tf.export/1", "model": "hmm", "class": "HMM", "preset": PRESET,
+        "video": {"num_frames": model.num_frames, "variable_length": True, "height": model.height,
+                  "width": model.width, "channels": model.channels, "num_classes": 0, "layout": "NTHWC"},
+        "versions": {},
+        "signatures": {
+            "serving_default": {
+                "doc": "noise in, video out",
+                "inputs": {
+                    "state_noise": {"dtype": "float32", "shape": [None, None],
+                                    "dynamic_axes": {"0": "batch", "1": "frames"}, "distribution": uniform},
+                    "emission_noise": {"dtype": "float32", "shape": [None, None, emission],
+                                       "dynamic_axes": {"0": "batch", "1": "frames"}, "distribution": uniform},
+                },
+                "outputs": {"video": video_out},
+            },
+            "generate": {
+                "doc": "batch size and seed in, video out",
+                "inputs": {
+                    "batch_size": {"dtype": "int32", "shape": [], "dynamic_axes": {},
+                                   "distribution": {"kind": "count", "min": 1}},
+                    "seed": {"dtype": "int64", "shape": [], "dynamic_axes": {}, "distribution": {"kind": "seed"}},
+                    "num_frames": {"dtype": "int32", "shape": [], "dynamic_axes": {},
+                                   "distribution": {"kind": "count", "min": 1}},
+                },
+                "outputs": {"video": video_out},
+            },
+            "log_prob": {
+                "doc": "videos in, log-probabilities out",
+                "inputs": {"videos": {"dtype": "float32", "shape": video_shape,
+                                      "dynamic_axes": {"0": "batch", "1": "frames"},
+                                      "distribution": {"kind": "video", "low": 0, "high": 255}}},
+                "outputs": {"log_prob": {"dtype": "float32", "shape": [None], "dynamic_axes": {"0": "batch"},
+                                         "range": None}},
+            },
+        },
+        "parity": {},
+    }
+
+
+def conditional_description():
+    """A fixed-length, conditional model's description (a MoCoGAN-like one)."""
+    return {
+        "format": "vidgen_tf.export/1", "model": "mocogan", "class": "MoCoGAN", "preset": None,
+        "video": {"num_frames": 8, "variable_length": False, "height": 16, "width": 16, "channels": 3,
+                  "num_classes": 5, "layout": "NTHWC"},
+        "versions": {},
+        "signatures": {"serving_default": {
+            "doc": "noise in, video out",
+            "inputs": {
+                "content": {"dtype": "float32", "shape": [None, 50], "dynamic_axes": {"0": "batch"},
+                            "distribution": {"kind": "normal", "mean": 2.0, "stddev": 0.5}},
+                "motion_noise": {"dtype": "float32", "shape": [None, 8, 10], "dynamic_axes": {"0": "batch"},
+                                 "distribution": {"kind": "normal", "mean": 0.0, "stddev": 1.0}},
+                "label": {"dtype": "int32", "shape": [None], "dynamic_axes": {"0": "batch"},
+                          "distribution": {"kind": "label", "num_classes": 5}},
+            },
+            "outputs": {"video": {"dtype": "uint8", "shape": [None, 8, 16, 16, 3], "dynamic_axes": {"0": "batch"},
+                                  "range": [0, 255]}},
+        }},
+        "parity": {},
+    }
+
+
+@pytest.fixture(scope="module")
+def hmm_model():
+    return vidgen_tf.from_preset(PRESET)
+
+
+def _add_description(version_dir, onnx_path, description):
+    """Puts a description where the contract says an export carries it."""
+    import onnx
+
+    (Path(version_dir) / "assets").mkdir(exist_ok=True)
+    (Path(version_dir) / common.DESCRIPTION_ASSET).write_text(json.dumps(description))
+    proto = onnx.load(str(onnx_path))
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = common.ONNX_METADATA_KEY, json.dumps(description)
+    onnx.save(proto, str(onnx_path))
+
+
+@pytest.fixture(scope="module")
+def hmm_export(hmm_model, tmp_path_factory):
+    """The HMM preset exported to SavedModel and ONNX, with its description."""
+    out = tmp_path_factory.mktemp("exported")
+    version = exporting.export_savedmodel(hmm_model, out)
+    onnx_path = exporting.export_onnx(hmm_model, out / "hmm.onnx", savedmodel_dir=version)
+    if not (version / common.DESCRIPTION_ASSET).exists():  # exports without descriptions (before the `desc` branch)
+        _add_description(version, onnx_path, hmm_description(hmm_model))
+    return {"base": out / "hmm", "version": version, "onnx": onnx_path}
+
+
+# ---------------------------------------------------------------------------
+# Drawing inputs and writing videos
+# ---------------------------------------------------------------------------
+
+
+def test_inputs_are_drawn_from_their_declared_distributions(hmm_model):
+    description = hmm_description(hmm_model)
+    inputs = common.draw_inputs(description, num=64, seed=3, frames=20)
+    assert inputs["state_noise"].shape == (64, 20) and inputs["state_noise"].dtype == np.float32
+    assert inputs["emission_noise"].shape == (64, 20, hmm_model.dims_per_frame)
+    for value in inputs.values():
+        assert value.min() >= 0.0 and value.max() < 1.0 and abs(value.mean() - 0.5) < 0.02
+    again = common.draw_inputs(description, num=64, seed=3, frames=20)
+    assert all(np.array_equal(inputs[k], again[k]) for k in inputs)
+    assert not np.array_equal(inputs["state_noise"], common.draw_inputs(description, num=64, seed=4,
+                                                                        frames=20)["state_noise"])
+
+    conditional = conditional_description()
+    inputs = common.draw_inputs(conditional, num=2000, seed=0)
+    assert inputs["content"].shape == (2000, 50) and inputs["motion_noise"].shape == (2000, 8, 10)
+    assert abs(inputs["content"].mean() - 2.0) < 0.01 and abs(inputs["content"].std() - 0.5) < 0.01
+    assert inputs["label"].dtype == np.int32 and set(np.unique(inputs["label"])) == set(range(5))
+    assert (common.draw_inputs(conditional, num=3, label=4)["label"] == 4).all()
+    assert list(common.draw_inputs(conditional, num=3, label=[0, 1, 2])["label"]) == [0, 1, 2]
+
+    generate = common.draw_inputs(description, "generate", num=5, seed=11, frames=7)
+    assert {k: (v.dtype, v.shape, int(v)) for k, v in generate.items()} == {
+        "batch_size": (np.int32, (), 5), "seed": (np.int64, (), 11), "num_frames": (np.int32, (), 7)}
+
+
+def test_bad_requests_are_named(hmm_model, tmp_path):
+    description = hmm_description(hmm_model)
+    conditional = conditional_description()
+    with pytest.raises(common.ClientError, match="Unknown signature 'serve'.*generate, log_prob, serving_default"):
+        common.draw_inputs(description, "serve")
+    with pytest.raises(common.ClientError, match="label 5 is out of range; this model has 5 classes"):
+        common.draw_inputs(conditional, num=2, label=5)
+    with pytest.raises(common.ClientError, match="label -1 is out of range"):
+        common.draw_inputs(conditional, num=2, label=[0, -1])
+    with pytest.raises(common.ClientError, match="exactly 8 frames; a frame count of 12 cannot be given"):
+        common.draw_inputs(conditional, num=2, frames=12)
+    assert common.draw_inputs(conditional, num=2, frames=8)["motion_noise"].shape == (2, 8, 10)
+    with pytest.raises(common.ClientError, match="unconditional; a label cannot be given"):
+        common.draw_inputs(description, label=1)
+    with pytest.raises(common.ClientError, match="'videos' of signature 'log_prob' takes 'video' values"):
+        common.draw_inputs(description, "log_prob")
+    with pytest.raises(common.ClientError, match="must end in .npz, .gif, .mp4"):
+        common.check_output_path(tmp_path / "clip.avi")
+
+    version = tmp_path / "hmm" / "1"
+    version.mkdir(parents=True)
+    (version / "saved_model.pb").write_bytes(b"")
+    with pytest.raises(common.ClientError, match=r"SavedModel .*hmm/1 has no description \(assets/vidgen_export"):
+        common.load_description(tmp_path / "hmm")  # the base directory: its highest version
+    with pytest.raises(common.ClientError, match="does not exist"):
+        common.load_description(tmp_path / "nothing")
+    wrong = tmp_path / "wrong.json"
+    wrong.write_text(json.dumps({"format": "other/2"}))
+    with pytest.raises(common.ClientError, match="is not a vidgen_tf.export/1 description"):
+        common.load_description(wrong)
+
+
+def test_an_onnx_file_without_a_description_is_refused(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["video"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.UINT8, [1])],
+                              [helper.make_tensor_value_info("video", TensorProto.UINT8, [1])])
+    onnx.save(helper.make_model(graph), str(tmp_path / "bare.onnx"))
+    with pytest.raises(common.ClientError, match="bare.onnx has no description .*'vidgen_export'"):
+        common.load_description(tmp_path / "bare.onnx")
+
+
+@pytest.mark.parametrize("extension", [".npz", ".gif", ".mp4"])
+def test_videos_are_written_by_extension(tmp_path, extension):
+    from vidgen_tf.video_io import read_video
+
+    videos = np.zeros([4, 6, 16, 16, 1], np.uint8)
+    for i in range(4):  # a bright square per video, moving one pixel a frame
+        for t in range(6):
+            videos[i, t, 2 + i:8 + i, 1 + t:7 + t] = 255
+    path = tmp_path / f"clip{extension}"
+    common.write_videos(path, videos)
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary left behind
+    if extension == ".npz":
+        assert np.array_equal(np.load(path)["videos"], videos)
+        return
+    frames = read_video(path)
+    grid = common.tile(videos)
+    assert grid.shape == (6, 33, 33, 1)  # 2 x 2 videos with a 1-pixel gap
+    # H.264 needs even sizes: the MP4 has one black row and column more.
+    assert frames.shape[:3] == ((6, 34, 34) if extension == ".mp4" else (6, 33, 33))
+    assert np.abs(frames[:, :33, :33, 0].astype(int) - grid[..., 0]).mean() < 8
+
+
+# ---------------------------------------------------------------------------
+# Clients run without TensorFlow
+# ---------------------------------------------------------------------------
+
+_WRAPPER = """
+import atexit, os, runpy, sys
+def check():
+    loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'tensorflow_serving', 'keras'))
+    print('TF-MODULES:' + ','.join(loaded[:5]), file=sys.stderr)
+    sys.stderr.flush()
+atexit.register(check)
+script = sys.argv[1]
+sys.argv = sys.argv[1:]
+sys.path.insert(0, os.path.dirname(script))
+runpy.run_path(script, run_name='__main__')
+"""
+
+
+def run_client(name, *args):
+    """Runs export/<name>.py in a fresh interpreter; returns (exit code, stdout, the TF modules it loaded)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # not even vidgen_tf on the path
+    done = subprocess.run([sys.executable, "-c", _WRAPPER, str(EXPORT / f"{name}.py"), *map(str, args)],
+                          capture_output=True, text=True, env=env, timeout=120)
+    marker = [line for line in done.stderr.splitlines() if line.startswith("TF-MODULES:")]
+    assert marker, f"the client did not exit normally: {done.stderr[-2000:]}"
+    return done.returncode, done.stdout, done.stderr, marker[-1][len("TF-MODULES:"):]
+
+
+def test_the_onnx_client_runs_without_tensorflow(hmm_export, tmp_path):
+    out = tmp_path / "clip.npz"
+    code, stdout, stderr, loaded = run_client("onnx_client", hmm_export["onnx"], "--num", 3, "--frames", 20,
+                                              "--seed", 1, "--out", out)
+    assert code == 0, stderr
+    assert loaded == "", f"the ONNX client imported {loaded}"
+    assert f"wrote {out}: videos [3, 20, 16, 16, 1] uint8" in stdout
+    assert np.load(out)["videos"].shape == (3, 20, 16, 16, 1)
+    code, _, stderr, loaded = run_client("onnx_client", hmm_export["onnx"], "--signature", "generate",
+                                         "--out", out)
+    assert code == 2 and "holds only 'serving_default', not 'generate'" in stderr and loaded == ""
+
+
+# ---------------------------------------------------------------------------
+# The ONNX client samples as model.generate does
+# ---------------------------------------------------------------------------
+
+
+def _ks_distance(a, b):
+    """Two-sample Kolmogorov-Smirnov statistic."""
+    a, b = np.sort(a), np.sort(b)
+    x = np.concatenate([a, b])
+    return float(np.max(np.abs(np.searchsorted(a, x, side="right") / a.size
+                               - np.searchsorted(b, x, side="right") / b.size)))
+
+
+def _hmm_statistics(model, videos, reference):
+    """KS distance of per-frame mean intensities, total variation of decoded state occupancy."""
+    def occupancy(v):
+        states = np.asarray(model.posterior_mode(tf.constant(v.astype(np.float32) / 127.5 - 1.0)))
+        return np.bincount(states.ravel(), minlength=model.num_states) / states.size
+
+    ks = _ks_distance(videos.mean(axis=(2, 3, 4)).ravel(), reference.mean(axis=(2, 3, 4)).ravel())
+    return ks, 0.5 * float(np.abs(occupancy(videos) - occupancy(reference)).sum())
+
+
+@pytest.mark.large
+def test_onnx_client_samples_have_the_state_statistics_of_model_generate(hmm_model, hmm_export):
+    """Measured: two `model.generate` samples of 256 x 16 frames differ by KS ~0.01-0.02 and state-occupancy
+    TV ~0.13-0.14; standard-normal noise for every input (the client before this change) gives KS 1.0
+    (Bernoulli pixels on for eps < p: far more than p of them) and TV ~0.63 (u < 0 always picks the first
+    state, u >= 1 the last)."""
+    num, frames = 256, 16
+    reference = np.asarray(exporting.to_uint8_video(hmm_model.generate(num, seed=0, num_frames=frames)))
+    videos, _ = onnx_client.generate(hmm_export["onnx"], num=num, frames=frames, seed=5)
+    assert videos.shape == reference.shape
+    ks, tv = _hmm_statistics(hmm_model, videos, reference)
+    assert ks < 0.1 and tv < 0.25, (ks, tv)
+
+    # The old client: standard normal for every input. The same test must reject it.
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(hmm_export["onnx"]), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(5)
+    old = {spec.name: rng.standard_normal([num, frames] + [d for d in spec.shape[2:]]).astype(np.float32)
+           for spec in session.get_inputs()}
+    (old_videos,) = session.run(["video"], old)
+    old_ks, old_tv = _hmm_statistics(hmm_model, old_videos, reference)
+    assert old_ks > 0.1 and old_tv > 0.25, (old_ks, old_tv)
+
+
+# ---------------------------------------------------------------------------
+# Stand-ins for TF Serving (REST and gRPC), running the SavedModel
+# ---------------------------------------------------------------------------
+
+
+class _Signatures:
+    """The SavedModel's signatures, called as TF Serving calls them; records each request's inputs."""
+
+    def __init__(self, name, version_dir):
+        self.name, self.version = name, int(Path(version_dir).name)
+        self.signatures = tf.saved_model.load(str(version_dir)).signatures
+        self.requests = []
+
+    def run(self, signature_name, inputs):
+        """inputs: name -> numpy array (as the wire carried it) -> name -> numpy output."""
+        self.requests.append((signature_name, inputs))
+        function = self.signatures[signature_name]
+        specs = function.structured_input_signature[1]
+        tensors = {k: tf.constant(v, dtype=specs[k].dtype) for k, v in inputs.items()}
+        return {k: v.numpy() for k, v in function(**tensors).items()}
+
+
+class _RestHandler(BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def _answer(self, status, body):
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_POST(self):
+        model = self.server.model
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.server.bodies.append((self.path, body))
+        accepted = {f"/v1/models/{model.name}:predict", f"/v1/models/{model.name}/versions/{model.version}:predict"}
+        if self.path not in accepted:
+            return self._answer(404, {"error": f"Servable not found for request: {self.path}"})
+        name = body.get("signature_name", "serving_default")
+        if "inputs" in body:
+            inputs = {k: np.asarray(v) for k, v in body["inputs"].items()}
+        else:
+            rows = body["instances"]
+            inputs = {k: np.asarray([row[k] for row in rows]) for k in rows[0]}
+        try:
+            outputs = model.run(name, inputs)
+        except Exception as error:  # TF Serving answers errors as {"error": ...}
+            return self._answer(400, {"error": str(error)})
+        if "inputs" in body:
+            values = {k: v.tolist() for k, v in outputs.items()}
+            return self._answer(200, {"outputs": next(iter(values.values())) if len(values) == 1 else values})
+        count = len(next(iter(outputs.values())))
+        if len(outputs) == 1:
+            return self._answer(200, {"predictions": next(iter(outputs.values())).tolist()})
+        return self._answer(200, {"predictions": [{k: v[i].tolist() for k, v in outputs.items()}
+                                                  for i in range(count)]})
+
+
+@pytest.fixture(scope="module")
+def rest_server(hmm_export):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _RestHandler)
+    server.model = _Signatures("hmm", hmm_export["version"])
+    server.bodies = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+    thread.join(10)
+
+
+def _assert_matches_signature(signatures, signature_name, inputs):
+    """The names, dtypes and shapes of a request's inputs fit the exported signature def."""
+    specs = signatures[signature_name].structured_input_signature[1]
+    assert set(inputs) == set(specs), (sorted(inputs), sorted(specs))
+    for name, value in inputs.items():
+        spec = specs[name]
+        assert value.dtype.kind == ("f" if spec.dtype.is_floating else "i"), (name, value.dtype, spec.dtype)
+        assert tf.TensorShape(value.shape).is_compatible_with(spec.shape), (name, value.shape, spec.shape)
+        if spec.dtype.is_integer:
+            assert spec.dtype.min <= value.min() and value.max() <= spec.dtype.max
+
+
+@pytest.mark.parametrize("request_format", ["columnar", "row"])
+def test_rest_client_against_a_stand_in_server(hmm_export, rest_server, tmp_path, request_format):
+    url = f"http://127.0.0.1:{rest_server.server_port}"
+    description = common.load_description(hmm_export["base"])
+    rest_server.bodies.clear()
+    rest_server.model.requests.clear()
+    videos = rest_client.generate(url, "hmm", description, num=3, frames=12, seed=2, request_format=request_format)
+    assert videos.shape == (3, 12, 16, 16, 1) and videos.dtype == np.uint8
+    (path, body), = rest_server.bodies
+    assert path == "/v1/models/hmm:predict" and body["signature_name"] == "serving_default"
+    assert ("inputs" if request_format == "columnar" else "instances") in body
+    (name, inputs), = rest_server.model.requests
+    _assert_matches_signature(rest_server.model.signatures, name, inputs)
+    # The same inputs through the SavedModel directly give the same videos.
+    expected = rest_server.model.signatures["serving_default"](
+        **{k: tf.constant(v, tf.float32) for k, v in common.draw_inputs(description, num=3, seed=2, frames=12).items()})
+    assert np.array_equal(videos, expected["video"].numpy())
+
+    if request_format == "columnar":
+        videos = rest_client.generate(url, "hmm", description, num=2, frames=5, seed=9, signature="generate",
+                                      version=1)
+        assert rest_server.bodies[-1][0] == "/v1/models/hmm/versions/1:predict"
+        name, inputs = rest_server.model.requests[-1]
+        assert name == "generate" and {k: int(v) for k, v in inputs.items()} == {
+            "batch_size": 2, "seed": 9, "num_frames": 5}
+        _assert_matches_signature(rest_server.model.signatures, name, inputs)
+        own = rest_server.model.signatures["generate"](
+            batch_size=tf.constant(2), seed=tf.constant(9, tf.int64), num_frames=tf.constant(5))
+        assert np.array_equal(videos, own["video"].numpy())  # the graph draws from the seed: same videos
+    else:
+        with pytest.raises(common.ClientError, match="row format needs every input to share its first"):
+            rest_client.generate(url, "hmm", description, num=2, signature="generate", request_format="row")
+
+
+def test_rest_client_reports_server_errors(hmm_export, rest_server):
+    url = f"http://127.0.0.1:{rest_server.server_port}"
+    description = common.load_description(hmm_export["version"])
+    with pytest.raises(common.ClientError, match="HTTP 404: Servable not found for request: /v1/models/nope:predict"):
+        rest_client.generate(url, "nope", description, num=1)
+    decoded = rest_client.decode_response({"outputs": {"video": [[1]], "extra": [2]}}, ["video", "extra"])
+    assert {k: v.tolist() for k, v in decoded.items()} == {"video": [[1]], "extra": [2]}
+    decoded = rest_client.decode_response({"predictions": [{"video": [1], "extra": 2}, {"video": [3], "extra": 4}]},
+                                          ["video", "extra"], "row")
+    assert {k: v.tolist() for k, v in decoded.items()} == {"video": [[1], [3]], "extra": [2, 4]}
+    with pytest.raises(common.ClientError, match="The server answered with an error: bad input"):
+        rest_client.decode_response({"error": "bad input"}, ["video"])
+
+
+def test_the_rest_client_runs_without_tensorflow(hmm_export, rest_server, tmp_path):
+    out = tmp_path / "clip.gif"
+    code, stdout, stderr, loaded = run_client(
+        "rest_client", "--url", f"http://127.0.0.1:{rest_server.server_port}", "--model", "hmm", "--description",
+        hmm_export["base"], "--num", 4, "--frames", 10, "--format", "row", "--out", out)
+    assert code == 0, stderr
+    assert loaded == "", f"the REST client imported {loaded}"
+    assert f"wrote {out}: videos [4, 10, 16, 16, 1] uint8" in stdout and out.stat().st_size > 0
+
+
+# ---------------------------------------------------------------------------
+# gRPC
+# ---------------------------------------------------------------------------
+
+
+def test_grpc_request_bytes_parse_as_tensorflow_servings_own_message(hmm_model):
+    from tensorflow_serving.apis import predict_pb2
+
+    description = hmm_description(hmm_model)
+    for signature_name, version in [("serving_default", None), ("generate", 7)]:
+        inputs = common.draw_inputs(description, signature_name, num=3, seed=4, frames=6)
+        data = grpc_client.predict_request("hmm", inputs, signature_name, version).SerializeToString()
+        parsed = predict_pb2.PredictRequest.FromString(data)
+        expected = predict_pb2.PredictRequest()
+        expected.model_spec.name = "hmm"
+        expected.model_spec.signature_name = signature_name
+        if version is not None:
+            expected.model_spec.version.value = version
+        for name, value in inputs.items():
+            expected.inputs[name].CopyFrom(tf.make_tensor_proto(value))
+        assert parsed == expected
+        assert parsed.SerializeToString(deterministic=True) == expected.SerializeToString(deterministic=True)
+        for name, value in inputs.items():
+            decoded = tf.make_ndarray(parsed.inputs[name])
+            assert decoded.dtype == value.dtype and np.array_equal(decoded, value)
+
+
+def test_grpc_responses_decode_from_int_val_and_tensor_content():
+    from tensorflow_serving.apis import predict_pb2
+
+    video = np.random.default_rng(0).integers(0, 256, [2, 3, 4, 4, 1]).astype(np.uint8)
+    response = predict_pb2.PredictResponse()
+    response.outputs["video"].CopyFrom(tf.make_tensor_proto(video))  # tensor_content
+    int_val = response.outputs["int_val"]
+    int_val.dtype = tf.uint8.as_datatype_enum
+    int_val.tensor_shape.CopyFrom(tf.TensorShape(video.shape).as_proto())
+    int_val.int_val.extend(video.ravel().tolist())  # as TF Serving's AsProtoField writes it
+    response.outputs["log_prob"].CopyFrom(tf.make_tensor_proto(np.array([-1.5, 2.0], np.float32)))
+    ours = grpc_client.messages()["PredictResponse"].FromString(response.SerializeToString())
+    decoded = {name: grpc_client.to_numpy(proto) for name, proto in ours.outputs.items()}
+    assert np.array_equal(decoded["video"], video) and np.array_equal(decoded["int_val"], video)
+    assert decoded["int_val"].dtype == np.uint8 and decoded["log_prob"].tolist() == [-1.5, 2.0]
+
+
+def _uint8_as_int_val(value):
+    """A uint8 output as TF Serving's gRPC answers it: in int_val."""
+    proto = tf.make_tensor_proto(value)
+    proto.ClearField("tensor_content")
+    proto.int_val.extend(value.ravel().tolist())
+    return proto
+
+
+@pytest.fixture(scope="module")
+def grpc_server(hmm_export):
+    import grpc
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    model = _Signatures("hmm", hmm_export["version"])
+
+    class Servicer(prediction_service_pb2_grpc.PredictionServiceServicer):
+        def Predict(self, request, context):
+            spec = request.model_spec
+            if spec.name != model.name or (spec.HasField("version") and spec.version.value != model.version):
+                context.abort(grpc.StatusCode.NOT_FOUND, f"Servable not found for request: {spec.name}")
+            inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
+            try:
+                outputs = model.run(spec.signature_name or "serving_default", inputs)
+            except Exception as error:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+            response = predict_pb2.PredictResponse()
+            response.model_spec.CopyFrom(spec)
+            for name, value in outputs.items():
+                response.outputs[name].CopyFrom(
+                    _uint8_as_int_val(value) if value.dtype == np.uint8 else tf.make_tensor_proto(value))
+            return response
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2),
+                         options=[("grpc.max_send_message_length", 64 * 1024 * 1024)])
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(Servicer(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    server.model, server.target = model, f"127.0.0.1:{port}"
+    yield server
+    server.stop(grace=None).wait(10)
+
+
+def test_grpc_client_against_a_stand_in_server(hmm_export, grpc_server):
+    description = common.load_description(hmm_export["onnx"])
+    model = grpc_server.model
+    model.requests.clear()
+    videos = grpc_client.generate(grpc_server.target, "hmm", description, num=3, frames=9, seed=1)
+    (name, inputs), = model.requests
+    assert name == "serving_default"
+    _assert_matches_signature(model.signatures, name, inputs)
+    assert {k: v.dtype for k, v in inputs.items()} == {"state_noise": np.float32, "emission_noise": np.float32}
+    expected = model.signatures["serving_default"](
+        **{k: tf.constant(v) for k, v in common.draw_inputs(description, num=3, seed=1, frames=9).items()})
+    assert videos.dtype == np.uint8 and np.array_equal(videos, expected["video"].numpy())
+
+    videos = grpc_client.generate(grpc_server.target, "hmm", description, num=2, frames=4, seed=3,
+                                  signature="generate", version=1)
+    name, inputs = model.requests[-1]
+    assert name == "generate" and {k: (v.dtype, int(v)) for k, v in inputs.items()} == {
+        "batch_size": (np.int32, 2), "seed": (np.int64, 3), "num_frames": (np.int32, 4)}
+    _assert_matches_signature(model.signatures, name, inputs)
+    assert videos.shape == (2, 4, 16, 16, 1)
+
+    # 64 clips of 16 x 16 x 16 in int_val are over 0.1 MB: a 0.1 MB limit refuses them, by name.
+    with pytest.raises(common.ClientError, match="RESOURCE_EXHAUSTED.*the limit is 0.1 MB: raise --max-message-mb"):
+        grpc_client.generate(grpc_server.target, "hmm", description, num=64, max_message_mb=0.1)
+    with pytest.raises(common.ClientError, match="NOT_FOUND: Servable not found for request: nope"):
+        grpc_client.generate(grpc_server.target, "nope", description, num=1)
+
+
+def test_the_grpc_client_runs_without_tensorflow(hmm_export, grpc_server, tmp_path):
+    out = tmp_path / "clip.mp4"
+    code, stdout, stderr, loaded = run_client(
+        "grpc_client", "--target", grpc_server.target, "--model", "hmm", "--description", hmm_export["version"],
+        "--num", 4, "--frames", 16, "--out", out)
+    assert code == 0, stderr
+    assert loaded == "", f"the gRPC client imported {loaded}"
+    assert f"wrote {out}: videos [4, 16, 16, 16, 1] uint8" in stdout and out.stat().st_size > 0
+    code, _, stderr, _ = run_client("grpc_client", "--target", grpc_server.target, "--model", "hmm",
+                                    "--description", hmm_export["version"], "--signature", "serve", "--out", out)
+    assert code == 2 and "Unknown signature 'serve'" in stderr
