@@ -78,6 +78,20 @@ class VideoModel(keras.Model):
         which a trace sees once): `vidgen_tf.cost` leaves their traced calls out. Defaults to ()."""
         return ()
 
+    # ------------------------------------------------------------ noise
+    def noise_distributions(self):
+        """How each input of `noise_spec()` is drawn, for the export description.
+
+        Exported graphs take their noise as inputs; a client draws it as this
+        says (see `vidgen_tf.exporting.description`). Models whose
+        `sample_noise` draws anything but N(0, 1) override this.
+
+        Returns:
+            dict name -> distribution dict: every `noise_spec` entry
+            `{"kind": "normal", "mean": 0.0, "stddev": 1.0}` by default.
+        """
+        return {name: {"kind": "normal", "mean": 0.0, "stddev": 1.0} for name in self.noise_spec()}
+
     def _check_num_frames(self, num_frames):
         """`num_frames`, defaulting to the training length; only `variable_length` models take others."""
         if num_frames is None:

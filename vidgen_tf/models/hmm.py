@@ -348,6 +348,14 @@ class VideoHMM(LikelihoodModel):
             "emission_noise": emission,
         }
 
+    def noise_distributions(self):
+        """`state_noise` U[0, 1) (read by inverse CDF in `sample_states`); `emission_noise`
+        N(0, 1) for Gaussian emissions, U[0, 1) for Bernoulli ones (compared with the pixel's
+        probability)."""
+        uniform = {"kind": "uniform", "low": 0.0, "high": 1.0}
+        emission = {"kind": "normal", "mean": 0.0, "stddev": 1.0} if self.emission == "gaussian" else uniform
+        return {"state_noise": dict(uniform), "emission_noise": dict(emission)}
+
     def sample_states(self, state_noise):
         """State paths int32 `(B, T)` from uniform noise `(B, T)` by inverse CDF.
 
