@@ -35,11 +35,10 @@ def generate(model_path, num=4, frames=None, label=None, seed=0, signature=SIGNA
     """
     import onnxruntime
 
-    description = common.load_description(model_path)
-    common.signature(description, signature)
     if signature != SIGNATURE:
         raise common.ClientError(f"An ONNX export holds only {SIGNATURE!r}, not {signature!r}; call other "
                                  "signatures through TF Serving (rest_client.py, grpc_client.py).")
+    description = common.load_description(model_path)
     inputs = common.draw_inputs(description, signature, num=num, seed=seed, frames=frames, label=label)
     session = onnxruntime.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
     graph_inputs = {spec.name for spec in session.get_inputs()}

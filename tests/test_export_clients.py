@@ -112,27 +112,25 @@ def hmm_model():
     return vidgen_tf.from_preset(PRESET)
 
 
-def _add_description(version_dir, onnx_path, description):
-    """Puts a description where the contract says an export carries it."""
-    import onnx
-
-    (Path(version_dir) / "assets").mkdir(exist_ok=True)
-    (Path(version_dir) / common.DESCRIPTION_ASSET).write_text(json.dumps(description))
-    proto = onnx.load(str(onnx_path))
-    entry = proto.metadata_props.add()
-    entry.key, entry.value = common.ONNX_METADATA_KEY, json.dumps(description)
-    onnx.save(proto, str(onnx_path))
-
-
 @pytest.fixture(scope="module")
 def hmm_export(hmm_model, tmp_path_factory):
-    """The HMM preset exported to SavedModel and ONNX, with its description."""
+    """The HMM preset exported to SavedModel and ONNX, each carrying its description."""
     out = tmp_path_factory.mktemp("exported")
-    version = exporting.export_savedmodel(hmm_model, out)
-    onnx_path = exporting.export_onnx(hmm_model, out / "hmm.onnx", savedmodel_dir=version)
-    if not (version / common.DESCRIPTION_ASSET).exists():  # exports without descriptions (before the `desc` branch)
-        _add_description(version, onnx_path, hmm_description(hmm_model))
+    version = exporting.export_savedmodel(hmm_model, out, preset=PRESET)
+    onnx_path = exporting.export_onnx(hmm_model, out / "hmm.onnx", savedmodel_dir=version, preset=PRESET)
     return {"base": out / "hmm", "version": version, "onnx": onnx_path}
+
+
+def test_clients_read_the_description_vidgen_tf_wrote(hmm_model, hmm_export):
+    for path in (hmm_export["base"], hmm_export["version"], hmm_export["onnx"]):
+        assert common.load_description(path) == exporting.describe(path)
+    saved = common.load_description(hmm_export["version"])
+    assert saved["preset"] == PRESET and set(saved["signatures"]) >= {"serving_default", "generate", "log_prob"}
+    assert set(common.load_description(hmm_export["onnx"])["signatures"]) == {"serving_default"}
+    # The hand-written description of these tests says what the export says about its inputs.
+    hand = hmm_description(hmm_model)
+    for name in ("serving_default", "generate"):
+        assert saved["signatures"][name]["inputs"] == hand["signatures"][name]["inputs"]
 
 
 # ---------------------------------------------------------------------------
@@ -551,7 +549,7 @@ def grpc_server(hmm_export):
 
 
 def test_grpc_client_against_a_stand_in_server(hmm_export, grpc_server):
-    description = common.load_description(hmm_export["onnx"])
+    description = common.load_description(hmm_export["version"])
     model = grpc_server.model
     model.requests.clear()
     videos = grpc_client.generate(grpc_server.target, "hmm", description, num=3, frames=9, seed=1)
