@@ -297,12 +297,21 @@ def build_parser():
     p.add_argument("--out", required=True, help="output file: .mp4, .gif or .npz")
     p.set_defaults(func=cmd_generate)
 
-    p = sub.add_parser("export", help="export a preset to SavedModel (TF Serving) and ONNX")
-    p.add_argument("preset", help="preset name or directory")
+    p = sub.add_parser(
+        "export", help="export a preset (or every zoo preset) to SavedModel (TF Serving) and ONNX",
+        description="Writes OUT/<model>/<version>/ (SavedModel) and OUT/<model>.onnx for a preset, or "
+                    "OUT/<preset>/<version>/ and OUT/<preset>.onnx for every zoo preset with --all-presets; adds or "
+                    "updates each model's entry in OUT/models.config (TF Serving's model_config_list) and writes "
+                    "OUT/batching.config when it is absent.")
+    p.add_argument("preset", nargs="?", help="preset name or directory (or --all-presets)")
+    p.add_argument("--all-presets", action="store_true", help="export every preset of the zoo (`vidgen list`)")
     p.add_argument("--format", default="savedmodel,onnx", help="savedmodel, onnx or both (default both)")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--version", type=int, default=1, help="SavedModel version (default 1)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing version")
+    p.add_argument("--base-path", metavar="PREFIX",
+                   help="base_path prefix in models.config as the server sees OUT, e.g. /models for "
+                        "`docker run -v OUT:/models` (default: OUT's absolute path)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("quickstart", help="train the small MoCoGAN preset, write samples, export it")
