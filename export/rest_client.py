@@ -9,8 +9,9 @@ the default) or `{"signature_name": ..., "instances": [{name: value}, ...]}`
 (`--format row`: one object per video, so every input needs a batch axis),
 the inputs drawn as the export description says (see `_client_common.py`), and
 decodes the uint8 `video` from the response's `outputs` (columnar) or
-`predictions` (row). REST JSON writes every pixel as a number: for long or
-large clips gRPC (grpc_client.py) sends a quarter to a third of the bytes.
+`predictions` (row). REST JSON writes every pixel as a number (up to four bytes
+with its comma): for long or large clips gRPC (grpc_client.py) sends several
+times fewer bytes (`bench/generate_latency.py --encoding-only` measures both).
 """
 
 import argparse
