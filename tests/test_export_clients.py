@@ -1,21 +1,20 @@
 """The clients under export/: ONNX (onnxruntime), TF Serving REST and gRPC, none importing TensorFlow.
 
 No TF Serving binary is available here. The REST and gRPC end-to-end tests
-start a small server on 127.0.0.1 that answers in TF Serving's shapes (the REST
-`:predict` JSON, the gRPC `tensorflow.serving.PredictionService/Predict` with
-tensorflow-serving-api's own servicer base class and messages) by running the
-exported SavedModel's signatures in this process. They stand in for TF
-Serving's process, not its code: what they check is that the clients speak the
-protocol and send what the exported signatures declare.
+start a small server on 127.0.0.1 (tests/serving_standins.py) that answers in
+TF Serving's shapes (the REST `:predict` JSON, the gRPC
+`tensorflow.serving.PredictionService/Predict` with tensorflow-serving-api's own
+servicer base class and messages) by running the exported SavedModel's
+signatures in this process. They stand in for TF Serving's process, not its
+code: what they check is that the clients speak the protocol and send what the
+exported signatures declare; TF Serving's own parsing, batching and
+version policy are not exercised.
 """
 
 import json
 import os
 import subprocess
 import sys
-import threading
-from concurrent import futures
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +22,7 @@ import pytest
 import tensorflow as tf
 
 import vidgen_tf
+from tests import serving_standins as standins
 from vidgen_tf import exporting
 
 EXPORT = Path(__file__).resolve().parent.parent / "export"
@@ -323,69 +323,9 @@ def test_onnx_client_samples_have_the_state_statistics_of_model_generate(hmm_mod
 # ---------------------------------------------------------------------------
 
 
-class _Signatures:
-    """The SavedModel's signatures, called as TF Serving calls them; records each request's inputs."""
-
-    def __init__(self, name, version_dir):
-        self.name, self.version = name, int(Path(version_dir).name)
-        self.signatures = tf.saved_model.load(str(version_dir)).signatures
-        self.requests = []
-
-    def run(self, signature_name, inputs):
-        """inputs: name -> numpy array (as the wire carried it) -> name -> numpy output."""
-        self.requests.append((signature_name, inputs))
-        function = self.signatures[signature_name]
-        specs = function.structured_input_signature[1]
-        tensors = {k: tf.constant(v, dtype=specs[k].dtype) for k, v in inputs.items()}
-        return {k: v.numpy() for k, v in function(**tensors).items()}
-
-
-class _RestHandler(BaseHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-    def _answer(self, status, body):
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def do_POST(self):
-        model = self.server.model
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.server.bodies.append((self.path, body))
-        accepted = {f"/v1/models/{model.name}:predict", f"/v1/models/{model.name}/versions/{model.version}:predict"}
-        if self.path not in accepted:
-            return self._answer(404, {"error": f"Servable not found for request: {self.path}"})
-        name = body.get("signature_name", "serving_default")
-        if "inputs" in body:
-            inputs = {k: np.asarray(v) for k, v in body["inputs"].items()}
-        else:
-            rows = body["instances"]
-            inputs = {k: np.asarray([row[k] for row in rows]) for k in rows[0]}
-        try:
-            outputs = model.run(name, inputs)
-        except Exception as error:  # TF Serving answers errors as {"error": ...}
-            return self._answer(400, {"error": str(error)})
-        if "inputs" in body:
-            values = {k: v.tolist() for k, v in outputs.items()}
-            return self._answer(200, {"outputs": next(iter(values.values())) if len(values) == 1 else values})
-        count = len(next(iter(outputs.values())))
-        if len(outputs) == 1:
-            return self._answer(200, {"predictions": next(iter(outputs.values())).tolist()})
-        return self._answer(200, {"predictions": [{k: v[i].tolist() for k, v in outputs.items()}
-                                                  for i in range(count)]})
-
-
 @pytest.fixture(scope="module")
 def rest_server(hmm_export):
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _RestHandler)
-    server.model = _Signatures("hmm", hmm_export["version"])
-    server.bodies = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server, thread = standins.start_rest(standins.Signatures("hmm", hmm_export["version"]), port=0)
     yield server
     server.shutdown()
     server.server_close()
@@ -409,16 +349,16 @@ def test_rest_client_against_a_stand_in_server(hmm_export, rest_server, tmp_path
     url = f"http://127.0.0.1:{rest_server.server_port}"
     description = common.load_description(hmm_export["base"])
     rest_server.bodies.clear()
-    rest_server.model.requests.clear()
+    rest_server.standin_model.requests.clear()
     videos = rest_client.generate(url, "hmm", description, num=3, frames=12, seed=2, request_format=request_format)
     assert videos.shape == (3, 12, 16, 16, 1) and videos.dtype == np.uint8
     (path, body), = rest_server.bodies
     assert path == "/v1/models/hmm:predict" and body["signature_name"] == "serving_default"
     assert ("inputs" if request_format == "columnar" else "instances") in body
-    (name, inputs), = rest_server.model.requests
-    _assert_matches_signature(rest_server.model.signatures, name, inputs)
+    (name, inputs), = rest_server.standin_model.requests
+    _assert_matches_signature(rest_server.standin_model.signatures, name, inputs)
     # The same inputs through the SavedModel directly give the same videos.
-    expected = rest_server.model.signatures["serving_default"](
+    expected = rest_server.standin_model.signatures["serving_default"](
         **{k: tf.constant(v, tf.float32) for k, v in common.draw_inputs(description, num=3, seed=2, frames=12).items()})
     assert np.array_equal(videos, expected["video"].numpy())
 
@@ -426,11 +366,11 @@ def test_rest_client_against_a_stand_in_server(hmm_export, rest_server, tmp_path
         videos = rest_client.generate(url, "hmm", description, num=2, frames=5, seed=9, signature="generate",
                                       version=1)
         assert rest_server.bodies[-1][0] == "/v1/models/hmm/versions/1:predict"
-        name, inputs = rest_server.model.requests[-1]
+        name, inputs = rest_server.standin_model.requests[-1]
         assert name == "generate" and {k: int(v) for k, v in inputs.items()} == {
             "batch_size": 2, "seed": 9, "num_frames": 5}
-        _assert_matches_signature(rest_server.model.signatures, name, inputs)
-        own = rest_server.model.signatures["generate"](
+        _assert_matches_signature(rest_server.standin_model.signatures, name, inputs)
+        own = rest_server.standin_model.signatures["generate"](
             batch_size=tf.constant(2), seed=tf.constant(9, tf.int64), num_frames=tf.constant(5))
         assert np.array_equal(videos, own["video"].numpy())  # the graph draws from the seed: same videos
     else:
@@ -506,44 +446,10 @@ def test_grpc_responses_decode_from_int_val_and_tensor_content():
     assert decoded["int_val"].dtype == np.uint8 and decoded["log_prob"].tolist() == [-1.5, 2.0]
 
 
-def _uint8_as_int_val(value):
-    """A uint8 output as TF Serving's gRPC answers it: in int_val."""
-    proto = tf.make_tensor_proto(value)
-    proto.ClearField("tensor_content")
-    proto.int_val.extend(value.ravel().tolist())
-    return proto
-
-
 @pytest.fixture(scope="module")
 def grpc_server(hmm_export):
-    import grpc
-    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
-
-    model = _Signatures("hmm", hmm_export["version"])
-
-    class Servicer(prediction_service_pb2_grpc.PredictionServiceServicer):
-        def Predict(self, request, context):
-            spec = request.model_spec
-            if spec.name != model.name or (spec.HasField("version") and spec.version.value != model.version):
-                context.abort(grpc.StatusCode.NOT_FOUND, f"Servable not found for request: {spec.name}")
-            inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
-            try:
-                outputs = model.run(spec.signature_name or "serving_default", inputs)
-            except Exception as error:
-                context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
-            response = predict_pb2.PredictResponse()
-            response.model_spec.CopyFrom(spec)
-            for name, value in outputs.items():
-                response.outputs[name].CopyFrom(
-                    _uint8_as_int_val(value) if value.dtype == np.uint8 else tf.make_tensor_proto(value))
-            return response
-
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2),
-                         options=[("grpc.max_send_message_length", 64 * 1024 * 1024)])
-    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(Servicer(), server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    server.model, server.target = model, f"127.0.0.1:{port}"
+    server, target = standins.start_grpc(standins.Signatures("hmm", hmm_export["version"]), port=0)
+    server.model, server.target = server.standin_model, target
     yield server
     server.stop(grace=None).wait(10)
 
