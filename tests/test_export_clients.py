@@ -11,6 +11,7 @@ exported signatures declare; TF Serving's own parsing, batching and
 version policy are not exercised.
 """
 
+import copy
 import json
 import os
 import subprocess
@@ -179,6 +180,15 @@ def test_bad_requests_are_named(hmm_model, tmp_path):
         common.draw_inputs(description, label=1)
     with pytest.raises(common.ClientError, match="'videos' of signature 'log_prob' takes 'video' values"):
         common.draw_inputs(description, "log_prob")
+    with pytest.raises(common.ClientError, match="number of videos must be a positive integer, got 0"):
+        common.draw_inputs(description, "generate", num=0)
+    at_least_two = copy.deepcopy(description)
+    at_least_two["signatures"]["generate"]["inputs"]["batch_size"]["distribution"]["min"] = 2
+    with pytest.raises(common.ClientError, match="'batch_size' must be at least 2, got 1"):
+        common.draw_inputs(at_least_two, "generate", num=1)
+    with pytest.raises(common.ClientError, match="Output 'video' has shape \\[2, 4, 8, 16, 1\\]; the description "
+                                                 "says \\[None, None, 16, 16, 1\\]"):
+        common.check_video(np.zeros([2, 4, 8, 16, 1], np.uint8), description, "serving_default", "video")
     with pytest.raises(common.ClientError, match="must end in .npz, .gif, .mp4"):
         common.check_output_path(tmp_path / "clip.avi")
 
