@@ -151,10 +151,25 @@ class VideoModel(keras.Model):
             raise ValueError(f"Labels must be shaped (batch,), got {tuple(labels.shape)}.")
         if batch_size is not None and labels.shape[0] is not None and labels.shape[0] != batch_size:
             raise ValueError(f"Got {labels.shape[0]} labels for {batch_size} videos.")
-        if tf.executing_eagerly() and labels.shape[0]:
-            low, high = int(tf.reduce_min(labels)), int(tf.reduce_max(labels))
-            if low < 0 or high >= self.num_classes:
-                raise ValueError(
-                    f"Labels must be in [0, {self.num_classes}), got values in [{low}, {high}]."
-                )
-        return labels
+        return self._check_label_range(labels)
+
+    def _check_label_range(self, labels):
+        """`labels` with a range check: a ValueError in eager mode, an assert (INVALID_ARGUMENT) in a graph.
+
+        An embedding lookup or a one-hot of a label outside [0, num_classes)
+        gives a zero code on some devices instead of failing, so the range is
+        checked here, before any generator sees it.
+        """
+        expected = f"label: expected integers in [0, {self.num_classes})"
+        if tf.executing_eagerly():
+            values = labels.numpy()
+            bad = values[(values < 0) | (values >= self.num_classes)]
+            if bad.size:
+                raise ValueError(f"{expected}, got {int(bad[0])} ({bad.size} of {values.size} out of range).")
+            return labels
+        # A plain string (no StringFormat) so the check also compiles under XLA, where it is a no-op.
+        in_range = tf.reduce_all((labels >= 0) & (labels < self.num_classes))
+        check = tf.debugging.Assert(in_range, [f"{expected}, got values in [min, max] =",
+                                               tf.reduce_min(labels), tf.reduce_max(labels)])
+        with tf.control_dependencies([check]):
+            return tf.identity(labels)

@@ -5,6 +5,13 @@ Every exported function is a pure graph of its inputs: noise is an input of
 stateless random ops, and a graph that cannot be converted must not be
 written). The `generate` signature draws its noise from a seed with the same
 stateless ops as `model.generate`, so both give the same video for a seed.
+
+Every export describes its inputs (`description`: how to draw each noise
+input, which axes are dynamic), and every SavedModel signature checks its
+inputs against that description (`validation`: INVALID_ARGUMENT naming the
+input, e.g. "label: expected integers in [0, 10), got 12"). ONNX has no
+assert: the ONNX file runs on any input, so its clients check inputs
+against its description themselves.
 """
 
 import json
@@ -16,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from vidgen_tf.atomic import atomic_directory, write_bytes
-from vidgen_tf.exporting import description
+from vidgen_tf.exporting import description, validation
 from vidgen_tf.exporting.description import MissingDescriptionError, describe, describe_model  # noqa: F401
 
 logger = logging.getLogger(__name__)
@@ -65,48 +72,47 @@ def _build_archive(model):
     import keras
 
     specs = _input_specs(model)
+    described = description.signature_descriptions(model)
     video_fn = _float_video_fn(model)
     archive = keras.export.ExportArchive()
     archive.track(model)
 
     def serve(inputs):
+        inputs = validation.checked_inputs(described["serving_default"], inputs)
         return {"video": to_uint8_video(video_fn(inputs))}
 
     archive.add_endpoint("serving_default", serve, input_signature=[specs])
 
+    generate_names = list(description.generate_input_specs(model))
     generate_specs = list(description.generate_input_specs(model).values())
 
-    def generate(batch_size, seed, *rest):
-        rest = list(rest)
-        num_frames = rest.pop(0) if model.variable_length else model.num_frames
+    def generate(*args):
+        args = validation.checked_inputs(described["generate"], dict(zip(generate_names, args)))
+        batch_size = args["batch_size"]
+        num_frames = args["num_frames"] if model.variable_length else model.num_frames
         noise = model.sample_noise(
-            batch_size, tf.stack([seed, tf.constant(1, tf.int64)]), num_frames=num_frames
+            batch_size, tf.stack([args["seed"], tf.constant(1, tf.int64)]), num_frames=num_frames
         )
         if model.num_classes:
-            label = rest.pop(0)
-            tf.debugging.assert_equal(
-                tf.shape(label)[0], batch_size, message="`label` must hold `batch_size` labels"
-            )
-            noise["label"] = label
+            noise["label"] = validation.check_label_count(args["label"], batch_size)
         return {"video": to_uint8_video(video_fn(noise))}
 
     archive.add_endpoint("generate", generate, input_signature=generate_specs)
 
     if getattr(model, "has_log_prob", False):
 
-        def log_prob(videos):
-            return {"log_prob": tf.cast(model.log_prob(videos), tf.float32)}
+        def scorer(name):
+            def score(videos):
+                videos = validation.checked_inputs(described[name], {"videos": videos})["videos"]
+                # log_prob takes uint8 (as x / 127.5 - 1) and float videos alike.
+                return {"log_prob": tf.cast(model.log_prob(videos), tf.float32)}
 
-        def log_prob_uint8(videos):
-            return {"log_prob": tf.cast(model.log_prob(tf.cast(videos, tf.float32) / 127.5 - 1.0), tf.float32)}
+            return score
 
-        archive.add_endpoint(
-            "log_prob", log_prob, input_signature=[description.log_prob_input_specs(model)["videos"]]
-        )
-        archive.add_endpoint(
-            "log_prob_uint8", log_prob_uint8,
-            input_signature=[description.log_prob_input_specs(model, "uint8")["videos"]],
-        )
+        for name, dtype in (("log_prob", "float32"), ("log_prob_uint8", "uint8")):
+            archive.add_endpoint(
+                name, scorer(name), input_signature=[description.log_prob_input_specs(model, dtype)["videos"]]
+            )
     return archive
 
 
@@ -129,6 +135,11 @@ def export_savedmodel(model, directory, version=1, overwrite=False, preset=None)
       - `log_prob`, for models with `has_log_prob`: `videos` float32 in
         [-1, 1] -> `log_prob` `(B,)` in nats per video; `log_prob_uint8`
         the same of uint8 `videos` in [0, 255] (scored as x / 127.5 - 1).
+
+    Every signature checks its inputs (sizes of shared batch and frames
+    axes, noise support, label range, counts, video range; see
+    `vidgen_tf.exporting.validation`): invalid input gives INVALID_ARGUMENT
+    with a message naming the input and what was expected.
 
     The description of every signature (how to draw each input; see
     `vidgen_tf.exporting.description`) is written to
@@ -212,6 +223,11 @@ def export_onnx(model, path, opset=ONNX_OPSET, num_checks=8, savedmodel_dir=None
     `serving_default` within one level. The maximum differences are written to
     `<path>.parity.json`; the ONNX file is written only when the check passes.
 
+    ONNX cannot raise on an assert: tf2onnx drops the input checks of the
+    SavedModel's signatures, so the ONNX model computes something from any
+    input, valid or not. Check inputs against the description (below) before
+    running it.
+
     The file carries the export description (see
     `vidgen_tf.exporting.description`) as its `metadata_props` entry
     `vidgen_export`: the `serving_default` signature it holds, the versions
@@ -252,9 +268,12 @@ def export_onnx(model, path, opset=ONNX_OPSET, num_checks=8, savedmodel_dir=None
     names = list(specs)
     video_fn = _float_video_fn(model)
 
+    serving_described = description.signature_descriptions(model)["serving_default"]
+
     @tf.function(input_signature=[specs[n] for n in names])
     def flat_serve(*args):
-        video = video_fn(dict(zip(names, args)))
+        # The same checks as the SavedModel's; tf2onnx drops them (ONNX has no assert).
+        video = video_fn(validation.checked_inputs(serving_described, dict(zip(names, args))))
         return {"video": to_uint8_video(video), "video_float": video}
 
     proto, _ = tf2onnx.convert.from_function(flat_serve, input_signature=[specs[n] for n in names], opset=opset)

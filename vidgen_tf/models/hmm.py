@@ -265,10 +265,11 @@ class VideoHMM(LikelihoodModel):
         `feature_dim` is set (see `likelihood_space`).
 
         Args:
-            videos: float `(B, T, H, W, C)` in [-1, 1], any T >= 1.
+            videos: `(B, T, H, W, C)`, any T >= 1: float in [-1, 1] or uint8
+                in [0, 255] (scored as x / 127.5 - 1; see `as_float_videos`).
             training: bool. Unused (the model has no dropout or noise).
         """
-        observations, hmm = self._checked(videos)
+        observations, hmm = self._checked(self.as_float_videos(videos))
         return hmm.log_prob(observations)
 
     def posterior_mode(self, videos):
