@@ -490,6 +490,12 @@ def test_grpc_client_against_a_stand_in_server(hmm_export, grpc_server):
         grpc_client.generate(grpc_server.target, "hmm", description, num=64, max_message_mb=0.1)
     with pytest.raises(common.ClientError, match="NOT_FOUND: Servable not found for request: nope"):
         grpc_client.generate(grpc_server.target, "nope", description, num=1)
+    # Inputs outside their declared support are refused by the exported signature; the status reaches the client.
+    bad = common.draw_inputs(description, num=1, frames=4)
+    bad["state_noise"] += 2.0
+    with pytest.raises(common.ClientError,
+                       match="(?s)INVALID_ARGUMENT: .*state_noise: expected values in \\[0.0, 1.0\\)"):
+        grpc_client.predict(grpc_server.target, grpc_client.predict_request("hmm", bad))
 
 
 def test_the_grpc_client_runs_without_tensorflow(hmm_export, grpc_server, tmp_path):
