@@ -11,10 +11,23 @@ fastest of the three; beneath each line, the achieved GFLOP/s of each (2 x
 percentage of the float32 matrix-multiply peak measured at the start of this
 run (`_common.matmul_peak_gflops`; again at the end, recorded beside it);
 writes JSON.
+
+First, the cost of the request and response encodings a TF Serving client
+pays for one 16-frame 64x64 RGB clip per video (MoCoGAN's `serving_default`
+inputs, drawn as its export description says; the response a uint8 video of
+uniform random pixels, the worst case for both encodings): REST JSON in the
+columnar (`inputs` / `outputs`) and row (`instances` / `predictions`) formats,
+and gRPC protobuf bytes (the messages of export/grpc_client.py; the response
+with the video in `int_val`, as TF Serving sends it, and in `tensor_content`).
+Bytes on the wire and encode / decode milliseconds, printed as a table and
+recorded in the JSON under `encoding`. `--encoding-only` stops after it.
 """
 
 import argparse
+import json
+import sys
 import tempfile
+from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
@@ -30,6 +43,72 @@ def best_of(function, repeats):
     return best_seconds(function, repeats) * 1000
 
 
+def encoding_costs(batch_sizes, repeats, num_frames=16, height=64, width=64, channels=3):
+    """Bytes and encode/decode ms of REST JSON (columnar, row) and gRPC protobuf, request and response."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "export"))
+    import _client_common as common
+    import grpc_client
+    import rest_client
+
+    model = vidgen_tf.build("mocogan", num_frames=num_frames, height=height, width=width, channels=channels)
+    description = exporting.describe_model(model)
+    messages = grpc_client.messages()
+    rows = []
+    for batch in batch_sizes:
+        inputs = common.draw_inputs(description, num=batch, seed=0)
+        video = np.random.default_rng(0).integers(0, 256, [batch, num_frames, height, width, channels]).astype(np.uint8)
+        names = ["video"]
+        cases = {}
+        def rest_request_decode(data):  # what a server does: JSON, then an array per input
+            body = json.loads(data)
+            if "inputs" in body:
+                return {k: np.asarray(v) for k, v in body["inputs"].items()}
+            return {k: np.asarray([row[k] for row in body["instances"]]) for k in body["instances"][0]}
+
+        for fmt in rest_client.FORMATS:
+            answer = {"outputs" if fmt == "columnar" else "predictions": video.tolist()}
+            cases[f"rest_{fmt}"] = {
+                "request": (lambda fmt=fmt: json.dumps(rest_client.request_body(inputs, request_format=fmt)).encode(),
+                            rest_request_decode),
+                "response": (lambda answer=answer: json.dumps(answer).encode(),
+                             lambda data, fmt=fmt: rest_client.decode_response(json.loads(data), names, fmt)),
+            }
+        for content in ("int_val", "tensor_content"):
+            def response(content=content):
+                message = messages["PredictResponse"]()
+                proto = grpc_client.tensor_proto(video)
+                if content == "int_val":
+                    proto.ClearField("tensor_content")
+                    proto.int_val.extend(video.ravel().tolist())
+                message.outputs["video"].CopyFrom(proto)
+                return message.SerializeToString()
+
+            cases[f"grpc_{content}"] = {
+                "request": (lambda: grpc_client.predict_request("mocogan", inputs).SerializeToString(),
+                            lambda data: {k: grpc_client.to_numpy(v) for k, v in
+                                          messages["PredictRequest"].FromString(data).inputs.items()}),
+                "response": (response, lambda data: {k: grpc_client.to_numpy(v) for k, v in
+                                                     messages["PredictResponse"].FromString(data).outputs.items()}),
+            }
+        for name, parts in cases.items():
+            row = {"encoding": name, "batch_size": batch, "num_frames": num_frames, "height": height, "width": width,
+                   "channels": channels}
+            for part, (encode, decode) in parts.items():
+                data = encode()
+                row[part] = {"bytes": len(data), "encode_ms": best_of(encode, repeats),
+                             "decode_ms": best_of(lambda: decode(data), repeats)}
+            rows.append(row)
+    print(f"\nrequest/response encoding, {num_frames} x {height} x {width} x {channels} uint8 clip per video "
+          "(random pixels), best of {repeats}".replace("{repeats}", str(repeats)))
+    print(f"{'encoding':<20} {'batch':>5} {'request B':>10} {'enc ms':>8} {'dec ms':>8} "
+          f"{'response B':>11} {'enc ms':>8} {'dec ms':>8}")
+    for row in rows:
+        q, a = row["request"], row["response"]
+        print(f"{row['encoding']:<20} {row['batch_size']:>5} {q['bytes']:>10} {q['encode_ms']:>8.2f} "
+              f"{q['decode_ms']:>8.2f} {a['bytes']:>11} {a['encode_ms']:>8.2f} {a['decode_ms']:>8.2f}", flush=True)
+    return rows
+
+
 def main():
     import onnxruntime
 
@@ -38,7 +117,13 @@ def main():
     parser.add_argument("--batch-sizes", type=int, nargs="*", default=[1, 32])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--json", default="bench/results/generate_latency.json")
+    parser.add_argument("--encoding-only", action="store_true",
+                        help="only the request/response encoding table (no exports, no latency)")
     args = parser.parse_args()
+    encoding = encoding_costs(args.batch_sizes, args.repeats)
+    if args.encoding_only:
+        write_json(args.json, [], repeats=args.repeats, encoding=encoding)
+        return
     peak = matmul_peak_gflops()
     print(f"float32 matmul peak: TensorFlow {peak['tensorflow']:.1f} GFLOP/s, numpy {peak['numpy']:.1f} GFLOP/s "
           f"({peak['size']}x{peak['size']}, best of {peak['repeats']})", flush=True)
@@ -77,7 +162,8 @@ def main():
     end = matmul_peak_gflops()
     print(f"float32 matmul peak at the end: TensorFlow {end['tensorflow']:.1f} GFLOP/s, numpy {end['numpy']:.1f} "
           "GFLOP/s (percentages use the start's)", flush=True)
-    write_json(args.json, rows, repeats=args.repeats, matmul_peak_gflops=peak, matmul_peak_gflops_end=end)
+    write_json(args.json, rows, repeats=args.repeats, matmul_peak_gflops=peak, matmul_peak_gflops_end=end,
+               encoding=encoding)
 
 
 if __name__ == "__main__":

@@ -1,40 +1,67 @@
 """Generate videos from an exported ONNX file with onnxruntime alone (no TensorFlow).
 
-    python export/onnx_client.py exported/mocogan.onnx --num 4 --frames 16 --out clip.npz
+    python export/onnx_client.py exported/hmm.onnx --num 4 --frames 24 --out clip.gif
 
-Draws the noise inputs the graph declares (standard normal; labels from --label) and writes the
-uint8 `video` output as an .npz (`videos` [N, T, H, W, C]) that `vidgen_tf.video_io` and the
-`npz` dataset read.
+Reads the export description from the file's metadata (`vidgen_export`), draws
+each input from the distribution it declares (e.g. the HMM's uniform
+`state_noise`, a GAN's normal latents, labels in range) from `--seed`, and writes
+the uint8 `video` output: `.npz` (`videos` (N, T, H, W, C), every video, as the
+`npz` dataset reads it), `.gif` or `.mp4` (one grid of all of them).
 """
 
 import argparse
+import os
+import sys
 
-import numpy as np
-import onnxruntime
+if __package__ in (None, ""):  # run as a script: the shared code sits beside it
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import _client_common as common  # noqa: E402
+
+SIGNATURE = "serving_default"  # the one function an ONNX export holds
 
 
-def main():
+def generate(model_path, num=4, frames=None, label=None, seed=0, signature=SIGNATURE):
+    """Runs the ONNX file on inputs drawn as its description says.
+
+    Args:
+        model_path: str. The `.onnx` file.
+        num, frames, label, seed: see `_client_common.draw_inputs`.
+        signature: str. Must be `"serving_default"`, the signature an ONNX
+            export holds. Defaults to it.
+
+    Returns:
+        `(videos, description)`: uint8 `(N, T, H, W, C)` and the description.
+    """
+    import onnxruntime
+
+    if signature != SIGNATURE:
+        raise common.ClientError(f"An ONNX export holds only {SIGNATURE!r}, not {signature!r}; call other "
+                                 "signatures through TF Serving (rest_client.py, grpc_client.py).")
+    description = common.load_description(model_path)
+    inputs = common.draw_inputs(description, signature, num=num, seed=seed, frames=frames, label=label)
+    session = onnxruntime.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+    graph_inputs = {spec.name for spec in session.get_inputs()}
+    if graph_inputs != set(inputs):
+        raise common.ClientError(f"{model_path}: the graph's inputs {sorted(graph_inputs)} differ from its "
+                                 f"description's {sorted(inputs)}.")
+    output = common.video_output(description, signature)
+    (video,) = session.run([output], inputs)
+    return common.check_video(video, description, signature, output), description
+
+
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model")
-    parser.add_argument("--num", type=int, default=4)
-    parser.add_argument("--frames", type=int, default=16, help="used where the frame axis is dynamic")
-    parser.add_argument("--label", type=int, default=0)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default="onnx_videos.npz")
-    args = parser.parse_args()
-    session = onnxruntime.InferenceSession(args.model, providers=["CPUExecutionProvider"])
-    rng = np.random.default_rng(args.seed)
-    feeds = {}
-    for spec in session.get_inputs():
-        if spec.name == "label":
-            feeds["label"] = np.full([args.num], args.label, np.int32)
-            continue
-        shape = [args.num] + [d if isinstance(d, int) else args.frames for d in spec.shape[1:]]
-        feeds[spec.name] = rng.standard_normal(shape).astype(np.float32)
-    (video,) = session.run(["video"], feeds)
-    np.savez_compressed(args.out, videos=video)
-    print(f"wrote {args.out}: videos {video.shape} {video.dtype}")
+    parser.add_argument("model", help="the exported .onnx file")
+    common.add_generation_arguments(parser)
+    args = parser.parse_args(argv)
+    common.check_output_path(args.out)
+    videos, description = generate(args.model, num=args.num, frames=args.frames, label=args.label, seed=args.seed,
+                                   signature=args.signature)
+    common.write_videos(args.out, videos, fps=args.fps)
+    print(f"{description['model']} ({args.model}, onnxruntime): wrote {args.out}: videos {list(videos.shape)} uint8")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(common.run_main(main))

@@ -130,8 +130,10 @@ def check_exports(model, tmp_path):
     version_dir = vidgen_tf.export_savedmodel(model, tmp_path / "serving", version=3)
     assert version_dir == tmp_path / "serving" / model.registered_name / "3"
     loaded = tf.saved_model.load(str(version_dir))
-    expected_signatures = {"serving_default", "generate"} | ({"log_prob"} if getattr(model, "has_log_prob", False) else set())
-    assert set(loaded.signatures) == expected_signatures
+    scoring = {"log_prob", "log_prob_uint8"} if getattr(model, "has_log_prob", False) else set()
+    assert set(loaded.signatures) == {"serving_default", "generate"} | scoring
+    # The description names every signature and how to draw every input.
+    assert set(vidgen_tf.exporting.describe(version_dir)["signatures"]) == set(loaded.signatures)
 
     # serving_default: named noise inputs -> uint8 video equal to the Keras model's.
     noise = {k: v.numpy() for k, v in fixed_noise(model).items()}

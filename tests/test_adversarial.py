@@ -117,7 +117,7 @@ def test_labels_and_conditioning_mismatches_are_named():
     conditional = tiny(num_classes=2)
     with pytest.raises(ValueError, match="labels are required"):
         conditional.generate(2)
-    with pytest.raises(ValueError, match=r"Labels must be in \[0, 2\)"):
+    with pytest.raises(ValueError, match=r"label: expected integers in \[0, 2\)"):
         conditional.generate(2, labels=[0, 5])
     with pytest.raises(ValueError, match="Got 3 labels for 2 videos"):
         conditional.generate(2, labels=[0, 1, 1])

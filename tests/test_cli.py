@@ -196,6 +196,8 @@ def test_train_generate_export_end_to_end(capsys, tmp_path):
     assert parity["max_abs_diff_float"] <= 1e-4
     loaded = tf.saved_model.load(str(tmp_path / "exp" / "mocogan" / "1"))
     assert {"serving_default", "generate"} <= set(loaded.signatures)
+    for export in (tmp_path / "exp" / "mocogan", tmp_path / "exp" / "mocogan.onnx"):
+        assert vidgen_tf.exporting.describe(export)["preset"] == "run"
 
     # Exporting the same version again refuses to overwrite it.
     code, _, err = run(capsys, "export", str(out), "--format", "savedmodel", "--out", str(tmp_path / "exp"))

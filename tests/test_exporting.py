@@ -41,6 +41,7 @@ def test_a_crash_while_overwriting_a_version_keeps_the_old_one_and_no_debris(tmp
     monkeypatch.setattr(exporting, "_build_archive", lambda model: _Archive(fail=False))
     target = exporting.export_savedmodel(model, tmp_path / "serving", version=1, overwrite=True)
     assert target == base / "1" and os.listdir(base) == ["1"]
-    assert os.listdir(target) == ["saved_model.pb"] and (target / "saved_model.pb").read_text() == "new"
+    assert sorted(os.listdir(target)) == ["assets", "saved_model.pb"] and (target / "saved_model.pb").read_text() == "new"
+    assert os.listdir(target / "assets") == ["vidgen_export.json"]  # the description, written inside the swap
     with pytest.raises(FileExistsError, match="pass overwrite=True"):
         exporting.export_savedmodel(model, tmp_path / "serving", version=1)

@@ -3,7 +3,7 @@
 __version__ = "0.1.0"
 
 from vidgen_tf import data, distribute, exporting  # noqa: E402
-from vidgen_tf.presets import from_preset, list_presets, save_preset  # noqa: E402
+from vidgen_tf.presets import from_preset, list_presets, load_model, save_preset  # noqa: E402
 from vidgen_tf.registry import build, list_models, register  # noqa: E402
 
 
@@ -28,6 +28,7 @@ __all__ = [
     "from_preset",
     "list_models",
     "list_presets",
+    "load_model",
     "register",
     "save_preset",
 ]

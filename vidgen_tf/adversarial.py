@@ -581,8 +581,13 @@ class AdversarialModel(VideoModel):
 
     # -------------------------------------------------------------- generation
     def generate_from_noise(self, noise, labels=None, training=False, generator=None):
-        """Videos `(B, T, H, W, C)` from a noise dict, by `generator` (default: the trained one)."""
+        """Videos `(B, T, H, W, C)` from a noise dict, by `generator` (default: the trained one).
+
+        Labels outside [0, num_classes) are an error (a ValueError in eager
+        mode, an INVALID_ARGUMENT assert in a graph), never a silent zero code.
+        """
         inputs = dict(noise)
+        labels = self.check_labels(labels)
         if self.num_classes:
             inputs["label"] = labels
         return (generator or self.generator)(inputs, training=training)

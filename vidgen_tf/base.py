@@ -78,6 +78,20 @@ class VideoModel(keras.Model):
         which a trace sees once): `vidgen_tf.cost` leaves their traced calls out. Defaults to ()."""
         return ()
 
+    # ------------------------------------------------------------ noise
+    def noise_distributions(self):
+        """How each input of `noise_spec()` is drawn, for the export description.
+
+        Exported graphs take their noise as inputs; a client draws it as this
+        says (see `vidgen_tf.exporting.description`). Models whose
+        `sample_noise` draws anything but N(0, 1) override this.
+
+        Returns:
+            dict name -> distribution dict: every `noise_spec` entry
+            `{"kind": "normal", "mean": 0.0, "stddev": 1.0}` by default.
+        """
+        return {name: {"kind": "normal", "mean": 0.0, "stddev": 1.0} for name in self.noise_spec()}
+
     def _check_num_frames(self, num_frames):
         """`num_frames`, defaulting to the training length; only `variable_length` models take others."""
         if num_frames is None:
@@ -137,10 +151,25 @@ class VideoModel(keras.Model):
             raise ValueError(f"Labels must be shaped (batch,), got {tuple(labels.shape)}.")
         if batch_size is not None and labels.shape[0] is not None and labels.shape[0] != batch_size:
             raise ValueError(f"Got {labels.shape[0]} labels for {batch_size} videos.")
-        if tf.executing_eagerly() and labels.shape[0]:
-            low, high = int(tf.reduce_min(labels)), int(tf.reduce_max(labels))
-            if low < 0 or high >= self.num_classes:
-                raise ValueError(
-                    f"Labels must be in [0, {self.num_classes}), got values in [{low}, {high}]."
-                )
-        return labels
+        return self._check_label_range(labels)
+
+    def _check_label_range(self, labels):
+        """`labels` with a range check: a ValueError in eager mode, an assert (INVALID_ARGUMENT) in a graph.
+
+        An embedding lookup or a one-hot of a label outside [0, num_classes)
+        gives a zero code on some devices instead of failing, so the range is
+        checked here, before any generator sees it.
+        """
+        expected = f"label: expected integers in [0, {self.num_classes})"
+        if tf.executing_eagerly():
+            values = labels.numpy()
+            bad = values[(values < 0) | (values >= self.num_classes)]
+            if bad.size:
+                raise ValueError(f"{expected}, got {int(bad[0])} ({bad.size} of {values.size} out of range).")
+            return labels
+        # A plain string (no StringFormat) so the check also compiles under XLA, where it is a no-op.
+        in_range = tf.reduce_all((labels >= 0) & (labels < self.num_classes))
+        check = tf.debugging.Assert(in_range, [f"{expected}, got values in [min, max] =",
+                                               tf.reduce_min(labels), tf.reduce_max(labels)])
+        with tf.control_dependencies([check]):
+            return tf.identity(labels)

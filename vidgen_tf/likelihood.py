@@ -73,6 +73,11 @@ def bits_per_dim(nll, num_dims, dequantized=False):
     return bits + EIGHT_BIT_CORRECTION_BITS if dequantized else bits
 
 
+# How far float videos may leave [-1, 1] before `log_prob` refuses them: the
+# dequantisation noise adds up to 1 / 127.5, and rounding a little more.
+VIDEO_RANGE_TOLERANCE = 0.01
+
+
 class LikelihoodModel(VideoModel):
     """Base of the density models: compile with one optimizer, train with `fit`.
 
@@ -133,8 +138,47 @@ class LikelihoodModel(VideoModel):
         return self.height * self.width * self.channels
 
     def log_prob(self, videos, training=False):
-        """Log-likelihood `(B,)` in nats per video of videos `(B, T, H, W, C)`."""
+        """Log-likelihood `(B,)` in nats per video of videos `(B, T, H, W, C)`.
+
+        Subclasses start with `videos = self.as_float_videos(videos)`, so
+        every model scores uint8 videos in [0, 255] (as `x / 127.5 - 1`) and
+        float videos in [-1, 1] alike.
+        """
         raise NotImplementedError
+
+    def as_float_videos(self, videos):
+        """Videos to score as float32 in [-1, 1]: uint8 `x` becomes `x / 127.5 - 1`.
+
+        Float videos must lie in [-1, 1] up to `VIDEO_RANGE_TOLERANCE`
+        (dequantisation adds up to 1 / 127.5); in eager mode values beyond it,
+        NaN or Inf raise a ValueError naming the range found (inside a traced
+        training step the check is left out: it would cost a reduction per
+        step). Other dtypes raise a ValueError.
+
+        Args:
+            videos: uint8 in [0, 255] or float in [-1, 1], `(B, T, H, W, C)`.
+
+        Returns:
+            float32 tensor, same shape.
+        """
+        videos = tf.convert_to_tensor(videos)
+        if videos.dtype == tf.uint8:
+            return tf.cast(videos, tf.float32) / 127.5 - 1.0
+        if not videos.dtype.is_floating:
+            raise ValueError(
+                f"videos: expected float in [-1, 1] or uint8 in [0, 255], got dtype {videos.dtype.name}."
+            )
+        if tf.executing_eagerly() and tf.size(videos) > 0:
+            values = tf.cast(videos, tf.float32)
+            if not bool(tf.reduce_all(tf.math.is_finite(values))):
+                raise ValueError(f"videos: expected floats in [-1, 1], got NaN or Inf (shape {tuple(videos.shape)}).")
+            low, high = float(tf.reduce_min(values)), float(tf.reduce_max(values))
+            if low < -1.0 - VIDEO_RANGE_TOLERANCE or high > 1.0 + VIDEO_RANGE_TOLERANCE:
+                raise ValueError(
+                    f"videos: expected floats in [-1, 1], got values in [{low:.4g}, {high:.4g}] "
+                    "(pass uint8 videos in [0, 255] as uint8, or scale floats with x / 127.5 - 1)."
+                )
+        return videos
 
     @property
     def binary_pixels(self):

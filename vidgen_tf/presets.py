@@ -12,6 +12,7 @@ import importlib.resources
 import json
 import os
 import shutil
+import zipfile
 from pathlib import Path
 
 import keras
@@ -278,7 +279,93 @@ def _shape_mismatches(reference, model):
     ]
 
 
-def from_preset(name_or_dir, load_weights=True, **overrides):
+class UnsafeModelFileError(ValueError):
+    """A `.keras` file that holds Python code (a Lambda layer, a lambda), refused under safe mode."""
+
+
+def _code_in_config(config):
+    """What Python code a `.keras` config holds: its Lambda layers and serialised lambdas."""
+    if isinstance(config, list):
+        return [found for value in config for found in _code_in_config(value)]
+    if not isinstance(config, dict):
+        return []
+    if config.get("class_name") == "Lambda":  # one report per layer, whatever its function is
+        return [f"a Lambda layer {config.get('config', {}).get('name', '?')!r}"]
+    if config.get("class_name") == "__lambda__":
+        return ["a Python lambda"]
+    return [found for value in config.values() for found in _code_in_config(value)]
+
+
+def _unsafe_error(path, reason):
+    return UnsafeModelFileError(
+        f"{path} was not loaded: it holds {reason}, Python code that would run when the file is loaded "
+        "(a file from someone else could run anything on this machine). vidgen_tf loads .keras files with "
+        "Keras safe_mode=True. If you trust this file (you made it, or it comes from someone you trust), "
+        "load it with vidgen_tf.load_model(path, safe_mode=False) or vidgen_tf.from_preset(path, safe_mode=False)."
+    )
+
+
+def _safe_mode_scope(safe_mode):
+    try:
+        from keras.src.saving.serialization_lib import SafeModeScope
+    except ImportError:  # a Keras without it: the argument alone (and the scan above) decide
+        import contextlib
+
+        return contextlib.nullcontext()
+    return SafeModeScope(safe_mode)
+
+
+def load_model(path, safe_mode=True, compile=True):
+    """Loads a `.keras` file (a zoo model saved with `model.save`), in Keras safe mode.
+
+    Safe mode refuses files that hold Python code: a `Lambda` layer (refused
+    here before Keras reads the file, whether its function is a lambda or a
+    named function) and any lambda Keras finds while loading. The zoo's
+    models hold no such code, so a file that does was not made by the zoo
+    alone. `keras.config.enable_unsafe_deserialization()` does not turn this
+    loader unsafe: only `safe_mode=False` does.
+
+    Args:
+        path: str or Path. The `.keras` file.
+        safe_mode: bool. Refuse files holding Python code. Pass False only for
+            a file you trust. Defaults to True.
+        compile: bool. Compile the model as it was saved (a training run
+            resumes exactly). Defaults to True.
+
+    Returns:
+        The model.
+
+    Raises:
+        FileNotFoundError: `path` does not exist.
+        UnsafeModelFileError: (a ValueError) the file holds Python code and
+            `safe_mode` is True; the message says how to opt out.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No .keras file at {path}.")
+    if path.suffix != ".keras":
+        raise ValueError(f"load_model reads .keras files (a zip written by model.save), got {path}.")
+    if safe_mode:
+        try:
+            with zipfile.ZipFile(path) as archive:
+                config = json.loads(archive.read("config.json"))
+        except (zipfile.BadZipFile, KeyError, ValueError) as error:
+            raise ValueError(f"{path} is not a .keras file: no readable config.json in a zip ({error}).") from error
+        code = _code_in_config(config)
+        if code:
+            raise _unsafe_error(path, "; ".join(code))
+    try:
+        # Keras lets `keras.config.enable_unsafe_deserialization()` override an explicit
+        # safe_mode=True (its scope wins over the argument); the scope makes the argument decide.
+        with _safe_mode_scope(bool(safe_mode)):
+            return keras.saving.load_model(path, compile=compile, safe_mode=bool(safe_mode))
+    except ValueError as error:
+        if safe_mode and "safe_mode" in str(error):
+            raise _unsafe_error(path, f"code Keras refused in safe mode ({error})") from error
+        raise
+
+
+def from_preset(name_or_dir, load_weights=True, safe_mode=True, **overrides):
     """Builds the model of a preset, with its weights when it has them.
 
     Overrides change the preset's config before the model is built. The weights are
@@ -289,10 +376,15 @@ def from_preset(name_or_dir, load_weights=True, **overrides):
     `load_weights=False` to build such a model untrained.
 
     Args:
-        name_or_dir: str or Path. A zoo preset name (see `list_presets()`) or a
-            preset directory.
+        name_or_dir: str or Path. A zoo preset name (see `list_presets()`), a
+            preset directory, or a `.keras` file (loaded by `load_model`,
+            without overrides).
         load_weights: bool. Whether to load `model.weights.h5` when present.
             Defaults to True.
+        safe_mode: bool. For a `.keras` file: refuse one that holds Python
+            code (see `load_model`); pass False only for a file you trust.
+            Preset directories hold data only (JSON and weights). Defaults to
+            True.
         **overrides: config values to change.
 
     Returns:
@@ -302,6 +394,11 @@ def from_preset(name_or_dir, load_weights=True, **overrides):
         ValueError: `config.json` or `metadata.json` is not valid, the config does
             not build a model, or the weights do not fit the model (see above).
     """
+    if str(name_or_dir).endswith(".keras") and Path(name_or_dir).is_file():
+        if overrides:
+            raise ValueError(f"Overrides {overrides} apply to preset directories; {name_or_dir} is a .keras file, "
+                             "loaded as it was saved.")
+        return load_model(name_or_dir, safe_mode=safe_mode)
     directory = resolve_preset(name_or_dir)
     model_name, config, _ = load_preset_config(directory)
     config_path = directory / CONFIG_FILE

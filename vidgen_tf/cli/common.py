@@ -308,7 +308,7 @@ def build_parser():
         "report", help="write an HTML report of a preset or a training run (samples, curves, scores, config)",
         description="Writes a self-contained HTML page (no network references) with its assets in a folder beside "
                     "it (report.html -> report_files/): sample videos from fixed noise as GIF and MP4, the training "
-                    "curves of a run (OUT/metrics.jsonl and TensorBoard event files), the scores (eval.json, the "
+                    "curves of a run (OUT/losses.jsonl, OUT/metrics.jsonl and TensorBoard event files), the scores (eval.json, the "
                     "last sample metrics, metadata.json, the model card), the configuration and metadata.")
     p.add_argument("source", help="preset name or directory (e.g. a `vidgen train --out` directory)")
     p.add_argument("--out", default="report.html", help="the page to write (default report.html)")
@@ -321,12 +321,21 @@ def build_parser():
     p.add_argument("--tensorboard", metavar="DIR", help="also read curves from this TensorBoard log directory")
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("export", help="export a preset to SavedModel (TF Serving) and ONNX")
-    p.add_argument("preset", help="preset name or directory")
+    p = sub.add_parser(
+        "export", help="export a preset (or every zoo preset) to SavedModel (TF Serving) and ONNX",
+        description="Writes OUT/<model>/<version>/ (SavedModel) and OUT/<model>.onnx for a preset, or "
+                    "OUT/<preset>/<version>/ and OUT/<preset>.onnx for every zoo preset with --all-presets; adds or "
+                    "updates each model's entry in OUT/models.config (TF Serving's model_config_list) and writes "
+                    "OUT/batching.config when it is absent.")
+    p.add_argument("preset", nargs="?", help="preset name or directory (or --all-presets)")
+    p.add_argument("--all-presets", action="store_true", help="export every preset of the zoo (`vidgen list`)")
     p.add_argument("--format", default="savedmodel,onnx", help="savedmodel, onnx or both (default both)")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--version", type=int, default=1, help="SavedModel version (default 1)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing version")
+    p.add_argument("--base-path", metavar="PREFIX",
+                   help="base_path prefix in models.config as the server sees OUT, e.g. /models for "
+                        "`docker run -v OUT:/models` (default: OUT's absolute path)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("quickstart", help="train the small MoCoGAN preset, write samples, export it")

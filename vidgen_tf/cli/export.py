@@ -1,9 +1,159 @@
-"""`vidgen export`: a preset to SavedModel (TF Serving layout) and ONNX."""
+"""`vidgen export`: presets to SavedModel (TF Serving layout) and ONNX, with TF Serving's config files.
+
+`vidgen export PRESET --out DIR` writes `DIR/<model>/<version>/` and
+`DIR/<model>.onnx`; `vidgen export --all-presets --out DIR` writes every zoo
+preset as `DIR/<preset>/<version>/` and `DIR/<preset>.onnx`. Both add or update
+the model's entry in `DIR/models.config` (TF Serving's `model_config_list`; other
+entries are kept) and write `DIR/batching.config` when it is absent. Every file
+is written atomically.
+"""
 
 import json
+import os
+import re
+import shutil
+import tempfile
 from pathlib import Path
 
 from vidgen_tf.cli.common import UsageError, _quiet_tensorflow
+
+MODELS_CONFIG = "models.config"
+BATCHING_CONFIG = "batching.config"
+
+# The server-side batching of export/batching.config.
+BATCHING = """\
+# Server-side batching for TF Serving (--enable_batching). Generation is compute-bound on CPU:
+# small batches and a short timeout keep latency low.
+max_batch_size { value: 32 }
+batch_timeout_micros { value: 2000 }
+num_batch_threads { value: 2 }
+max_enqueued_batches { value: 64 }
+"""
+
+_HEADER = """\
+# TF Serving model config, written by `vidgen export`: one entry per exported model, whose
+# base_path holds its numbered versions (TF Serving serves the highest).
+"""
+_NAME = re.compile(r'^[A-Za-z0-9_.-]+$')
+
+
+# ---------------------------------------------------------------------------
+# models.config
+# ---------------------------------------------------------------------------
+
+
+def _config_blocks(text, path):
+    """The `config { ... }` blocks inside `model_config_list { ... }`: [(name, block text)]."""
+    start = re.search(r"model_config_list\s*\{", text)
+    if start is None:
+        raise UsageError(f"{path} is not a TF Serving model config: it has no `model_config_list {{`. "
+                         "Move it away or fix it; vidgen export adds its entries to that list.")
+    blocks, i = [], start.end()
+    while True:
+        match = re.compile(r"\s*(?:#[^\n]*\n\s*)*(config\s*\{|\})").match(text, i)
+        if match is None:
+            raise UsageError(f"{path}: cannot read the entry at character {i} of model_config_list.")
+        if match.group(1) == "}":
+            return blocks
+        depth, j = 1, match.end()
+        while depth and j < len(text):
+            depth += {"{": 1, "}": -1}.get(text[j], 0)
+            j += 1
+        if depth:
+            raise UsageError(f"{path}: a `config {{` block is not closed.")
+        block = text[match.start(1):j]
+        name = re.search(r'\bname\s*:\s*"([^"]*)"', block)
+        if name is None:
+            raise UsageError(f"{path}: a config entry has no name: {block!r}.")
+        blocks.append((name.group(1), block))
+        i = j
+
+
+def _entry(name, base_path):
+    return (f'config {{\n    name: "{name}"\n    base_path: "{base_path}"\n'
+            f'    model_platform: "tensorflow"\n  }}')
+
+
+def update_models_config(out, names, base_path=None):
+    """Adds or replaces the entries of `names` in `out/models.config`, keeping the others.
+
+    Args:
+        out: Path. The export directory.
+        names: list of str. Model names (each the directory of its versions).
+        base_path: str or None. Prefix of every base_path as the server sees
+            it (e.g. `/models` in a container); defaults to `out`'s absolute
+            path.
+
+    Returns:
+        The config file's `Path`.
+    """
+    from vidgen_tf.atomic import write_bytes
+
+    path = Path(out) / MODELS_CONFIG
+    blocks = _config_blocks(path.read_text(), path) if path.exists() else []
+    prefix = str(base_path).rstrip("/") if base_path else str(Path(out).resolve())
+    entries = dict(blocks)
+    for name in names:
+        entries[name] = _entry(name, f"{prefix}/{name}")
+    body = "".join(f"  {block}\n" for block in entries.values())
+    write_bytes(path, f"{_HEADER}model_config_list {{\n{body}}}\n".encode())
+    return path
+
+
+def _write_batching_config(out):
+    from vidgen_tf.atomic import write_bytes
+
+    path = Path(out) / BATCHING_CONFIG
+    if path.exists():
+        return path, False
+    return write_bytes(path, BATCHING.encode()), True
+
+
+# ---------------------------------------------------------------------------
+# Exports
+# ---------------------------------------------------------------------------
+
+
+def _savedmodel_as(model, out, name, version, overwrite, preset):
+    """`export_savedmodel`, but to `out/<name>/<version>` (it names the directory after the model)."""
+    import vidgen_tf
+    from vidgen_tf.atomic import atomic_directory
+
+    target = Path(out) / name / str(version)
+    if name == model.registered_name:
+        return vidgen_tf.export_savedmodel(model, out, version=version, overwrite=overwrite, preset=preset)
+    if target.exists() and not overwrite:
+        raise FileExistsError(f"{target} already exists; pass --overwrite to replace it.")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Exported beside the target (same file system), then moved in as one directory.
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}.staging.", dir=target.parent))
+    try:
+        written = vidgen_tf.export_savedmodel(model, staging, version=version, preset=preset)
+        with atomic_directory(target) as temporary:
+            os.rmdir(temporary)
+            os.replace(written, temporary)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def _export(preset, name, out, formats, args):
+    import vidgen_tf
+
+    model = vidgen_tf.from_preset(preset)
+    name = name or model.registered_name
+    preset_name = Path(preset).name
+    savedmodel_dir = None
+    if "savedmodel" in formats:
+        savedmodel_dir = _savedmodel_as(model, out, name, args.version, args.overwrite, preset_name)
+        print(f"savedmodel: {savedmodel_dir}")
+    if "onnx" in formats:
+        path = out / f"{name}.onnx"
+        vidgen_tf.export_onnx(model, path, savedmodel_dir=savedmodel_dir, preset=preset_name)
+        parity = json.loads(Path(f"{path}.parity.json").read_text())
+        print(f"onnx: {path} (max |diff| vs SavedModel: float {parity['max_abs_diff_float']:.2e}, "
+              f"uint8 {parity['max_abs_diff_uint8']}; {path}.parity.json)")
+    return name
 
 
 def cmd_export(args):
@@ -14,16 +164,34 @@ def cmd_export(args):
     unknown = sorted(set(formats) - {"savedmodel", "onnx"})
     if unknown or not formats:
         raise UsageError(f"--format takes savedmodel and/or onnx, got {args.format!r}.")
-    model = vidgen_tf.from_preset(args.preset)
+    if bool(args.preset) == bool(args.all_presets):
+        raise UsageError("give a preset (name or directory) or --all-presets, not both or neither.")
+    if args.base_path is not None and not args.base_path.strip():
+        raise UsageError("--base-path must not be empty (e.g. --base-path /models).")
     out = Path(args.out)
-    savedmodel_dir = None
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file; give a directory.")
+    if args.all_presets:
+        presets = vidgen_tf.list_presets()
+        if not presets:
+            from vidgen_tf.presets import zoo_dir
+
+            raise UsageError(f"The zoo ({zoo_dir()}) holds no presets.")
+        bad = [p for p in presets if not _NAME.match(p)]
+        if bad:
+            raise UsageError(f"Preset names {bad} cannot name a TF Serving model (letters, digits, _ . - only).")
+        jobs = [(p, p) for p in presets]
+    else:
+        jobs = [(args.preset, None)]
+    out.mkdir(parents=True, exist_ok=True)
+    for preset, name in jobs:
+        if len(jobs) > 1:
+            print(f"== {preset}", flush=True)
+        name = _export(preset, name, out, formats, args)
+        if "savedmodel" in formats:  # recorded as each model lands: an interrupted run lists what it wrote
+            update_models_config(out, [name], args.base_path)
     if "savedmodel" in formats:
-        savedmodel_dir = vidgen_tf.export_savedmodel(model, out, version=args.version, overwrite=args.overwrite)
-        print(f"savedmodel: {savedmodel_dir}")
-    if "onnx" in formats:
-        path = out / f"{model.registered_name}.onnx"
-        vidgen_tf.export_onnx(model, path, savedmodel_dir=savedmodel_dir)
-        parity = json.loads(Path(f"{path}.parity.json").read_text())
-        print(f"onnx: {path} (max |diff| vs SavedModel: float {parity['max_abs_diff_float']:.2e}, "
-              f"uint8 {parity['max_abs_diff_uint8']}; {path}.parity.json)")
+        print(f"models.config: {out / MODELS_CONFIG}")
+        path, written = _write_batching_config(out)
+        print(f"batching.config: {path}" + ("" if written else " (kept the existing file)"))
     return 0

@@ -5,6 +5,13 @@ Every exported function is a pure graph of its inputs: noise is an input of
 stateless random ops, and a graph that cannot be converted must not be
 written). The `generate` signature draws its noise from a seed with the same
 stateless ops as `model.generate`, so both give the same video for a seed.
+
+Every export describes its inputs (`description`: how to draw each noise
+input, which axes are dynamic), and every SavedModel signature checks its
+inputs against that description (`validation`: INVALID_ARGUMENT naming the
+input, e.g. "label: expected integers in [0, 10), got 12"). ONNX has no
+assert: the ONNX file runs on any input, so its clients check inputs
+against its description themselves.
 """
 
 import json
@@ -16,6 +23,8 @@ import numpy as np
 import tensorflow as tf
 
 from vidgen_tf.atomic import atomic_directory, write_bytes
+from vidgen_tf.exporting import description, validation
+from vidgen_tf.exporting.description import MissingDescriptionError, describe, describe_model  # noqa: F401
 
 logger = logging.getLogger(__name__)
 
@@ -36,11 +45,7 @@ def to_uint8_video(video):
 
 def _input_specs(model):
     """Named input specs of `serving_default`: the noise, then `label` if conditional."""
-    num_frames = None if model.variable_length else model.num_frames
-    specs = dict(model.noise_spec(num_frames=num_frames))
-    if model.num_classes:
-        specs["label"] = tf.TensorSpec([None], tf.int32, name="label")
-    return specs
+    return description.serving_input_specs(model)
 
 
 def _float_video_fn(model):
@@ -58,7 +63,7 @@ def _float_video_fn(model):
 
 
 def _check_exportable(model):
-    for attribute in ("noise_spec", "sample_noise", "generate_from_noise", "registered_name"):
+    for attribute in ("noise_spec", "noise_distributions", "sample_noise", "generate_from_noise", "registered_name"):
         if getattr(model, attribute, None) is None:
             raise TypeError(f"{type(model).__name__} cannot be exported: it has no `{attribute}`.")
 
@@ -67,52 +72,58 @@ def _build_archive(model):
     import keras
 
     specs = _input_specs(model)
+    described = description.signature_descriptions(model)
     video_fn = _float_video_fn(model)
     archive = keras.export.ExportArchive()
     archive.track(model)
 
     def serve(inputs):
+        inputs = validation.checked_inputs(described["serving_default"], inputs)
         return {"video": to_uint8_video(video_fn(inputs))}
 
     archive.add_endpoint("serving_default", serve, input_signature=[specs])
 
-    generate_specs = [
-        tf.TensorSpec([], tf.int32, name="batch_size"),
-        tf.TensorSpec([], tf.int64, name="seed"),
-    ]
-    if model.variable_length:
-        generate_specs.append(tf.TensorSpec([], tf.int32, name="num_frames"))
-    if model.num_classes:
-        generate_specs.append(tf.TensorSpec([None], tf.int32, name="label"))
+    generate_names = list(description.generate_input_specs(model))
+    generate_specs = list(description.generate_input_specs(model).values())
 
-    def generate(batch_size, seed, *rest):
-        rest = list(rest)
-        num_frames = rest.pop(0) if model.variable_length else model.num_frames
+    def generate(*args):
+        args = validation.checked_inputs(described["generate"], dict(zip(generate_names, args)))
+        batch_size = args["batch_size"]
+        num_frames = args["num_frames"] if model.variable_length else model.num_frames
         noise = model.sample_noise(
-            batch_size, tf.stack([seed, tf.constant(1, tf.int64)]), num_frames=num_frames
+            batch_size, tf.stack([args["seed"], tf.constant(1, tf.int64)]), num_frames=num_frames
         )
         if model.num_classes:
-            label = rest.pop(0)
-            tf.debugging.assert_equal(
-                tf.shape(label)[0], batch_size, message="`label` must hold `batch_size` labels"
-            )
-            noise["label"] = label
+            noise["label"] = validation.check_label_count(args["label"], batch_size)
         return {"video": to_uint8_video(video_fn(noise))}
 
     archive.add_endpoint("generate", generate, input_signature=generate_specs)
 
     if getattr(model, "has_log_prob", False):
-        frames = None if model.variable_length else model.num_frames
-        video_spec = tf.TensorSpec([None, frames, model.height, model.width, model.channels], tf.float32, name="videos")
 
-        def log_prob(videos):
-            return {"log_prob": tf.cast(model.log_prob(videos), tf.float32)}
+        def scorer(name):
+            def score(videos):
+                videos = validation.checked_inputs(described[name], {"videos": videos})["videos"]
+                # log_prob takes uint8 (as x / 127.5 - 1) and float videos alike.
+                return {"log_prob": tf.cast(model.log_prob(videos), tf.float32)}
 
-        archive.add_endpoint("log_prob", log_prob, input_signature=[video_spec])
+            return score
+
+        for name, dtype in (("log_prob", "float32"), ("log_prob_uint8", "uint8")):
+            archive.add_endpoint(
+                name, scorer(name), input_signature=[description.log_prob_input_specs(model, dtype)["videos"]]
+            )
     return archive
 
 
-def export_savedmodel(model, directory, version=1, overwrite=False):
+def _write_description(version_dir, text):
+    """`<version_dir>/assets/vidgen_export.json` (the SavedModel's assets travel with it)."""
+    assets = Path(version_dir) / "assets"
+    assets.mkdir(exist_ok=True)
+    (assets / description.ASSET_NAME).write_text(text)
+
+
+def export_savedmodel(model, directory, version=1, overwrite=False, preset=None):
     """Writes a SavedModel to `<directory>/<model name>/<version>/`, atomically.
 
     Signatures:
@@ -122,7 +133,17 @@ def export_savedmodel(model, directory, version=1, overwrite=False):
         for models of any length, `label` int32 `(B,)` for conditional ones)
         -> `video`.
       - `log_prob`, for models with `has_log_prob`: `videos` float32 in
-        [-1, 1] -> `log_prob` `(B,)` in nats per video.
+        [-1, 1] -> `log_prob` `(B,)` in nats per video; `log_prob_uint8`
+        the same of uint8 `videos` in [0, 255] (scored as x / 127.5 - 1).
+
+    Every signature checks its inputs (sizes of shared batch and frames
+    axes, noise support, label range, counts, video range; see
+    `vidgen_tf.exporting.validation`): invalid input gives INVALID_ARGUMENT
+    with a message naming the input and what was expected.
+
+    The description of every signature (how to draw each input; see
+    `vidgen_tf.exporting.description`) is written to
+    `assets/vidgen_export.json`; `describe(version_dir)` reads it back.
 
     The SavedModel is written to a temporary directory beside the target and
     renamed into place, so an existing version is never half-overwritten.
@@ -132,6 +153,8 @@ def export_savedmodel(model, directory, version=1, overwrite=False):
         directory: str or Path. The model base path TF Serving watches.
         version: int. Version number (TF Serving serves the highest).
         overwrite: bool. Replace an existing version. Defaults to False.
+        preset: str or None. The preset the model came from, for the
+            description. Defaults to None.
 
     Returns:
         The version directory as a `Path`.
@@ -143,27 +166,53 @@ def export_savedmodel(model, directory, version=1, overwrite=False):
     target = base / str(version)
     if target.exists() and not overwrite:
         raise FileExistsError(f"{target} already exists; pass overwrite=True to replace it.")
+    text = description.to_json(description.describe_model(model, preset=preset))
     base.mkdir(parents=True, exist_ok=True)
     with atomic_directory(target) as temporary:
         archive = _build_archive(model)
         archive.write_out(str(temporary), verbose=False)
+        _write_description(temporary, text)
     logger.info("Wrote SavedModel %s", target)
     return target
 
 
-def _random_inputs(model, rng, batch_size, num_frames):
-    specs = _input_specs(model)
+def draw_inputs(described, rng, batch_size, num_frames):
+    """Inputs of one described signature drawn as its description says (what a client does).
+
+    Args:
+        described: dict. One signature of a description (`inputs` ->
+            dtype, shape, dynamic_axes, distribution).
+        rng: `numpy.random.Generator`.
+        batch_size: int. Size of every "batch" axis.
+        num_frames: int. Size of every "frames" axis.
+
+    Returns:
+        dict name -> numpy array.
+    """
+    sizes = {"batch": batch_size, "frames": num_frames}
     inputs = {}
-    for name, spec in specs.items():
-        if name == "label":
-            inputs[name] = rng.integers(0, model.num_classes, size=[batch_size]).astype(np.int32)
-            continue
-        shape = [batch_size] + [num_frames if d is None else d for d in spec.shape[1:]]
-        inputs[name] = rng.standard_normal(shape).astype(spec.dtype.as_numpy_dtype)
+    for name, tensor in described["inputs"].items():
+        shape = [sizes[tensor["dynamic_axes"][str(axis)]] if size is None else size
+                 for axis, size in enumerate(tensor["shape"])]
+        kind = tensor["distribution"]
+        if kind["kind"] == "normal":
+            value = rng.standard_normal(shape) * kind["stddev"] + kind["mean"]
+        elif kind["kind"] == "uniform":
+            value = rng.uniform(kind["low"], kind["high"], shape)
+        elif kind["kind"] == "label":
+            value = rng.integers(0, kind["num_classes"], shape)
+        else:
+            raise ValueError(f"Input {name!r} is drawn from {kind}: draw_inputs cannot draw it.")
+        inputs[name] = value.astype(tensor["dtype"])
     return inputs
 
 
-def export_onnx(model, path, opset=ONNX_OPSET, num_checks=8, savedmodel_dir=None, seed=0):
+def _random_inputs(model, rng, batch_size, num_frames):
+    described = description.signature_descriptions(model)["serving_default"]
+    return draw_inputs(described, rng, batch_size, num_frames)
+
+
+def export_onnx(model, path, opset=ONNX_OPSET, num_checks=8, savedmodel_dir=None, seed=0, preset=None):
     """Converts `serving_default` to ONNX and checks it against the SavedModel.
 
     The ONNX graph takes the same named inputs and returns `video` (uint8) and
@@ -174,6 +223,17 @@ def export_onnx(model, path, opset=ONNX_OPSET, num_checks=8, savedmodel_dir=None
     `serving_default` within one level. The maximum differences are written to
     `<path>.parity.json`; the ONNX file is written only when the check passes.
 
+    ONNX cannot raise on an assert: tf2onnx drops the input checks of the
+    SavedModel's signatures, so the ONNX model computes something from any
+    input, valid or not. Check inputs against the description (below) before
+    running it.
+
+    The file carries the export description (see
+    `vidgen_tf.exporting.description`) as its `metadata_props` entry
+    `vidgen_export`: the `serving_default` signature it holds, the versions
+    of tf2onnx, onnx and onnxruntime, the opset and the parity measured here.
+    `describe(path)` reads it back.
+
     Args:
         model: a vidgen_tf model.
         path: str or Path. The `.onnx` file to write.
@@ -182,7 +242,10 @@ def export_onnx(model, path, opset=ONNX_OPSET, num_checks=8, savedmodel_dir=None
         savedmodel_dir: str or Path. A version directory written by
             `export_savedmodel` to compare against; by default one is written
             to a temporary directory.
-        seed: int. Seed of the random check inputs. Defaults to 0.
+        seed: int. Seed of the random check inputs, drawn as the description
+            says. Defaults to 0.
+        preset: str or None. The preset the model came from, for the
+            description. Defaults to None.
 
     Returns:
         The ONNX file's `Path`.
@@ -205,9 +268,12 @@ def export_onnx(model, path, opset=ONNX_OPSET, num_checks=8, savedmodel_dir=None
     names = list(specs)
     video_fn = _float_video_fn(model)
 
+    serving_described = description.signature_descriptions(model)["serving_default"]
+
     @tf.function(input_signature=[specs[n] for n in names])
     def flat_serve(*args):
-        video = video_fn(dict(zip(names, args)))
+        # The same checks as the SavedModel's; tf2onnx drops them (ONNX has no assert).
+        video = video_fn(validation.checked_inputs(serving_described, dict(zip(names, args))))
         return {"video": to_uint8_video(video), "video_float": video}
 
     proto, _ = tf2onnx.convert.from_function(flat_serve, input_signature=[specs[n] for n in names], opset=opset)
@@ -254,6 +320,20 @@ def export_onnx(model, path, opset=ONNX_OPSET, num_checks=8, savedmodel_dir=None
             f"{worst_float:.3g} (tolerance {FLOAT_TOLERANCE}), max uint8 diff {worst_uint8} "
             f"(tolerance {UINT8_TOLERANCE}); {path} was not written."
         )
+    described = description.describe_model(model, preset=preset, signatures=["serving_default"])
+    outputs = described["signatures"]["serving_default"]["outputs"]
+    outputs["video_float"] = dict(outputs["video"], dtype="float32", range=[-1.0, 1.0])
+    described["versions"] = description.versions(
+        {"tf2onnx": tf2onnx.__version__, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__,
+         "opset": int(opset)}
+    )
+    described["parity"] = {
+        "onnx": {"checks": num_checks, "max_abs_diff": worst_uint8, "tolerance": UINT8_TOLERANCE, "output": "video"},
+        "onnx_float": {"checks": num_checks, "max_abs_diff": worst_float, "tolerance": FLOAT_TOLERANCE,
+                       "output": "video_float"},
+    }
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = description.ONNX_METADATA_KEY, description.to_json(described)
     write_bytes(path, proto.SerializeToString())
     logger.info("Wrote ONNX %s (max float diff %.3g)", path, worst_float)
     return path

@@ -273,6 +273,10 @@ class DCGAN(AdversarialModel):
         )
         return {"latent": latent}
 
+    def noise_distributions(self):
+        """`latent` U[-1, 1), as `sample_noise` draws it."""
+        return {"latent": {"kind": "uniform", "low": -1.0, "high": 1.0}}
+
     def call_discriminator(self, name, model, inputs, labels, training):
         # Every frame of the clip is judged on its own; the loss functions
         # average the per-frame losses of the (B, T) logits over T.

@@ -265,10 +265,11 @@ class VideoHMM(LikelihoodModel):
         `feature_dim` is set (see `likelihood_space`).
 
         Args:
-            videos: float `(B, T, H, W, C)` in [-1, 1], any T >= 1.
+            videos: `(B, T, H, W, C)`, any T >= 1: float in [-1, 1] or uint8
+                in [0, 255] (scored as x / 127.5 - 1; see `as_float_videos`).
             training: bool. Unused (the model has no dropout or noise).
         """
-        observations, hmm = self._checked(videos)
+        observations, hmm = self._checked(self.as_float_videos(videos))
         return hmm.log_prob(observations)
 
     def posterior_mode(self, videos):
@@ -347,6 +348,14 @@ class VideoHMM(LikelihoodModel):
             "state_noise": tf.random.stateless_uniform([batch_size, num_frames], seeds[0]),
             "emission_noise": emission,
         }
+
+    def noise_distributions(self):
+        """`state_noise` U[0, 1) (read by inverse CDF in `sample_states`); `emission_noise`
+        N(0, 1) for Gaussian emissions, U[0, 1) for Bernoulli ones (compared with the pixel's
+        probability)."""
+        uniform = {"kind": "uniform", "low": 0.0, "high": 1.0}
+        emission = {"kind": "normal", "mean": 0.0, "stddev": 1.0} if self.emission == "gaussian" else uniform
+        return {"state_noise": dict(uniform), "emission_noise": dict(emission)}
 
     def sample_states(self, state_noise):
         """State paths int32 `(B, T)` from uniform noise `(B, T)` by inverse CDF.

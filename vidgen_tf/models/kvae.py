@@ -491,8 +491,10 @@ class KalmanVAE(LikelihoodModel):
         One reparameterised sample of `a` per video; outside training it is
         drawn from the fixed `INFERENCE_SEED`, so scores are deterministic.
         See `elbo_terms` for the arguments.
+        `videos` may be float in [-1, 1] or uint8 in [0, 255] (scored as
+        x / 127.5 - 1; see `as_float_videos`).
         """
-        terms = self.elbo_terms(videos, training=training, seed=seed)
+        terms = self.elbo_terms(self.as_float_videos(videos), training=training, seed=seed)
         return terms["reconstruction"] + terms["entropy"] + terms["dynamics"]
 
     # ---------------------------------------------------------------- compile

@@ -373,6 +373,10 @@ class TGAN(AdversarialModel):
             )
         }
 
+    def noise_distributions(self):
+        """`latent` U[-1, 1), as `sample_noise` draws it (the authors' z0)."""
+        return {"latent": {"kind": "uniform", "low": -1.0, "high": 1.0}}
+
     def call_discriminator(self, name, model, inputs, labels, training):
         return model(inputs, labels=labels, training=training), None
 

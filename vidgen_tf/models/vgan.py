@@ -273,6 +273,7 @@ class VGAN(AdversarialModel):
 
     def _generator_parts(self, noise, labels, training, generator):
         inputs = dict(noise)
+        labels = self.check_labels(labels)
         if self.num_classes:
             inputs["label"] = labels
         return (generator or self.generator)(inputs, training=training)

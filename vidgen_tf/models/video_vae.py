@@ -363,8 +363,10 @@ class VideoVAE(LikelihoodModel):
         is drawn from the fixed `INFERENCE_SEED`, so the same batch always
         gets the same score (also through the exported `log_prob`). See
         `elbo_terms` for the arguments.
+        `videos` may be float in [-1, 1] or uint8 in [0, 255] (scored as
+        x / 127.5 - 1; see `as_float_videos`).
         """
-        terms = self.elbo_terms(videos, training=training, seed=seed)
+        terms = self.elbo_terms(self.as_float_videos(videos), training=training, seed=seed)
         return terms["reconstruction"] - terms["kl"]
 
     # ------------------------------------------------------------ generation

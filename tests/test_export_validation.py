@@ -1,0 +1,132 @@
+"""Validated inputs: labels out of range are errors in Keras and in the exports; exported
+signatures check what their description promises; log_prob scores uint8 and float videos."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import vidgen_tf
+from tests import model_harness as harness
+from tests.test_keras_saving import TINY
+
+
+def tiny(name, **overrides):
+    return vidgen_tf.build(name, **{**TINY[name], **overrides})
+
+
+# ------------------------------------------------------------------ Keras labels
+@pytest.mark.parametrize("name", ["mocogan", "dcgan", "vgan", "tgan", "dvdgan"])
+def test_generate_from_noise_refuses_labels_out_of_range(name):
+    model = tiny(name, num_classes=3)
+    noise = harness.fixed_noise(model)
+    with pytest.raises(ValueError, match=r"label: expected integers in \[0, 3\), got 12"):
+        model.generate_from_noise(noise, tf.constant([0, 12]))
+    with pytest.raises(ValueError, match=r"label: expected integers in \[0, 3\), got -1"):
+        model.generate_from_noise(noise, tf.constant([-1, 2]))
+    with pytest.raises(ValueError, match=r"label: expected integers in \[0, 3\), got 3"):
+        model.generate(2, seed=0, labels=[3, 0])
+    assert model.generate_from_noise(noise, tf.constant([0, 2])).shape[0] == 2
+
+
+def test_labels_out_of_range_fail_inside_a_graph_too():
+    model = tiny("mocogan", num_classes=3)  # a one-hot: out of range it would be a silent zero code
+    noise = harness.fixed_noise(model)
+
+    @tf.function
+    def generate(noise, labels):
+        return model.generate_from_noise(noise, labels)
+
+    assert generate(noise, tf.constant([1, 2])).shape[0] == 2
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"label: expected integers in \[0, 3\)"):
+        generate(noise, tf.constant([1, 7]))
+
+
+# ------------------------------------------------------------------ log_prob videos
+@pytest.mark.parametrize("name", ["hmm", "kvae", "video_vae"])
+def test_log_prob_scores_uint8_videos_as_x_over_127_5_minus_1(name):
+    model = tiny(name)
+    rng = np.random.default_rng(0)
+    as_uint8 = rng.integers(0, 256, (2,) + model.video_shape).astype(np.uint8)
+    as_float = as_uint8.astype(np.float32) / 127.5 - 1.0
+    np.testing.assert_allclose(model.log_prob(as_uint8).numpy(), model.log_prob(as_float).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(model(tf.constant(as_uint8)).numpy(), model.log_prob(as_float).numpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["hmm", "kvae", "video_vae"])
+def test_log_prob_refuses_floats_outside_minus_one_one(name):
+    model = tiny(name)
+    videos = np.zeros((2,) + model.video_shape, np.float32)
+    videos[1, 0, 0, 0, 0] = 127.0  # a uint8 video passed as float
+    with pytest.raises(ValueError, match=r"videos: expected floats in \[-1, 1\], got values in \[0, 127\]"):
+        model.log_prob(videos)
+    videos[1, 0, 0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="videos: expected floats in \\[-1, 1\\], got NaN or Inf"):
+        model.log_prob(videos)
+    with pytest.raises(ValueError, match="got dtype int32"):
+        model.log_prob(np.zeros_like(videos, np.int32))
+    # Dequantised data (up to 1 / 127.5 above 1) is inside the tolerance.
+    videos[1, 0, 0, 0, 0] = 1.0 + 1.0 / 127.5
+    assert np.all(np.isfinite(model.log_prob(videos).numpy()))
+
+
+# ------------------------------------------------------------------ exported signatures
+@pytest.mark.large
+def test_exported_conditional_signatures_check_their_inputs(tmp_path):
+    model = tiny("mocogan", num_classes=3)
+    version_dir = vidgen_tf.export_savedmodel(model, tmp_path / "serving", version=1)
+    loaded = tf.saved_model.load(str(version_dir))
+    serve, generate = loaded.signatures["serving_default"], loaded.signatures["generate"]
+    noise = {k: v for k, v in harness.fixed_noise(model).items()}
+    assert serve(**noise, label=tf.constant([0, 2]))["video"].shape[0] == 2
+
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"label: expected integers in \[0, 3\), got 12"):
+        serve(**noise, label=tf.constant([0, 12]))
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=r"label: expected 2 along axis 0 \(batch, as content has along axis 0\), got 3"):
+        serve(**noise, label=tf.constant([0, 1, 2]))
+    bad_noise = dict(noise, content=tf.fill(noise["content"].shape, np.nan))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="content: expected finite values"):
+        serve(**bad_noise, label=tf.constant([0, 1]))
+
+    args = dict(batch_size=tf.constant(2), seed=tf.constant(5, tf.int64), num_frames=tf.constant(4))
+    assert generate(**args, label=tf.constant([1, 1]))["video"].shape == (2, 4, 16, 16, 1)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"label: expected integers in \[0, 3\), got -4"):
+        generate(**args, label=tf.constant([1, -4]))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"label: expected batch_size \(2\) labels, got 3"):
+        generate(**args, label=tf.constant([1, 1, 1]))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="batch_size: expected an integer >= 1, got 0"):
+        generate(**dict(args, batch_size=tf.constant(0)), label=tf.constant([], tf.int32))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="num_frames: expected an integer >= 1, got -2"):
+        generate(**dict(args, num_frames=tf.constant(-2)), label=tf.constant([1, 1]))
+
+    # ONNX: the checks are dropped, the conversion and the parity on valid input still pass.
+    path = vidgen_tf.export_onnx(model, tmp_path / "mocogan.onnx", savedmodel_dir=version_dir)
+    parity = vidgen_tf.exporting.describe(path)["parity"]["onnx"]
+    assert parity["max_abs_diff"] <= parity["tolerance"]
+
+
+@pytest.mark.large
+def test_exported_hmm_checks_uniform_noise_and_videos(tmp_path):
+    model = tiny("hmm")
+    loaded = tf.saved_model.load(str(vidgen_tf.export_savedmodel(model, tmp_path, version=1)))
+    serve = loaded.signatures["serving_default"]
+    noise = harness.fixed_noise(model)
+    assert serve(**noise)["video"].shape == (2, 5, 2, 2, 1)
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=r"state_noise: expected values in \[0.0, 1.0\) \(uniform noise\), got 1.5"):
+        serve(state_noise=tf.fill([2, 5], 1.5), emission_noise=noise["emission_noise"])
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"state_noise: expected values in \[0.0, 1.0\).*got -0.5"):
+        serve(state_noise=tf.fill([2, 5], -0.5), emission_noise=noise["emission_noise"])
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=r"emission_noise: expected 5 along axis 1 \(frames, as state_noise has along axis 1\), got 4"):
+        serve(state_noise=noise["state_noise"], emission_noise=noise["emission_noise"][:, :4])
+
+    videos = np.zeros((2, 5, 2, 2, 1), np.float32)
+    assert loaded.signatures["log_prob"](videos=tf.constant(videos))["log_prob"].shape == (2,)
+    videos[0, 0, 0, 0, 0] = 3.0
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"videos: expected floats in \[-1, 1\].*got 3"):
+        loaded.signatures["log_prob"](videos=tf.constant(videos))
+    as_uint8 = np.full((2, 5, 2, 2, 1), 255, np.uint8)
+    np.testing.assert_allclose(
+        loaded.signatures["log_prob_uint8"](videos=tf.constant(as_uint8))["log_prob"].numpy(),
+        model.log_prob(np.ones((2, 5, 2, 2, 1), np.float32)).numpy(), rtol=1e-6)
