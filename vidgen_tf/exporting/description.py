@@ -8,6 +8,10 @@ in `EXPORT_DESCRIPTION.md`, format `vidgen_tf.export/1`):
 - SavedModel: `<version dir>/assets/vidgen_export.json`;
 - ONNX: the `metadata_props` entry `vidgen_export`.
 
+Each signature's `doc` sentence lives here only: a SavedModel keeps no
+docstring of its functions (a loaded signature's `__doc__` is TensorFlow's
+own), and `saved_model_cli show --all` lists names, dtypes and shapes.
+
 `describe_model` builds it from the model (the one place the signatures are
 described: a new exported signature adds its entry in `signature_descriptions`),
 and `describe` reads it back from either format. Clients read it without
@@ -237,16 +241,6 @@ def describe_model(model, preset=None, signatures=None):
         "signatures": described,
         "parity": {},
     }
-
-
-def summary(description, signature):
-    """One line about `signature` of a description: its doc, then each input and how it is drawn."""
-    entry = description["signatures"][signature]
-    parts = []
-    for name, tensor in entry["inputs"].items():
-        kind = dict(tensor["distribution"])
-        parts.append(f"{name} {tensor['dtype']}{tensor['shape']} ~ {kind.pop('kind')}{kind or ''}")
-    return f"{entry['doc']} Inputs: " + "; ".join(parts) + "."
 
 
 def to_json(description):
