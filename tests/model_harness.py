@@ -131,6 +131,7 @@ def check_exports(model, tmp_path):
     assert version_dir == tmp_path / "serving" / model.registered_name / "3"
     loaded = tf.saved_model.load(str(version_dir))
     expected_signatures = {"serving_default", "generate"} | ({"log_prob"} if getattr(model, "has_log_prob", False) else set())
+    expected_signatures |= set(vidgen_tf.exporting.streaming.streaming_signature_names(model))
     assert set(loaded.signatures) == expected_signatures
 
     # serving_default: named noise inputs -> uint8 video equal to the Keras model's.

@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from vidgen_tf.atomic import atomic_directory, write_bytes
+from vidgen_tf.exporting import streaming
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +110,7 @@ def _build_archive(model):
             return {"log_prob": tf.cast(model.log_prob(videos), tf.float32)}
 
         archive.add_endpoint("log_prob", log_prob, input_signature=[video_spec])
+    streaming.add_savedmodel_endpoints(archive, model)
     return archive
 
 
@@ -123,6 +125,8 @@ def export_savedmodel(model, directory, version=1, overwrite=False):
         -> `video`.
       - `log_prob`, for models with `has_log_prob`: `videos` float32 in
         [-1, 1] -> `log_prob` `(B,)` in nats per video.
+      - `initial_state`, `generate_chunk`, for models that stream: see
+        `vidgen_tf.exporting.streaming`.
 
     The SavedModel is written to a temporary directory beside the target and
     renamed into place, so an existing version is never half-overwritten.
@@ -173,6 +177,8 @@ def export_onnx(model, path, opset=ONNX_OPSET, num_checks=8, savedmodel_dir=None
     TensorFlow function within 1e-4 and `video` the SavedModel's
     `serving_default` within one level. The maximum differences are written to
     `<path>.parity.json`; the ONNX file is written only when the check passes.
+    A model that streams also gets `<stem>.initial_state.onnx` and
+    `<stem>.chunk.onnx`, checked likewise (`vidgen_tf.exporting.streaming`).
 
     Args:
         model: a vidgen_tf model.
@@ -236,6 +242,7 @@ def export_onnx(model, path, opset=ONNX_OPSET, num_checks=8, savedmodel_dir=None
             worst_uint8 = max(
                 worst_uint8, int(np.max(np.abs(onnx_video.astype(np.int16) - saved_video.astype(np.int16))))
             )
+        streaming_onnx = streaming.convert_and_check_onnx(model, opset, num_checks, savedmodel_dir, seed)
     report = {
         "model": model.registered_name,
         "opset": opset,
@@ -255,6 +262,7 @@ def export_onnx(model, path, opset=ONNX_OPSET, num_checks=8, savedmodel_dir=None
             f"(tolerance {UINT8_TOLERANCE}); {path} was not written."
         )
     write_bytes(path, proto.SerializeToString())
+    streaming.write_onnx(path, streaming_onnx)
     logger.info("Wrote ONNX %s (max float diff %.3g)", path, worst_float)
     return path
 
