@@ -43,7 +43,17 @@ SEED = 5
 
 
 def build(key, configs=STREAMING):
-    return vidgen_tf.build(key.split("_")[0] if key != "video_vae" else key, **configs[key])
+    model = vidgen_tf.build(key.split("_")[0] if key != "video_vae" else key, **configs[key])
+    if model.registered_name == "hmm":
+        # A chain whose next state depends on the last (the default's uniform rows would not):
+        # mostly 0 -> 1 -> 2 -> 0.
+        rng = np.random.default_rng(0)
+        transition = np.full((3, 3), 0.05) + 0.85 * np.roll(np.eye(3), 1, axis=1)
+        emission = dict(means=rng.uniform(-1, 1, (3, 64)), scales=np.full((3, 64), 0.1))
+        if model.emission == "bernoulli":
+            emission = dict(probs=rng.uniform(0.05, 0.95, (3, 64)))
+        model.set_parameters([0.8, 0.1, 0.1], transition, **emission)
+    return model
 
 
 def labels_of(model):
