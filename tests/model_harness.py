@@ -131,7 +131,9 @@ def check_exports(model, tmp_path):
     assert version_dir == tmp_path / "serving" / model.registered_name / "3"
     loaded = tf.saved_model.load(str(version_dir))
     scoring = {"log_prob", "log_prob_uint8"} if getattr(model, "has_log_prob", False) else set()
-    assert set(loaded.signatures) == {"serving_default", "generate"} | scoring
+    expected_signatures = {"serving_default", "generate"} | scoring
+    expected_signatures |= set(vidgen_tf.exporting.streaming.streaming_signature_names(model))
+    assert set(loaded.signatures) == expected_signatures
     # The description names every signature and how to draw every input.
     assert set(vidgen_tf.exporting.describe(version_dir)["signatures"]) == set(loaded.signatures)
 

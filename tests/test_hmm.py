@@ -361,7 +361,8 @@ def test_exports_agree(tmp_path, overrides):
     model = tiny(height=4, width=4, **overrides)
     version_dir = vidgen_tf.export_savedmodel(model, tmp_path / "serving", version=3)
     loaded = tf.saved_model.load(str(version_dir))
-    assert set(loaded.signatures) == {"serving_default", "generate", "log_prob", "log_prob_uint8"}
+    assert set(loaded.signatures) == {"serving_default", "generate", "log_prob", "log_prob_uint8",
+                                      "initial_state", "generate_chunk"}
 
     noise = {k: v.numpy() for k, v in harness.fixed_noise(model).items()}
     served = loaded.signatures["serving_default"](**{k: tf.constant(v) for k, v in noise.items()})["video"]

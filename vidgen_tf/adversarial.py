@@ -52,6 +52,8 @@ class AdversarialModel(VideoModel):
       inputs for a batch (batch axis None).
     - `sample_noise(batch_size, seed, num_frames=None)`: dict of noise tensors
       drawn with `tf.random.stateless_*` from `seed` (shape [2] int).
+      A model that streams (see `VideoModel.generate_stream`) also takes
+      `start_frame` and draws its per-frame entries with `base.frame_noise`.
     - `make_generator()`: a new generator model, called on a dict of the
       noise tensors (and `"label"` for conditional models), returning float
       videos `(B, T, H, W, C)` in [-1, 1]: a pure function of its inputs.

@@ -4,6 +4,8 @@ Video tensors are `(batch, time, height, width, channels)`, float32 in [-1, 1]
 inside models and uint8 in [0, 255] at the edges (files, exported outputs).
 """
 
+import random
+
 import keras
 import tensorflow as tf
 
@@ -13,6 +15,38 @@ def check_positive_int(name, value, minimum=1):
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}.")
     return value
+
+
+def frame_noise(seed, batch_size, num_frames, event_shape=(), start_frame=0, distribution="normal"):
+    """Per-frame noise `(B, T, *event_shape)` whose frame `t` depends on `seed` and `t` only.
+
+    Frame `start_frame + i` is `tf.random.stateless_*([B, *event_shape],
+    fold_in(seed, start_frame + i))`, so the noise of frames `s..s+K-1` drawn
+    on their own equals that slice of a longer draw: a video generated in
+    chunks (`VideoModel.generate_stream`) sees the noise of one long call.
+
+    Args:
+        seed: shape-[2] int seed.
+        batch_size: int or scalar int32 tensor. `B`.
+        num_frames: int or scalar int32 tensor. `T`.
+        event_shape: tuple of ints. Shape of one frame's noise. Defaults to ().
+        start_frame: int or scalar tensor. Index of the first frame drawn. Defaults to 0.
+        distribution: str. `"normal"` (N(0, 1)) or `"uniform"` (U[0, 1)).
+            Defaults to `"normal"`.
+    """
+    draw = {"normal": tf.random.stateless_normal, "uniform": tf.random.stateless_uniform}[distribution]
+    seed = tf.cast(seed, tf.int64)
+    event_shape = [int(d) for d in event_shape]
+    frames = tf.range(num_frames, dtype=tf.int64) + tf.cast(start_frame, tf.int64)
+    shape = tf.stack([tf.cast(batch_size, tf.int32)] + event_shape)
+
+    def one_frame(frame):
+        return draw(shape, tf.random.experimental.stateless_fold_in(seed, frame))
+
+    noise = tf.map_fn(
+        one_frame, frames, fn_output_signature=tf.TensorSpec([None] + event_shape, tf.float32)
+    )  # (T, B, *event)
+    return tf.transpose(noise, [1, 0] + list(range(2, 2 + len(event_shape))))
 
 
 class VideoModel(keras.Model):
@@ -29,6 +63,11 @@ class VideoModel(keras.Model):
 
     # Whether `generate` accepts a `num_frames` different from the training length.
     variable_length = False
+    # Why `generate_stream` is unavailable (None: the model streams); see `check_streamable`.
+    streaming_unavailable = (
+        "it generates a fixed number of frames at once (variable_length=False), so a video "
+        "cannot be continued chunk by chunk"
+    )
     registered_name = None
 
     def __init__(self, num_frames=16, height=64, width=64, channels=1, num_classes=0, **kwargs):
@@ -173,3 +212,88 @@ class VideoModel(keras.Model):
                                                tf.reduce_min(labels), tf.reduce_max(labels)])
         with tf.control_dependencies([check]):
             return tf.identity(labels)
+
+    # ------------------------------------------------------------- streaming
+    # A streaming model splits its noise into per-clip entries (drawn once per
+    # video) and per-frame entries (`frame_noise_names`, drawn by `frame_noise`
+    # so that a chunk's noise is the slice of a long draw), and implements
+    # `initial_state` and `generate_chunk`, pure functions of their inputs.
+    frame_noise_names = ()
+
+    def check_streamable(self):
+        """Raises ValueError naming why, unless this model can generate video chunk by chunk."""
+        if self.streaming_unavailable is not None:
+            raise ValueError(
+                f"{type(self).__name__} cannot stream: {self.streaming_unavailable}. "
+                "Use generate() for its fixed-length clips."
+            )
+
+    def initial_state(self, batch_size, noise=None, labels=None):
+        """The streaming state before the first frame: dict name -> tensor `(B, ...)`.
+
+        Args:
+            batch_size: int or scalar int32 tensor. `B`.
+            noise: dict holding the per-clip noise entries of `sample_noise`
+                (others are ignored), or None for a model without any.
+            labels: int `(B,)` for conditional models, else None.
+        """
+        self.check_streamable()
+        raise NotImplementedError
+
+    def generate_chunk(self, state, noise):
+        """Frames `(B, K, H, W, C)` float32 in [-1, 1] and the next state.
+
+        Args:
+            state: dict from `initial_state` or a previous `generate_chunk`.
+            noise: dict of the per-frame noise (`frame_noise_names`) of the
+                chunk's `K` frames, each `(B, K, ...)`.
+
+        Returns:
+            `(frames, next_state)`.
+        """
+        self.check_streamable()
+        raise NotImplementedError
+
+    def generate_stream(self, num, seed=None, chunk_frames=8, num_frames=None, labels=None):
+        """Generates `num` videos chunk by chunk, with memory bounded by the chunk.
+
+        Concatenated, the chunks equal `generate(num, seed, num_frames, labels)`
+        for the same seed (up to float rounding of differently batched
+        convolutions): the per-frame noise of frame `t` is drawn from the seed
+        and `t` alone (see `frame_noise`), and the state carries what the
+        generator remembers from frame to frame.
+
+        Args:
+            num: int. Number of videos.
+            seed: int or None. The same seed gives the same videos.
+            chunk_frames: int. Frames per chunk, >= 1 (the last chunk may be
+                shorter). Defaults to 8.
+            num_frames: int or None. Total length; None streams without end.
+            labels: int array `(num,)` for conditional models, else None.
+
+        Returns:
+            A generator of float32 tensors `(num, <= chunk_frames, H, W, C)`
+            in [-1, 1], as `generate` returns. Arguments are checked when it
+            is created, not when the first chunk is drawn.
+        """
+        self.check_streamable()
+        check_positive_int("num", num)
+        check_positive_int("chunk_frames", chunk_frames)
+        if num_frames is not None:
+            check_positive_int("num_frames", num_frames)
+        labels = self.check_labels(labels, batch_size=num)
+        if seed is None:
+            seed = random.SystemRandom().randrange(2**31)
+        seed = tf.constant([int(seed), 1], tf.int64)
+        return self._stream(num, seed, chunk_frames, num_frames, labels)
+
+    def _stream(self, num, seed, chunk_frames, num_frames, labels):
+        start, state = 0, None
+        while num_frames is None or start < num_frames:
+            size = chunk_frames if num_frames is None else min(chunk_frames, num_frames - start)
+            noise = self.sample_noise(num, seed, num_frames=size, start_frame=start)
+            if state is None:
+                state = self.initial_state(num, noise, labels)
+            frames, state = self.generate_chunk(state, {k: noise[k] for k in self.frame_noise_names})
+            yield frames
+            start += size

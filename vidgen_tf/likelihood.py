@@ -91,6 +91,8 @@ class LikelihoodModel(VideoModel):
       generation noise (batch axis None).
     - `sample_noise(batch_size, seed, num_frames=None)`: dict of noise drawn
       with `tf.random.stateless_*` from `seed` (shape [2] int).
+      A model that streams (see `VideoModel.generate_stream`) also takes
+      `start_frame` and draws its per-frame entries with `base.frame_noise`.
     - `generate_from_noise(noise, labels=None, training=False,
       generator=None)`: float videos `(B, T, H, W, C)` in [-1, 1], a pure
       deterministic function of the noise (uniform noise for discrete

@@ -25,6 +25,7 @@ import tensorflow as tf
 from vidgen_tf.atomic import atomic_directory, write_bytes
 from vidgen_tf.exporting import description, validation
 from vidgen_tf.exporting.description import MissingDescriptionError, describe, describe_model  # noqa: F401
+from vidgen_tf.exporting import streaming
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +114,7 @@ def _build_archive(model):
             archive.add_endpoint(
                 name, scorer(name), input_signature=[description.log_prob_input_specs(model, dtype)["videos"]]
             )
+    streaming.add_savedmodel_endpoints(archive, model)
     return archive
 
 
@@ -135,6 +137,8 @@ def export_savedmodel(model, directory, version=1, overwrite=False, preset=None)
       - `log_prob`, for models with `has_log_prob`: `videos` float32 in
         [-1, 1] -> `log_prob` `(B,)` in nats per video; `log_prob_uint8`
         the same of uint8 `videos` in [0, 255] (scored as x / 127.5 - 1).
+      - `initial_state`, `generate_chunk`, for models that stream: see
+        `vidgen_tf.exporting.streaming`.
 
     Every signature checks its inputs (sizes of shared batch and frames
     axes, noise support, label range, counts, video range; see
@@ -222,6 +226,8 @@ def export_onnx(model, path, opset=ONNX_OPSET, num_checks=8, savedmodel_dir=None
     TensorFlow function within 1e-4 and `video` the SavedModel's
     `serving_default` within one level. The maximum differences are written to
     `<path>.parity.json`; the ONNX file is written only when the check passes.
+    A model that streams also gets `<stem>.initial_state.onnx` and
+    `<stem>.chunk.onnx`, checked likewise (`vidgen_tf.exporting.streaming`).
 
     ONNX cannot raise on an assert: tf2onnx drops the input checks of the
     SavedModel's signatures, so the ONNX model computes something from any
@@ -302,6 +308,7 @@ def export_onnx(model, path, opset=ONNX_OPSET, num_checks=8, savedmodel_dir=None
             worst_uint8 = max(
                 worst_uint8, int(np.max(np.abs(onnx_video.astype(np.int16) - saved_video.astype(np.int16))))
             )
+        streaming_onnx = streaming.convert_and_check_onnx(model, opset, num_checks, savedmodel_dir, seed)
     report = {
         "model": model.registered_name,
         "opset": opset,
@@ -335,6 +342,9 @@ def export_onnx(model, path, opset=ONNX_OPSET, num_checks=8, savedmodel_dir=None
     entry = proto.metadata_props.add()
     entry.key, entry.value = description.ONNX_METADATA_KEY, description.to_json(described)
     write_bytes(path, proto.SerializeToString())
+    if streaming_onnx is not None:
+        stream_described = dict(described, signatures=streaming.streaming_description(model))
+        streaming.write_onnx(path, streaming_onnx, stream_described)
     logger.info("Wrote ONNX %s (max float diff %.3g)", path, worst_float)
     return path
 

@@ -184,6 +184,9 @@ def signature_descriptions(model):
             "inputs": {"videos": _tensor(log_prob_input_specs(model, "uint8")["videos"], video(0, 255))},
             "outputs": log_prob_out,
         }
+    from vidgen_tf.exporting import streaming
+
+    signatures.update(streaming.streaming_description(model))  # initial_state, generate_chunk
     return signatures
 
 

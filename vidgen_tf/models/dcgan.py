@@ -50,7 +50,7 @@ import tensorflow as tf
 from keras import layers, ops
 
 from vidgen_tf.adversarial import AdversarialModel
-from vidgen_tf.base import check_positive_int
+from vidgen_tf.base import check_positive_int, frame_noise
 from vidgen_tf.layers import BatchNormalization, Down2D, LabelEmbedding, ProjectionHead, Up2D
 from vidgen_tf.layers.geometry import doubling_stages
 from vidgen_tf.registry import register
@@ -125,12 +125,19 @@ class DCGANGenerator(keras.Model):
         )
 
     def call(self, inputs, training=False):
-        latent = ops.cast(inputs["latent"], self.compute_dtype)  # (B, T, Z)
+        label_code = None
+        if self.label_embedding is not None:
+            label_code = self.label_embedding(inputs["label"])  # (B, E)
+        return self.render(inputs["latent"], label_code, training=training)
+
+    def render(self, latent, label_code=None, training=False):
+        """Frames `(B, T, H, W, C)` of per-frame latents `(B, T, Z)` and the class code `(B, E)` or None."""
+        latent = ops.cast(latent, self.compute_dtype)  # (B, T, Z)
         shape = tf.shape(latent)
         batch, frames = shape[0], shape[1]
         codes = tf.reshape(latent, [-1, latent.shape[-1]])  # (B*T, Z)
-        if self.label_embedding is not None:
-            label_code = ops.cast(self.label_embedding(inputs["label"]), self.compute_dtype)  # (B, E)
+        if label_code is not None:
+            label_code = ops.cast(label_code, self.compute_dtype)
             codes = ops.concatenate([codes, tf.repeat(label_code, frames, axis=0)], axis=-1)
         images = self.image_generator(codes, training=training)  # (B*T, H, W, C)
         return tf.reshape(images, [batch, frames] + list(images.shape[1:]))
@@ -266,12 +273,28 @@ class DCGAN(AdversarialModel):
     def noise_spec(self, num_frames=None):
         return {"latent": tf.TensorSpec([None, num_frames, self.latent_dim], tf.float32, name="latent")}
 
-    def sample_noise(self, batch_size, seed, num_frames=None):
+    def sample_noise(self, batch_size, seed, num_frames=None, start_frame=0):
+        """`latent` U[-1, 1) `(B, T, latent_dim)`, per frame: frames `start_frame..` (see `frame_noise`)."""
         num_frames = self.num_frames if num_frames is None else num_frames
-        latent = tf.random.stateless_uniform(
-            [batch_size, num_frames, self.latent_dim], tf.cast(seed, tf.int64), minval=-1.0, maxval=1.0
-        )
-        return {"latent": latent}
+        latent = frame_noise(seed, batch_size, num_frames, [self.latent_dim], start_frame, "uniform")
+        return {"latent": 2.0 * latent - 1.0}
+
+    # ------------------------------------------------------------- streaming
+    # Frames are independent given the class: the state is the class code
+    # (nothing for an unconditional model).
+    streaming_unavailable = None
+    frame_noise_names = ("latent",)
+
+    def initial_state(self, batch_size, noise=None, labels=None):
+        """`label_code` `(B, label_dim)` for conditional models; empty for unconditional ones."""
+        labels = self.check_labels(labels)
+        if not self.num_classes:
+            return {}
+        return {"label_code": tf.cast(self.inference_generator.label_embedding(labels), tf.float32)}
+
+    def generate_chunk(self, state, noise):
+        frames = self.inference_generator.render(noise["latent"], state.get("label_code"))
+        return tf.cast(frames, tf.float32), dict(state)
 
     def noise_distributions(self):
         """`latent` U[-1, 1), as `sample_noise` draws it."""

@@ -59,7 +59,7 @@ from keras import layers, ops
 
 from vidgen_tf.adversarial import AdversarialModel
 from vidgen_tf.distribute import global_uniform_ints
-from vidgen_tf.base import check_positive_int
+from vidgen_tf.base import check_positive_int, frame_noise
 from vidgen_tf.layers import ConvGRU2D, Down2D, Down3D, LabelEmbedding, ProjectionHead, SpectralNorm, Up2D
 from vidgen_tf.layers.geometry import doubling_stages
 from vidgen_tf.registry import register
@@ -140,24 +140,38 @@ class DVDGANGenerator(keras.Model):
             num_classes=num_classes, label_dim=label_dim, spectral_norm=spectral_norm,
         )
 
-    def call(self, inputs, training=False):
-        code = ops.cast(inputs["latent"], self.compute_dtype)  # (B, Z)
+    def initial_state(self, latent, label=None, training=False):
+        """The streaming state: `grid` `(B, h, w, F)`, the projected clip code the GRU reads at
+        every step, and `gru_state` `(B, h, w, F)`, zeros before the first frame."""
+        code = ops.cast(latent, self.compute_dtype)  # (B, Z)
         if self.label_embedding is not None:
-            label_code = ops.cast(self.label_embedding(inputs["label"]), self.compute_dtype)
+            label_code = ops.cast(self.label_embedding(label), self.compute_dtype)
             code = ops.concatenate([code, label_code], axis=-1)  # (B, Z + E)
         grid = self.project(code, training=training)
-        grid = ops.reshape(grid, (-1, 1, self.grid[0], self.grid[1], grid.shape[-1] // (self.grid[0] * self.grid[1])))
-        frame_noise = ops.cast(inputs["frame_noise"], self.compute_dtype)  # (B, T, N)
-        # Broadcasting by addition keeps T symbolic (no shape arithmetic for ONNX).
+        grid = ops.reshape(grid, (-1, self.grid[0], self.grid[1], grid.shape[-1] // (self.grid[0] * self.grid[1])))
+        return {"grid": grid, "gru_state": ops.zeros_like(grid)}
+
+    def render_chunk(self, state, frame_noise, training=False):
+        """Frames `(B, K, H, W, C)` of `K` more GRU steps on `frame_noise` `(B, K, N)`, and the next state."""
+        grid = ops.cast(state["grid"], self.compute_dtype)[:, None]  # (B, 1, h, w, F)
+        frame_noise = ops.cast(frame_noise, self.compute_dtype)  # (B, K, N)
+        # Broadcasting by addition keeps K symbolic (no shape arithmetic for ONNX).
         frame_noise = frame_noise[:, :, None, None, :] + ops.zeros((1, 1) + self.grid + (1,), self.compute_dtype)
-        grid = grid + ops.zeros_like(frame_noise[..., :1])  # (B, T, h, w, F)
-        states = self.gru(ops.concatenate([grid, frame_noise], axis=-1), training=training)  # (B, T, h, w, F)
+        grid = grid + ops.zeros_like(frame_noise[..., :1])  # (B, K, h, w, F)
+        states = self.gru(
+            ops.concatenate([grid, frame_noise], axis=-1), initial_state=state["gru_state"], training=training
+        )  # (B, K, h, w, F)
 
         shape = tf.shape(states)
         batch, frames = shape[0], shape[1]
-        frames_in = tf.reshape(states, [-1, self.grid[0], self.grid[1], states.shape[-1]])  # (B*T, h, w, F)
-        images = self.upsampling(frames_in, training=training)  # (B*T, H, W, C)
-        return tf.reshape(images, [batch, frames] + list(images.shape[1:]))
+        frames_in = tf.reshape(states, [-1, self.grid[0], self.grid[1], states.shape[-1]])  # (B*K, h, w, F)
+        images = self.upsampling(frames_in, training=training)  # (B*K, H, W, C)
+        videos = tf.reshape(images, [batch, frames] + list(images.shape[1:]))
+        return videos, {"grid": state["grid"], "gru_state": states[:, -1]}
+
+    def call(self, inputs, training=False):
+        state = self.initial_state(inputs["latent"], inputs.get("label"), training=training)
+        return self.render_chunk(state, inputs["frame_noise"], training=training)[0]
 
     def get_config(self):
         return {**super().get_config(), **self.config}
@@ -342,13 +356,30 @@ class DVDGAN(AdversarialModel):
             "frame_noise": tf.TensorSpec([None, num_frames, self.frame_noise_dim], tf.float32, name="frame_noise"),
         }
 
-    def sample_noise(self, batch_size, seed, num_frames=None):
+    def sample_noise(self, batch_size, seed, num_frames=None, start_frame=0):
+        """`latent` `(B, latent_dim)` and the per-frame `frame_noise` of frames
+        `start_frame..start_frame + num_frames - 1`, N(0, 1) (see `frame_noise`)."""
         num_frames = self.num_frames if num_frames is None else num_frames
         seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 2)
         return {
             "latent": tf.random.stateless_normal([batch_size, self.latent_dim], seeds[0]),
-            "frame_noise": tf.random.stateless_normal([batch_size, num_frames, self.frame_noise_dim], seeds[1]),
+            "frame_noise": frame_noise(seeds[1], batch_size, num_frames, [self.frame_noise_dim], start_frame),
         }
+
+    # ------------------------------------------------------------- streaming
+    # The state is the projected clip code and the ConvGRU's state.
+    streaming_unavailable = None
+    frame_noise_names = ("frame_noise",)
+
+    def initial_state(self, batch_size, noise=None, labels=None):
+        """`grid` and `gru_state`, each `(B, h, w, F)` (the generator's 4-pixel-side grid)."""
+        labels = self.check_labels(labels)
+        state = self.inference_generator.initial_state(noise["latent"], labels)
+        return {name: tf.cast(value, tf.float32) for name, value in state.items()}
+
+    def generate_chunk(self, state, noise):
+        frames, state = self.inference_generator.render_chunk(state, noise["frame_noise"])
+        return tf.cast(frames, tf.float32), {name: tf.cast(value, tf.float32) for name, value in state.items()}
 
     def discriminator_views(self, videos, seed):
         shape = tf.shape(videos)

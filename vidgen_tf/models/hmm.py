@@ -42,7 +42,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from vidgen_tf.base import check_positive_int
+from vidgen_tf.base import check_positive_int, frame_noise
 from vidgen_tf.likelihood import LikelihoodModel
 from vidgen_tf.models import _latent, hmm_em
 from vidgen_tf.registry import register
@@ -334,19 +334,16 @@ class VideoHMM(LikelihoodModel):
             ),
         }
 
-    def sample_noise(self, batch_size, seed, num_frames=None):
+    def sample_noise(self, batch_size, seed, num_frames=None, start_frame=0):
         """`state_noise` U[0, 1) `(B, T)`; `emission_noise` `(B, T, E)`, N(0, 1)
-        for Gaussian emissions and U[0, 1) for Bernoulli ones."""
+        for Gaussian emissions and U[0, 1) for Bernoulli ones; both per frame,
+        frames `start_frame..start_frame + T - 1` (see `frame_noise`)."""
         num_frames = self.num_frames if num_frames is None else num_frames
         seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 2)
-        shape = [batch_size, num_frames, self.dims_per_frame]
-        if self.emission == "gaussian":
-            emission = tf.random.stateless_normal(shape, seeds[1])
-        else:
-            emission = tf.random.stateless_uniform(shape, seeds[1])
+        kind = "normal" if self.emission == "gaussian" else "uniform"
         return {
-            "state_noise": tf.random.stateless_uniform([batch_size, num_frames], seeds[0]),
-            "emission_noise": emission,
+            "state_noise": frame_noise(seeds[0], batch_size, num_frames, (), start_frame, "uniform"),
+            "emission_noise": frame_noise(seeds[1], batch_size, num_frames, [self.dims_per_frame], start_frame, kind),
         }
 
     def noise_distributions(self):
@@ -357,28 +354,33 @@ class VideoHMM(LikelihoodModel):
         emission = {"kind": "normal", "mean": 0.0, "stddev": 1.0} if self.emission == "gaussian" else uniform
         return {"state_noise": dict(uniform), "emission_noise": dict(emission)}
 
-    def sample_states(self, state_noise):
+    def sample_states(self, state_noise, previous=None):
         """State paths int32 `(B, T)` from uniform noise `(B, T)` by inverse CDF.
 
         `z_1` is the first k whose cumulative initial probability exceeds
         `u_1`, `z_t` likewise in the row `z_{t-1}` of the transition matrix.
+
+        Args:
+            state_noise: float `(B, T)` in [0, 1).
+            previous: int32 `(B,)`, the state of the frame before the first
+                one, -1 where there is none (the chain starts); None: -1.
         """
         u = tf.cast(state_noise, tf.float32)  # (B, T)
         # Only the first K-1 cumulative sums: the last state takes what is left,
         # so rounding in the sums can never give an index K.
         initial_cdf = tf.cumsum(tf.nn.softmax(self.initial_logits))[:-1]  # (K-1,)
         transition_cdf = tf.cumsum(tf.nn.softmax(self.transition_logits, axis=-1), axis=-1)[:, :-1]  # (K, K-1)
+        if previous is None:
+            previous = -tf.ones(tf.shape(u)[:1], tf.int32)
 
-        def inverse_cdf(values, cdf):  # (B,), (B or 1, K-1) -> (B,)
+        def step(previous, values):  # (B,), (B,) -> (B,)
+            cdf = tf.where(
+                (previous >= 0)[:, None], tf.gather(transition_cdf, tf.maximum(previous, 0)), initial_cdf[None]
+            )  # (B, K-1)
             return tf.reduce_sum(tf.cast(values[:, None] >= cdf, tf.int32), axis=-1)
 
-        first = inverse_cdf(u[:, 0], initial_cdf[None])  # (B,)
-
-        def step(previous, values):
-            return inverse_cdf(values, tf.gather(transition_cdf, previous))
-
-        rest = tf.scan(step, tf.transpose(u[:, 1:]), initializer=first)  # (T-1, B)
-        return tf.transpose(tf.concat([first[None], rest], axis=0))  # (B, T)
+        states = tf.scan(step, tf.transpose(u), initializer=tf.cast(previous, tf.int32))  # (T, B)
+        return tf.transpose(states)  # (B, T)
 
     def generate_from_noise(self, noise, labels=None, training=False, generator=None):
         """Videos `(B, T, H, W, C)` in [-1, 1], a deterministic function of the noise.
@@ -391,8 +393,11 @@ class VideoHMM(LikelihoodModel):
             generator: unused (kept for the export contract).
         """
         self.check_labels(labels)
-        states = self.sample_states(noise["state_noise"])  # (B, T)
-        eps = tf.cast(noise["emission_noise"], tf.float32)  # (B, T, E)
+        return self._emit(self.sample_states(noise["state_noise"]), noise["emission_noise"])
+
+    def _emit(self, states, emission_noise):
+        """Frames `(B, T, H, W, C)` in [-1, 1] of state paths `(B, T)` and their emission noise."""
+        eps = tf.cast(emission_noise, tf.float32)  # (B, T, E)
         if self.emission == "gaussian":
             frames = tf.gather(self.emission_loc, states) + tf.gather(self.emission_scales(), states) * eps
             if self.feature_dim is not None:
@@ -403,6 +408,22 @@ class VideoHMM(LikelihoodModel):
         batch, steps = tf.shape(states)[0], tf.shape(states)[1]
         videos = tf.reshape(frames, [batch, steps, self.height, self.width, self.channels])
         return tf.clip_by_value(videos, -1.0, 1.0)
+
+    # ------------------------------------------------------------- streaming
+    # Given the hidden states, frames are independent: the state is the last
+    # frame's hidden state.
+    streaming_unavailable = None
+    frame_noise_names = ("state_noise", "emission_noise")
+
+    def initial_state(self, batch_size, noise=None, labels=None):
+        """`hidden_state` int32 `(B,)`: the last frame's state, -1 before the first frame."""
+        self.check_labels(labels)
+        return {"hidden_state": -tf.ones(tf.reshape(tf.cast(batch_size, tf.int32), [1]), tf.int32)}
+
+    def generate_chunk(self, state, noise):
+        states = self.sample_states(noise["state_noise"], previous=state["hidden_state"])  # (B, K)
+        frames = self._emit(states, noise["emission_noise"])
+        return frames, {"hidden_state": states[:, -1]}
 
     # ------------------------------------------------------------ parameters
     def parameters(self):

@@ -52,7 +52,7 @@ import keras
 import tensorflow as tf
 from keras import layers
 
-from vidgen_tf.base import check_positive_int
+from vidgen_tf.base import check_positive_int, frame_noise
 from vidgen_tf.layers import doubling_stages
 from vidgen_tf.likelihood import LikelihoodModel
 from vidgen_tf.models import kalman
@@ -639,15 +639,13 @@ class KalmanVAE(LikelihoodModel):
             ),
         }
 
-    def sample_noise(self, batch_size, seed, num_frames=None):
-        """Both noises drawn from N(0, 1) with `tf.random.stateless_normal`."""
+    def sample_noise(self, batch_size, seed, num_frames=None, start_frame=0):
+        """Both noises N(0, 1), per frame: frames `start_frame..start_frame + T - 1` (see `frame_noise`)."""
         num_frames = self.num_frames if num_frames is None else num_frames
         seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 2)
         return {
-            "state_noise": tf.random.stateless_normal([batch_size, num_frames, self.state_dim], seeds[0]),
-            "observation_noise": tf.random.stateless_normal(
-                [batch_size, num_frames, self.observation_dim], seeds[1]
-            ),
+            "state_noise": frame_noise(seeds[0], batch_size, num_frames, [self.state_dim], start_frame),
+            "observation_noise": frame_noise(seeds[1], batch_size, num_frames, [self.observation_dim], start_frame),
         }
 
     def sample_observations(self, noise):
@@ -656,34 +654,63 @@ class KalmanVAE(LikelihoodModel):
         `z_1 = sqrt(s0) e_1`, `z_t = A_t z_{t-1} + sqrt(q) e_t`, `a_t = C_t
         z_t + sqrt(r) d_t`, the LSTM reading each sampled `a_t`.
         """
+        shape = noise["state_noise"].shape
+        batch = shape[0] if shape[0] is not None else tf.shape(noise["state_noise"])[0]
+        return self._sample_chunk(self.initial_state(batch), noise)[0]
+
+    def _sample_chunk(self, state, noise):
+        """`(a, next_state)`: `K` more steps of the LGSSM from `state` (see `initial_state`)."""
         state_noise = tf.cast(noise["state_noise"], tf.float32)
         observation_noise = tf.cast(noise["observation_noise"], tf.float32)
         # A static batch where known: the scan's carry (the broadcast fixed matrices of
         # num_dynamics=1) must keep the shape it entered with.
         batch = state_noise.shape[0] if state_noise.shape[0] is not None else tf.shape(state_noise)[0]
-        steps = tf.shape(state_noise)[1]
-        first = tf.equal(tf.range(steps), 0)
-        elems = (tf.transpose(state_noise, [1, 0, 2]), tf.transpose(observation_noise, [1, 0, 2]), first)
+        elems = (tf.transpose(state_noise, [1, 0, 2]), tf.transpose(observation_noise, [1, 0, 2]))
         q_std, r_std = math.sqrt(self.transition_noise), math.sqrt(self.observation_noise)
         s0_std = math.sqrt(self.initial_state_variance)
 
         def step(carry, inputs):
-            state, rnn_state = carry[0], carry[1]
-            e_t, d_t, is_first = inputs
+            latent, rnn_state, started = carry[0], carry[1], carry[2]
+            e_t, d_t = inputs
             transition, observation = self._matrices(rnn_state, batch)
-            state = tf.where(is_first, s0_std * e_t, tf.linalg.matvec(transition, state) + q_std * e_t)
-            a_t = tf.linalg.matvec(observation, state) + r_std * d_t
-            return (state, self._advance_rnn(rnn_state, a_t), a_t)
+            latent = tf.where(started[:, None] > 0, tf.linalg.matvec(transition, latent) + q_std * e_t, s0_std * e_t)
+            a_t = tf.linalg.matvec(observation, latent) + r_std * d_t
+            return (latent, self._advance_rnn(rnn_state, a_t), tf.ones_like(started), a_t)
 
-        initial = (tf.zeros([batch, self.state_dim]), self._initial_rnn_state(batch),
+        rnn_state = () if self.num_dynamics == 1 else (state["lstm_hidden"], state["lstm_cell"])
+        initial = (tf.cast(state["latent_state"], tf.float32), rnn_state, tf.cast(state["started"], tf.float32),
                    tf.zeros([batch, self.observation_dim]))
-        outputs = tf.scan(step, elems, initializer=initial)
-        return tf.transpose(outputs[2], [1, 0, 2])
+        latent, rnn_state, started, outputs = tf.scan(step, elems, initializer=initial)
+        next_state = {"latent_state": latent[-1], "started": started[-1]}
+        if self.num_dynamics > 1:
+            next_state.update(lstm_hidden=rnn_state[0][-1], lstm_cell=rnn_state[1][-1])
+        return tf.transpose(outputs, [1, 0, 2]), next_state
 
     def generate_from_noise(self, noise, labels=None, training=False, generator=None):
         """Decoded mean frames `(B, T, H, W, C)` in [-1, 1] of the LGSSM sample given by `noise`."""
         self.check_labels(labels)
         return self.decode(self.sample_observations(noise), training=training)
+
+    # ------------------------------------------------------------- streaming
+    # The state is what the sampler carries from step to step: `z_{t-1}`, the
+    # LSTM's state after reading `a_1..a_{t-1}` and whether `z_1` is drawn yet.
+    streaming_unavailable = None
+    frame_noise_names = ("state_noise", "observation_noise")
+
+    def initial_state(self, batch_size, noise=None, labels=None):
+        """`latent_state` `(B, state_dim)` (`z_{t-1}`), `started` `(B,)` (0 before the first
+        frame, else 1) and, with `num_dynamics > 1`, `lstm_hidden`, `lstm_cell` `(B, dynamics_units)`."""
+        self.check_labels(labels)
+        batch = tf.cast(batch_size, tf.int32)
+        state = {"latent_state": tf.zeros(tf.stack([batch, self.state_dim])), "started": tf.zeros(tf.reshape(batch, [1]))}
+        if self.num_dynamics > 1:
+            hidden, cell = self._initial_rnn_state(batch)
+            state.update(lstm_hidden=hidden, lstm_cell=cell)
+        return state
+
+    def generate_chunk(self, state, noise):
+        observations, state = self._sample_chunk(state, noise)
+        return self.decode(observations), state
 
     # ---------------------------------------------------------------- config
     def get_config(self):

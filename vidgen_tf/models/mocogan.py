@@ -25,7 +25,7 @@ from keras import layers, ops
 
 from vidgen_tf.adversarial import AdversarialModel
 from vidgen_tf.distribute import global_uniform_ints
-from vidgen_tf.base import check_positive_int
+from vidgen_tf.base import check_positive_int, frame_noise
 from vidgen_tf.layers import BatchNormalization, Conv3D, ZeroPadding3D, doubling_stages
 from vidgen_tf.registry import register
 
@@ -77,20 +77,32 @@ class MoCoGANGenerator(keras.Model):
             motion_dim=motion_dim, width_multiplier=width_multiplier, num_classes=num_classes,
         )
 
-    def call(self, inputs, training=False):
-        content = inputs["content"]  # (B, Zc)
-        motion = self.rnn(inputs["motion_noise"], initial_state=inputs["motion_init"], training=training)  # (B, T, Zm)
+    def initial_state(self, content, motion_init, label=None):
+        """The streaming state: `clip_code` `(B, Zc [+ classes])`, `[z_C, one-hot class]`, and
+        `motion_state` `(B, Zm)`, the GRU's state (its last motion code)."""
+        codes = [content]
+        if self.num_classes:
+            codes.append(ops.one_hot(ops.cast(label, "int32"), self.num_classes, dtype=content.dtype))
+        clip_code = ops.concatenate([ops.cast(c, self.compute_dtype) for c in codes], axis=-1)
+        return {"clip_code": clip_code, "motion_state": motion_init}
+
+    def render_chunk(self, state, motion_noise, training=False):
+        """Frames `(B, K, H, W, C)` of `K` more steps of the GRU, and the next state."""
+        motion = self.rnn(motion_noise, initial_state=state["motion_state"], training=training)  # (B, K, Zm)
+        clip_code = ops.cast(state["clip_code"], self.compute_dtype)
         batch, frames = tf.shape(motion)[0], tf.shape(motion)[1]
         # [z_C, one-hot class, z_M(t)], the authors' order.
-        codes = [ops.repeat(ops.expand_dims(content, 1), frames, axis=1)]
-        if self.num_classes:
-            one_hot = ops.one_hot(ops.cast(inputs["label"], "int32"), self.num_classes, dtype=content.dtype)
-            codes.append(ops.repeat(ops.expand_dims(one_hot, 1), frames, axis=1))
-        codes.append(motion)
-        codes = ops.concatenate([ops.cast(c, self.compute_dtype) for c in codes], axis=-1)  # (B, T, D)
-        images = self.frame_generator(tf.reshape(codes, [batch * frames, codes.shape[-1]]), training=training)  # (B*T, H, W, C)
+        codes = ops.concatenate(
+            [ops.repeat(ops.expand_dims(clip_code, 1), frames, axis=1), ops.cast(motion, self.compute_dtype)], axis=-1
+        )  # (B, K, D)
+        images = self.frame_generator(tf.reshape(codes, [batch * frames, codes.shape[-1]]), training=training)  # (B*K, H, W, C)
         height, width, channels = images.shape[1:]
-        return tf.reshape(images, [batch, frames, height, width, channels])
+        videos = tf.reshape(images, [batch, frames, height, width, channels])
+        return videos, {"clip_code": clip_code, "motion_state": motion[:, -1]}
+
+    def call(self, inputs, training=False):
+        state = self.initial_state(inputs["content"], inputs["motion_init"], inputs.get("label"))
+        return self.render_chunk(state, inputs["motion_noise"], training=training)[0]
 
     def get_config(self):
         return {**super().get_config(), **self.config}
@@ -322,14 +334,32 @@ class MoCoGAN(AdversarialModel):
             "motion_init": tf.TensorSpec([None, self.motion_dim], tf.float32, name="motion_init"),
         }
 
-    def sample_noise(self, batch_size, seed, num_frames=None):
+    def sample_noise(self, batch_size, seed, num_frames=None, start_frame=0):
+        """`content`, `motion_init` and the per-frame `motion_noise` of frames
+        `start_frame..start_frame + num_frames - 1`, all N(0, 1) (see `frame_noise`)."""
         num_frames = self.num_frames if num_frames is None else num_frames
         seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 3)
         return {
             "content": tf.random.stateless_normal([batch_size, self.content_dim], seeds[0]),
-            "motion_noise": tf.random.stateless_normal([batch_size, num_frames, self.motion_dim], seeds[1]),
+            "motion_noise": frame_noise(seeds[1], batch_size, num_frames, [self.motion_dim], start_frame),
             "motion_init": tf.random.stateless_normal([batch_size, self.motion_dim], seeds[2]),
         }
+
+    # ------------------------------------------------------------- streaming
+    # The state is the per-clip code `[z_C, one-hot class]` and the GRU's state
+    # `h_t`; each chunk steps the GRU on its motion noise and renders the frames.
+    streaming_unavailable = None
+    frame_noise_names = ("motion_noise",)
+
+    def initial_state(self, batch_size, noise=None, labels=None):
+        """`clip_code` `(B, content_dim [+ num_classes])` and `motion_state` `(B, motion_dim)` (`h_0`)."""
+        labels = self.check_labels(labels)
+        state = self.inference_generator.initial_state(noise["content"], noise["motion_init"], labels)
+        return {name: tf.cast(value, tf.float32) for name, value in state.items()}
+
+    def generate_chunk(self, state, noise):
+        frames, state = self.inference_generator.render_chunk(state, noise["motion_noise"])
+        return tf.cast(frames, tf.float32), {name: tf.cast(value, tf.float32) for name, value in state.items()}
 
     def discriminator_views(self, videos, seed):
         # The image discriminator sees one random frame of each clip.

@@ -270,6 +270,10 @@ class TGAN(AdversarialModel):
     """
 
     variable_length = False
+    streaming_unavailable = (
+        "its temporal generator maps one latent to all num_frames frame codes at once "
+        "(transposed convolutions over time), so there is no state to carry into a next chunk"
+    )
     default_loss = "wasserstein"
     lipschitz_constraint = property(lambda self: "singular value clipping" if self.singular_value_clipping else None)
 

@@ -209,6 +209,10 @@ class VGAN(AdversarialModel):
     """
 
     variable_length = False
+    streaming_unavailable = (
+        "its 3-D convolutional stream upsamples time for the whole clip at once, "
+        "so there is no state to carry into a next chunk"
+    )
     default_loss = "non_saturating"
 
     def __init__(

@@ -211,6 +211,10 @@ class VideoVAE(LikelihoodModel):
     """
 
     log_prob_is_bound = True
+    streaming_unavailable = (
+        "its 3-D convolutional decoder maps one latent to the whole clip of num_frames frames "
+        "at once, so there is no state to carry into a next chunk"
+    )
 
     def __init__(
         self,
