@@ -8,6 +8,7 @@ from google.protobuf import text_format
 import vidgen_tf
 from vidgen_tf import cli
 from vidgen_tf.cli import export as cli_export
+from vidgen_tf.exporting import streaming
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = {
@@ -68,9 +69,15 @@ def test_all_presets_writes_every_model_and_the_serving_configs(capsys, tmp_path
     assert read_models_config(out / "models.config") == {p: (f"/models/{p}", "tensorflow") for p in TINY}
     assert (out / "batching.config").read_text() == "max_batch_size { value: 4 }\n"  # the user's file is kept
     assert "(kept the existing file)" in text
-    assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["batching.config", "models.config", *TINY, *(f"{p}.onnx" for p in TINY), *(f"{p}.onnx.parity.json"
-                                                                                 for p in TINY)])
+    expected = ["batching.config", "models.config"]
+    for preset in TINY:
+        expected += [preset, f"{preset}.onnx", f"{preset}.onnx.parity.json"]
+        model = vidgen_tf.from_preset(preset)
+        if streaming.is_streaming(model):  # and the chunk-by-chunk files beside it
+            initial, chunk = streaming.onnx_paths(out / f"{preset}.onnx")
+            expected += [chunk.name, f"{chunk.name}.parity.json"]
+            expected += [initial.name] if streaming.state_specs(model) else []
+    assert sorted(p.name for p in out.iterdir()) == sorted(expected)
 
 
 def test_a_single_export_adds_its_entry_and_keeps_the_others(capsys, tmp_path, tiny_zoo):

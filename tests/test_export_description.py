@@ -50,6 +50,7 @@ def test_every_models_description_matches_its_noise_spec(name, num_classes):
     }
     expected_signatures = {"serving_default", "generate"} | (
         {"log_prob", "log_prob_uint8"} if getattr(model, "has_log_prob", False) else set())
+    expected_signatures |= set(vidgen_tf.exporting.streaming.streaming_signature_names(model))
     assert set(described["signatures"]) == expected_signatures
 
     inputs = described["signatures"]["serving_default"]["inputs"]

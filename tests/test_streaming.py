@@ -308,4 +308,5 @@ def test_exported_chunks_equal_one_long_generate_call(key, tmp_path):
 def test_fixed_length_export_has_no_streaming_signature(tmp_path):
     model = build("video_vae", FIXED_LENGTH)
     version = vidgen_tf.export_savedmodel(model, tmp_path / "serving")
-    assert set(tf.saved_model.load(str(version)).signatures) == {"serving_default", "generate", "log_prob"}
+    assert set(tf.saved_model.load(str(version)).signatures) == {"serving_default", "generate", "log_prob",
+                                                                 "log_prob_uint8"}
