@@ -159,6 +159,8 @@ def _train(args, strategy):
     metric_names, metrics_every, feature_net = _check_metric_options(args, checkpoint_every)
     overrides = {**_geometry(args), **_parse_pairs(args.set, "--set")}
     model_name, config, weights = _resolve_model(args.model, overrides)
+    if args.from_scratch:
+        weights = None  # the preset's configuration, fresh initial weights
     out = Path(args.out or f"runs/{model_name}")
     # Only the chief writes into `out`; other workers of a cluster write the
     # same files into a temporary directory, removed at the end.

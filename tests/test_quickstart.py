@@ -1,0 +1,67 @@
+"""`vidgen quickstart` (on a tiny stand-in of the zoo's preset) and `vidgen train --from-scratch`."""
+
+import json
+
+import numpy as np
+import pytest
+
+import vidgen_tf
+from vidgen_tf import cli, presets
+from vidgen_tf.report import read_metrics_jsonl
+
+TINY = dict(num_frames=4, height=16, width=16, channels=1, content_dim=8, motion_dim=4,
+            generator_width=8, discriminator_width=8)
+
+
+@pytest.fixture
+def tiny_zoo(tmp_path, monkeypatch):
+    """A zoo whose mocogan_moving_digits is a tiny trained-looking MoCoGAN on moving_square."""
+    zoo = tmp_path / "zoo"
+    model = vidgen_tf.build("mocogan", **TINY)
+    model.generate(1, seed=0)  # builds the weights
+    presets.save_preset(model, zoo / "mocogan_moving_digits", dataset="moving_square", training_steps=10)
+    monkeypatch.setenv("VIDGEN_ZOO", str(zoo))
+    return zoo
+
+
+@pytest.mark.large
+def test_quickstart_samples_the_preset_fine_tunes_resumes_exports_and_reports(tiny_zoo, tmp_path, capsys):
+    out = tmp_path / "qs"
+    assert cli.main(["quickstart", "--out", str(out), "--steps", "4", "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "ships no trained weights" not in printed
+    # The preset's own samples, enlarged three times: 16 -> 48 pixel cells.
+    for name in ("pretrained_24_frames.gif", "pretrained_24_frames.mp4"):
+        assert (out / name).stat().st_size > 0
+    videos = vidgen_tf.video_io.read_video(out / "pretrained_24_frames.gif")
+    assert videos.shape[0] == 24 and videos.shape[1] >= 48
+    # The second run resumed from the first one's step-2 checkpoint.
+    assert "(from step 2;" in printed
+    steps = [line["step"] for line in read_metrics_jsonl(out / "finetuned" / "losses.jsonl")]
+    assert steps == sorted(set(steps)) and steps[-1] <= 4
+    assert json.loads((out / "finetuned" / "metadata.json").read_text())["training_steps"] == 4
+    assert (out / "finetuned" / "report.html").is_file()
+    parity = json.loads((out / "export" / "mocogan.onnx.parity.json").read_text())
+    assert parity["max_abs_diff_uint8"] <= 1
+    assert (out / "export" / "mocogan" / "1" / "saved_model.pb").is_file()
+    assert "where everything went:" in printed
+    for path in (out / "finetuned" / "report.html", out / "export" / "mocogan.onnx", out / "export" / "models.config"):
+        assert str(path) in printed
+
+
+def test_quickstart_warns_when_the_preset_is_untrained_and_names_bad_steps(tiny_zoo, tmp_path, capsys):
+    (tiny_zoo / "mocogan_moving_digits" / presets.WEIGHTS_FILE).unlink()
+    assert cli.main(["quickstart", "--out", str(tmp_path / "qs"), "--steps", "1"]) == 2
+    assert "--steps must be >= 2" in capsys.readouterr().err
+
+
+def test_train_from_scratch_ignores_the_presets_weights(tiny_zoo, tmp_path, capsys):
+    weights = tiny_zoo / "mocogan_moving_digits" / presets.WEIGHTS_FILE
+    weights.write_bytes(b"not an h5 file")  # loading it would fail
+    args = ["train", "mocogan_moving_digits", "--data", "moving_square", "--steps", "2", "--batch-size", "4",
+            "--checkpoint-every", "2", "--num-samples", "2", "--quiet", "--no-report"]
+    assert cli.main([*args, "--out", str(tmp_path / "loaded")]) != 0  # the preset's weights are read ...
+    capsys.readouterr()
+    assert cli.main([*args, "--out", str(tmp_path / "fresh"), "--from-scratch"]) == 0  # ... unless from scratch
+    model = vidgen_tf.from_preset(str(tmp_path / "fresh"))
+    assert np.isfinite(model.generate(1, seed=0).numpy()).all()
