@@ -39,7 +39,11 @@ def test_quickstart_samples_the_preset_fine_tunes_resumes_exports_and_reports(ti
     assert "(from step 2;" in printed
     steps = [line["step"] for line in read_metrics_jsonl(out / "finetuned" / "losses.jsonl")]
     assert steps == sorted(set(steps)) and steps[-1] <= 4
-    assert json.loads((out / "finetuned" / "metadata.json").read_text())["training_steps"] == 4
+    metadata = json.loads((out / "finetuned" / "metadata.json").read_text())
+    assert metadata["training_steps"] == 4
+    # The preset records the commands that made it (a card's recipe): the first run's and the resumed one's.
+    assert [c.split(" --steps ")[1].split()[0] for c in metadata["command"]] == ["2", "4"]
+    assert all(c.startswith("vidgen train mocogan_moving_digits --data moving_square") for c in metadata["command"])
     assert (out / "finetuned" / "report.html").is_file()
     parity = json.loads((out / "export" / "mocogan.onnx.parity.json").read_text())
     assert parity["max_abs_diff_uint8"] <= 1

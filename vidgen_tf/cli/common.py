@@ -5,6 +5,7 @@ import contextlib
 import json
 import logging
 import os
+import shlex
 import sys
 import traceback
 import warnings
@@ -150,6 +151,8 @@ def build_parser():
     from vidgen_tf.cli.export import cmd_export
     from vidgen_tf.cli.generate import cmd_generate
     from vidgen_tf.cli.listing import cmd_list
+    from vidgen_tf.cli.publish import DEFAULT_METRICS as DEFAULT_PUBLISH_METRICS
+    from vidgen_tf.cli.publish import cmd_publish
     from vidgen_tf.cli.quickstart import cmd_quickstart
     from vidgen_tf.cli.report import cmd_report
     from vidgen_tf.cli.train import PRECISIONS, cmd_train
@@ -342,6 +345,26 @@ def build_parser():
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser(
+        "publish", help="make a trained run a zoo preset: its weights, scores, a sample GIF, the card's tables",
+        description="Writes ZOO/NAME whole, atomically: config, weights (the run's best checkpoint by its "
+                    "--keep-best metric, or the final ones), metadata.json with every score `vidgen eval` prints "
+                    "and a headline, sample.gif (fixed noise, enlarged 3x) and README.md, whose text between the "
+                    "`vidgen publish` markers (training, recipe, scores, sample) is rewritten.")
+    p.add_argument("run", help="a `vidgen train --out` directory")
+    p.add_argument("--name", required=True, help="the preset's folder name in the zoo")
+    p.add_argument("--zoo", help="the zoo directory (default: the package's, as `vidgen list` shows)")
+    p.add_argument("--weights", choices=("best", "final"), default="best",
+                   help="the best checkpoint (when the run kept one) or the final weights (default best)")
+    p.add_argument("--metrics", help=f"sample metrics to score (default {DEFAULT_PUBLISH_METRICS}; '' for none)")
+    p.add_argument("--num-videos", type=int, default=512, help="held-out videos scored (default 512)")
+    p.add_argument("--seed", type=int, default=1, help="seed of the held-out videos and noise (default 1)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--recipe", action="append", metavar="COMMAND",
+                   help="the training command(s) for the card, when the run did not record them")
+    p.add_argument("--description", help="the one line `vidgen list` shows (default: the zoo's current one)")
+    p.set_defaults(func=cmd_publish)
+
+    p = sub.add_parser(
         "quickstart", help="samples from the trained MoCoGAN preset, a short fine-tune that resumes, exports, a report",
         description="Generates 24-frame videos from the trained mocogan_moving_digits preset (GIF and MP4, "
                     "enlarged), fine-tunes it on moving_digits for --steps steps in two runs (the second resumes "
@@ -424,6 +447,8 @@ def main(argv=None):
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     parser = build_parser()
     args = parser.parse_args(argv)
+    # The command as typed (`vidgen train` records it in the preset: a card's recipe).
+    args.command_line = "vidgen " + shlex.join(sys.argv[1:] if argv is None else [str(a) for a in argv])
     from vidgen_tf.callbacks import TrainingDivergedError
 
     try:

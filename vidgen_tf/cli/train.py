@@ -251,7 +251,8 @@ def _train(args, strategy):
             extra.update(dequantized=model.dequantize, bits_per_dim_kind=model.bits_per_dim_kind)
         vidgen_tf.save_preset(model, location.path, dataset=args.data, training_steps=max(start_step, args.steps),
                               description=f"{model_name} trained by `vidgen train` on {args.data}",
-                              training_seconds=round(training_seconds, 1), **extra)
+                              training_seconds=round(training_seconds, 1),
+                              command=_recorded_commands(out, start_step, args.command_line), **extra)
         if args.final_weights:
             Path(args.final_weights).parent.mkdir(parents=True, exist_ok=True)
             model.save_weights(args.final_weights)
@@ -282,6 +283,18 @@ def _train(args, strategy):
                                    tensorboard_dir=args.tensorboard)
         print(f"report: {page} (assets in {report.default_assets_dir(page)})")
     return 0
+
+
+def _recorded_commands(out, start_step, command):
+    """The `vidgen train` commands that made the preset in `out`: the earlier runs' (a resumed run), then this one."""
+    earlier = []
+    if start_step:
+        try:
+            earlier = json.loads((Path(out) / "metadata.json").read_text()).get("command", [])
+        except (OSError, ValueError):
+            earlier = []
+    earlier = [earlier] if isinstance(earlier, str) else list(earlier)
+    return earlier + [command]
 
 
 def _recorded_training_seconds(out):

@@ -1,0 +1,112 @@
+"""`vidgen publish`: a trained run becomes a zoo preset with its scores, sample GIF and card, atomically."""
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+from PIL import Image
+
+import vidgen_tf
+from vidgen_tf import cli, presets
+from vidgen_tf.cli import publish
+
+TRAIN = ["train", "mocogan", "--data", "moving_square", "--num-frames", "4", "--height", "16", "--width", "16",
+         "--channels", "1", "--batch-size", "4", "--steps", "4", "--checkpoint-every", "2", "--quiet",
+         "--num-samples", "2", "--set", "content_dim=8", "--set", "motion_dim=4", "--set", "generator_width=8",
+         "--set", "discriminator_width=8", "--metrics", "motion", "--metrics-every", "2", "--metrics-videos", "8",
+         "--keep-best", "motion", "--no-report"]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    assert cli.main([*TRAIN, "--out", str(out)]) == 0
+    return out
+
+
+def published(run, zoo, *extra):
+    return cli.main(["publish", str(run), "--name", "tiny_preset", "--zoo", str(zoo), "--metrics", "motion",
+                     "--num-videos", "8", "--batch-size", "4", *extra])
+
+
+def test_publish_writes_the_preset_with_eval_scores_sample_and_card(run, tmp_path, capsys):
+    zoo = tmp_path / "zoo"
+    (zoo / "tiny_preset").mkdir(parents=True)
+    (zoo / "tiny_preset" / "README.md").write_text(
+        "# tiny_preset\n\nHand-written text.\n\n" + publish.BEGIN + "\nold figures\n" + publish.END + "\n\nLimits.\n")
+    (zoo / "tiny_preset" / "metadata.json").write_text(json.dumps({"description": "the zoo's own line"}))
+    assert published(run, zoo) == 0
+    printed = capsys.readouterr().out
+    target = zoo / "tiny_preset"
+    assert sorted(p.name for p in target.iterdir()) == sorted(
+        ["README.md", "config.json", "metadata.json", "model.weights.h5", "sample.gif"])
+    metadata = json.loads((target / "metadata.json").read_text())
+    assert metadata["description"] == "the zoo's own line"
+    assert metadata["headline"] == "motion" and metadata["best_checkpoint"]["metric"] == "motion"
+    assert metadata["command"][0].startswith("vidgen train mocogan --data moving_square")
+
+    # The scores are what `vidgen eval` prints for the published preset, with the recorded recipe.
+    json_path = tmp_path / "eval.json"
+    scored = metadata["scored_by"]
+    assert cli.main(["eval", str(target), "--metrics", "motion", "--num-videos", str(scored["num_videos"]),
+                     "--seed", str(scored["seed"]), "--batch-size", str(scored["batch_size"]),
+                     "--json", str(json_path)]) == 0
+    report = json.loads(json_path.read_text())
+    assert metadata["scores"]["motion"]["value"] == pytest.approx(report["motion"]["total"], rel=1e-6)
+    assert f"published {target}: motion {report['motion']['total']:.4g}" in printed
+
+    # The best checkpoint's model weights (no optimizer slots), loadable as a preset.
+    with h5py.File(target / presets.WEIGHTS_FILE) as stored:
+        assert not [k for k in stored.keys() if "optimizer" in k], list(stored.keys())
+    model = vidgen_tf.from_preset(str(target))
+    videos = model.generate(2, seed=0).numpy()
+    assert np.isfinite(videos).all() and np.abs(videos).max() <= 1
+    best = vidgen_tf.from_preset(str(run))
+    best.compile(seed=0)
+    best.load_weights(run / "checkpoints" / "best.weights.h5")
+    np.testing.assert_array_equal(model.generator.get_weights()[0], best.generator.get_weights()[0])
+
+    # The card keeps its hand-written text; the marked part is rewritten.
+    card = (target / "README.md").read_text()
+    assert card.startswith("# tiny_preset\n\nHand-written text.") and card.rstrip().endswith("Limits.")
+    assert "old figures" not in card and card.count(publish.BEGIN) == 1
+    assert f"| motion | {report['motion']['total']:.4g} |" in card
+    assert "![8 samples of tiny_preset" in card and metadata["command"][0] in card
+    with Image.open(target / "sample.gif") as gif:
+        assert gif.n_frames == 4 and gif.size[1] >= 3 * 16  # enlarged 3x
+
+
+def test_publish_final_weights_and_a_new_card(run, tmp_path):
+    zoo = tmp_path / "zoo"
+    zoo.mkdir()
+    assert published(run, zoo, "--weights", "final", "--recipe", "vidgen train my recipe") == 0
+    metadata = json.loads((zoo / "tiny_preset" / "metadata.json").read_text())
+    assert "best_checkpoint" not in metadata and metadata["command"] == ["vidgen train my recipe"]
+    card = (zoo / "tiny_preset" / "README.md").read_text()
+    assert card.startswith("# tiny_preset\n\n" + publish.BEGIN)
+    assert (zoo / "tiny_preset" / presets.WEIGHTS_FILE).read_bytes() == (run / presets.WEIGHTS_FILE).read_bytes()
+
+
+def test_a_failed_publish_keeps_the_old_preset(run, tmp_path, monkeypatch):
+    zoo = tmp_path / "zoo"
+    (zoo / "tiny_preset").mkdir(parents=True)
+    (zoo / "tiny_preset" / "README.md").write_text("old card\n")
+
+    def failing(*args, **kwargs):
+        raise RuntimeError("eval failed")
+
+    monkeypatch.setattr(publish, "_eval_report", failing)
+    assert published(run, zoo) != 0
+    assert [p.name for p in zoo.iterdir()] == ["tiny_preset"]  # no staging left
+    assert [p.name for p in (zoo / "tiny_preset").iterdir()] == ["README.md"]
+    assert (zoo / "tiny_preset" / "README.md").read_text() == "old card\n"
+
+
+def test_bad_publish_arguments_are_named(run, tmp_path, capsys):
+    assert cli.main(["publish", str(tmp_path), "--name", "x", "--zoo", str(tmp_path)]) == 2
+    assert "is not a preset or `vidgen train --out` directory" in capsys.readouterr().err
+    assert cli.main(["publish", str(run), "--name", "../x", "--zoo", str(tmp_path)]) == 2
+    assert "--name must be a plain folder name" in capsys.readouterr().err
+    assert cli.main(["publish", str(run), "--name", "x", "--zoo", str(tmp_path / "missing")]) == 2
+    assert "does not exist" in capsys.readouterr().err

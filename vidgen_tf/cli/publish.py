@@ -1,0 +1,201 @@
+"""`vidgen publish`: a trained run becomes a zoo preset with its scores, a sample GIF and its card's tables.
+
+    vidgen publish RUN_DIR --name PRESET [--zoo DIR] [--weights best|final] [--metrics fvd,kvd,motion]
+                   [--num-videos 512] [--seed 1] [--recipe "vidgen train ..."] [--description TEXT]
+
+The preset folder `ZOO/PRESET` is written whole in one atomic step: its
+`config.json`, `model.weights.h5` (the run's best checkpoint by the metric of
+`--keep-best`, or its final weights), `metadata.json` with `scores` (every
+figure `vidgen eval` printed, with its recipe) and a `headline`,
+`sample.gif` (fixed noise, enlarged), and `README.md`: the card's
+hand-written text is kept and the part between the two `vidgen publish`
+markers (training, scores, sample) is rewritten.
+"""
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from vidgen_tf.cli.common import UsageError
+
+BEGIN = "<!-- vidgen publish: begin (this part is written by `vidgen publish`) -->"
+END = "<!-- vidgen publish: end -->"
+SAMPLE_FILE = "sample.gif"
+# Figures scored by `vidgen eval` and kept in a preset: GANs by their samples, likelihood models also by NLL.
+DEFAULT_METRICS = "fvd,kvd,motion"
+
+
+def _eval_report(directory, metrics, num_videos, seed, batch_size):
+    """Runs `vidgen eval` on the preset `directory` and returns its JSON report."""
+    from vidgen_tf.cli.common import main
+
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "eval.json"
+        argv = ["eval", str(directory), "--num-videos", str(num_videos), "--seed", str(seed),
+                "--batch-size", str(batch_size), "--json", str(path)]
+        if metrics:
+            argv += ["--metrics", metrics]
+        code = main(argv)
+        if code:
+            raise RuntimeError(f"`vidgen {' '.join(argv)}` failed (exit {code}); nothing was published.")
+        return json.loads(path.read_text())
+
+
+def scores_of(report):
+    """`metadata.json` "scores" from a `vidgen eval --json` report (see `presets.headline_score`)."""
+    seed = report["seed"]
+    scores = {}
+    for name, entry in report.get("sample_metrics", {}).items():
+        scores[name] = {"value": float(entry["value"]), "num_real": entry["num_real"], "num_fake": entry["num_fake"],
+                        "feature_network": entry["feature_network"], "std": entry["std"], "seed": seed}
+    if "motion" in report:
+        scores["motion"] = {"value": float(report["motion"]["total"]), "num_real": report["num_real"],
+                            "num_fake": report["num_generated"], "seed": seed,
+                            "terms": {k: float(v) for k, v in report["motion"].items() if k != "total"}}
+    if "nll_nats_per_video" in report:
+        common = {"num_videos": report["num_videos"], "seed": seed, "bound": report["bound"]}
+        scores["nll_nats_per_video"] = {"value": float(report["nll_nats_per_video"]), **common}
+        scores["bits_per_dim"] = {"value": float(report["bits_per_dim"]), "kind": report["bits_per_dim_kind"],
+                                  **common}
+    return scores
+
+
+def _headline(scores):
+    for name in ("bits_per_dim", "fvd", "motion"):
+        if name in scores:
+            return name
+    return sorted(scores)[0] if scores else None
+
+
+def _hours(seconds):
+    minutes = round(float(seconds) / 60)
+    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
+
+
+def card_section(name, metadata, scores, eval_command, best):
+    """The markdown between the card's markers: training, scores, sample."""
+    lines = [BEGIN, "", "## Trained weights", ""]
+    steps = metadata.get("training_steps", 0)
+    seconds = metadata.get("training_seconds")
+    when = f" in {_hours(seconds)} of training" if seconds else ""
+    lines.append(f"Trained on `{metadata.get('dataset')}` for {steps} steps{when} on a 2-core CPU"
+                 + (" (wall time of the `fit` calls; the cores were shared with other jobs part of the time)"
+                    if seconds else "") + ".")
+    if best:
+        lines.append(f"The shipped weights are the run's best checkpoint by {best['metric']} "
+                     f"({best['value']:.4g} at step {best['step']}, as scored during training by `--keep-best`), "
+                     "not necessarily the last step's.")
+    commands = metadata.get("command") or []
+    commands = [commands] if isinstance(commands, str) else commands
+    if commands:
+        lines += ["", "Recipe (the exact commands; a resumed run lists each):", "", "```"]
+        lines += commands
+        lines += ["```"]
+    lines += ["", "## Scores", "", f"Held-out, recomputed by `{eval_command}`:", "",
+              "| metric | value | recipe |", "|---|---|---|"]
+    from vidgen_tf import presets
+
+    for metric, entry in scores.items():
+        text = presets.describe_score(metric, entry)
+        value, _, recipe = text.partition(" (")
+        lines.append(f"| {metric} | {value.split(' ', 1)[1]} | {recipe.rstrip(')')} |")
+    motion = scores.get("motion", {}).get("terms")
+    if motion:
+        lines += ["", "Motion terms (each a distance to the data's ground-truth statistics; lower is closer): "
+                  + ", ".join(f"{k} {v:.3g}" for k, v in motion.items()) + "."]
+    feature = next((e.get("feature_network") for e in scores.values() if e.get("feature_network")), None)
+    if feature:
+        lines += ["", f"FVD and KVD use the built-in synthetic feature network ({feature.split(' (')[0]}): "
+                  "they rank models on this data, and are not comparable with figures computed with I3D."]
+    lines += ["", "## Sample", "", f"![8 samples of {name}, fixed noise (seed 0), enlarged 3x]({SAMPLE_FILE})", "",
+              f"`vidgen generate {name} --num 8 --seed 0 --scale 3 --out {SAMPLE_FILE}`", "", END]
+    return "\n".join(lines) + "\n"
+
+
+def _merged_card(old_text, section, name):
+    if not old_text:
+        return f"# {name}\n\n{section}"
+    if BEGIN in old_text and END in old_text:
+        before, _, rest = old_text.partition(BEGIN)
+        _, _, after = rest.partition(END)
+        return before + section.rstrip("\n") + after
+    return old_text.rstrip("\n") + "\n\n" + section
+
+
+def _write_best_weights(run, checkpoint, path):
+    """The model weights of a best checkpoint (a compiled model's whole state: weights, optimizer slots,
+    step counters) as a preset's weights file, `preset_model()`'s as `save_preset` writes them."""
+    import vidgen_tf
+
+    model = vidgen_tf.from_preset(str(run))
+    model.compile(seed=0)  # the optimizers whose slots the checkpoint holds, as `vidgen train` resumes
+    model.load_weights(checkpoint)
+    stored = model.preset_model() if hasattr(model, "preset_model") else model
+    stored.save_weights(path)
+
+
+def cmd_publish(args):
+    """Publishes a trained run as the zoo preset `--name`: weights, scores, sample, card."""
+    import vidgen_tf
+    from vidgen_tf import atomic, presets, video_io
+
+    run = Path(args.run)
+    if not (run / presets.CONFIG_FILE).is_file():
+        raise UsageError(f"{run} is not a preset or `vidgen train --out` directory (no {presets.CONFIG_FILE}).")
+    if not args.name or "/" in args.name or args.name.startswith("."):
+        raise UsageError(f"--name must be a plain folder name, got {args.name!r}.")
+    zoo = Path(args.zoo) if args.zoo else presets.zoo_dir()
+    if not zoo.is_dir():
+        raise UsageError(f"The zoo directory {zoo} does not exist.")
+    best_record = None
+    if args.weights == "best":
+        best_path = run / "checkpoints" / "best.json"
+        if best_path.is_file():
+            best_record = json.loads(best_path.read_text())
+            weights = run / "checkpoints" / "best.weights.h5"
+        else:
+            weights = run / presets.WEIGHTS_FILE
+    else:
+        weights = run / presets.WEIGHTS_FILE
+    if not weights.is_file():
+        raise UsageError(f"{weights} does not exist: the run has no trained weights to publish.")
+    metadata = json.loads((run / presets.METADATA_FILE).read_text())
+    if args.recipe:
+        metadata["command"] = list(args.recipe)
+    target = zoo / args.name
+    old_card = (target / "README.md").read_text() if (target / "README.md").is_file() else ""
+    old_metadata = target / presets.METADATA_FILE
+    old_description = json.loads(old_metadata.read_text()).get("description") if old_metadata.is_file() else None
+
+    with atomic.atomic_directory(target) as staging:
+        shutil.copy2(run / presets.CONFIG_FILE, staging / presets.CONFIG_FILE)
+        if best_record:
+            _write_best_weights(run, weights, staging / presets.WEIGHTS_FILE)
+        else:
+            shutil.copy2(weights, staging / presets.WEIGHTS_FILE)
+        # Only what a preset needs: the run's own bookkeeping (checkpoints, logs) stays in the run.
+        # The zoo's one-line description stays unless --description gives another.
+        metadata["description"] = args.description or old_description or metadata.get("description", "")
+        if best_record:
+            metadata["best_checkpoint"] = best_record
+        presets._write_json(staging / presets.METADATA_FILE, metadata)
+        model = vidgen_tf.from_preset(str(staging))
+        metrics = DEFAULT_METRICS if args.metrics is None else args.metrics
+        report = _eval_report(staging, metrics, args.num_videos, args.seed, args.batch_size)
+        scores = scores_of(report)
+        eval_command = (f"vidgen eval {args.name} --num-videos {args.num_videos} --seed {args.seed}"
+                        f" --batch-size {args.batch_size}" + (f" --metrics {metrics}" if metrics else ""))
+        metadata["scores"], metadata["headline"] = scores, _headline(scores)
+        # How to score it again: tests/test_zoo.py reruns this and compares.
+        metadata["scored_by"] = {"command": eval_command, "num_videos": args.num_videos, "seed": args.seed,
+                                 "batch_size": args.batch_size, "metrics": metrics}
+        presets._write_json(staging / presets.METADATA_FILE, metadata)
+        videos = model.generate(8, seed=0).numpy()
+        video_io.write_video(staging / SAMPLE_FILE, videos, fps=8, scale=3)
+        section = card_section(args.name, metadata, scores, eval_command, best_record)
+        (staging / "README.md").write_text(_merged_card(old_card, section, args.name), encoding="utf-8")
+    headline = metadata["headline"]
+    print(f"published {target}: {presets.describe_score(headline, scores[headline]) if headline else 'no scores'}")
+    return 0
+
