@@ -509,3 +509,50 @@ def test_the_grpc_client_runs_without_tensorflow(hmm_export, grpc_server, tmp_pa
     code, _, stderr, _ = run_client("grpc_client", "--target", grpc_server.target, "--model", "hmm",
                                     "--description", hmm_export["version"], "--signature", "serve", "--out", out)
     assert code == 2 and "Unknown signature 'serve'" in stderr
+
+
+# ---------------------------------------------------------------------------
+# Every preset of the zoo, through all three clients
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.large
+@pytest.mark.parametrize("preset", vidgen_tf.list_presets())
+def test_every_preset_through_the_three_clients(preset, tmp_path):
+    """Each preset's export gives the same videos to the ONNX, REST and gRPC clients, drawn from the
+    inputs' declared distributions: equal to the SavedModel run on those draws (uint8 within one level)."""
+    model = vidgen_tf.from_preset(preset)
+    version = exporting.export_savedmodel(model, tmp_path, preset=preset)
+    onnx_path = exporting.export_onnx(model, tmp_path / f"{preset}.onnx", savedmodel_dir=version, preset=preset)
+    description = common.load_description(version)
+    frames = None if not model.variable_length else model.num_frames + 3  # a dynamic frame axis takes any length
+    label = 0 if model.num_classes else None
+    drawn = common.draw_inputs(description, num=2, seed=5, frames=frames, label=label)
+    for name, entry in description["signatures"]["serving_default"]["inputs"].items():
+        kind = entry["distribution"]["kind"]
+        if kind == "uniform":
+            assert drawn[name].min() >= entry["distribution"]["low"] and drawn[name].max() < entry["distribution"]["high"]
+        elif kind == "label":
+            assert np.all(drawn[name] == 0)
+    signatures = standins.Signatures(preset, version)
+    expected = signatures.run("serving_default", drawn)["video"]
+    assert expected.shape[:2] == (2, frames or model.num_frames)
+
+    onnx_videos, _ = onnx_client.generate(onnx_path, num=2, frames=frames, label=label, seed=5)
+    assert np.max(np.abs(onnx_videos.astype(int) - expected.astype(int))) <= 1
+
+    rest, thread = standins.start_rest(signatures, port=0)
+    grpc_server, target = standins.start_grpc(signatures, port=0)
+    try:
+        url = f"http://127.0.0.1:{rest.server_port}"
+        for request_format in ("columnar", "row"):
+            videos = rest_client.generate(url, preset, description, num=2, frames=frames, label=label, seed=5,
+                                          request_format=request_format)
+            assert np.array_equal(videos, expected), request_format
+        videos = grpc_client.generate(target, preset, description, num=2, frames=frames, label=label, seed=5)
+        assert np.array_equal(videos, expected)
+    finally:
+        rest.shutdown()
+        rest.server_close()
+        thread.join(10)
+        grpc_server.stop(grace=None).wait(10)
