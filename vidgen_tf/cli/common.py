@@ -226,6 +226,11 @@ def build_parser():
     p.add_argument("--lr", type=float, help="learning rate (default: the model's paper setting, e.g. "
                    "Adam 2e-4 for most GANs, RMSprop 5e-5 for TGAN, Adam 1e-3 for likelihood models)")
     p.add_argument("--loss", help="GAN loss: minimax, non_saturating, lsgan, wasserstein, wgan_gp, hinge")
+    p.add_argument("--r1-weight", type=float, default=0.0,
+                   help="GANs: weight of the R1 penalty on real clips (Mescheder et al. 2018; default 0: off)")
+    p.add_argument("--ema-decay", type=float,
+                   help="GANs: keep an exponential moving average of the generator with this decay (e.g. 0.999); "
+                        "samples, presets and exports use it (default: none)")
     p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (default min(steps, 100))")
     p.add_argument("--sample-every", type=int, default=0, help="steps between sample videos (0: only at the end)")
     p.add_argument("--num-samples", type=int, default=8, help="videos per sample grid (default 8)")

@@ -83,15 +83,23 @@ def _compile(model, args):
     if isinstance(model, AdversarialModel):
         if not args.dequantize:
             raise UsageError(f"--no-dequantize applies to likelihood models; {model.registered_name} is a GAN.")
+        if args.r1_weight < 0:
+            raise UsageError(f"--r1-weight must be >= 0, got {args.r1_weight}.")
+        if args.ema_decay is not None and not 0.0 < args.ema_decay < 1.0:
+            raise UsageError(f"--ema-decay must be in (0, 1), got {args.ema_decay}.")
         model.compile(
             g_optimizer=model.make_optimizer(args.lr),
             d_optimizer=model.make_optimizer(args.lr),
             loss=args.loss,
+            r1_weight=args.r1_weight,
+            ema_decay=args.ema_decay,
             seed=args.seed,
         )
     else:
-        if args.loss:
-            raise UsageError(f"--loss applies to GANs; {model.registered_name} is trained by likelihood.")
+        for flag, value in (("--loss", args.loss), ("--r1-weight", args.r1_weight or None),
+                            ("--ema-decay", args.ema_decay)):
+            if value is not None:
+                raise UsageError(f"{flag} applies to GANs; {model.registered_name} is trained by likelihood.")
         # A continuous density is trained on dequantised videos, so its bits/dim
         # bound the 8-bit data's (see vidgen_tf.likelihood); discrete ones need none.
         dequantize = args.dequantize and not model.likelihood_is_discrete
