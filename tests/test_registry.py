@@ -86,14 +86,13 @@ def test_headline_scores_of_the_zoo():
     for name in vidgen_tf.list_presets():
         metadata = presets.load_preset_config(name)[2]
         headline = presets.headline_score(metadata, name)
-        if "held_out_bits_per_dim" in metadata:  # the likelihood presets record their eval figures as scores
-            assert headline == ("bits_per_dim", metadata["scores"]["bits_per_dim"])
-            assert headline[1]["value"] == metadata["held_out_bits_per_dim"]
-            assert metadata["scores"]["nll_nats_per_video"]["value"] == metadata["held_out_nll_nats_per_video"]
+        if "scored_by" in metadata:  # published: `vidgen eval`'s figures (tests/test_zoo.py reruns them)
+            assert headline is not None and headline[0] in metadata["scores"]
     hmm = presets.load_preset_config("hmm_moving_square")[2]
-    assert presets.describe_score(*presets.headline_score(hmm)) == "bits/dim 0.02132 (500 held-out videos, seed 1)"
+    assert presets.describe_score(*presets.headline_score(hmm)) == (
+        f"bits/dim {hmm['scores']['bits_per_dim']['value']:.4g} (512 held-out videos, seed 1)")
     kvae = presets.load_preset_config("kvae_bouncing_balls")[2]
-    assert presets.describe_score(*presets.headline_score(kvae)).startswith("bits/dim 0.05112 (upper bound, 128")
+    assert presets.describe_score(*presets.headline_score(kvae)).startswith("bits/dim 0.05096 (upper bound, 512")
 
 
 def test_headline_score_names_what_is_wrong():

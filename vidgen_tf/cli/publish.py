@@ -97,9 +97,9 @@ def card_section(name, metadata, scores, eval_command, best):
     from vidgen_tf import presets
 
     for metric, entry in scores.items():
-        text = presets.describe_score(metric, entry)
-        value, _, recipe = text.partition(" (")
-        lines.append(f"| {metric} | {value.split(' ', 1)[1]} | {recipe.rstrip(')')} |")
+        value = f"{entry['value']:.4g}" + (f" +- {entry['std']:.3g}" if entry.get("std") is not None else "")
+        recipe = presets.describe_score(metric, entry).partition(" (")[2].rstrip(")")
+        lines.append(f"| {metric} | {value} | {recipe} |")
     motion = scores.get("motion", {}).get("terms")
     if motion:
         lines += ["", "Motion terms (each a distance to the data's ground-truth statistics; lower is closer): "
