@@ -384,6 +384,16 @@ def add_generation_arguments(parser):
     parser.add_argument("--out", required=True, help="output file: .npz (every video), .gif or .mp4 (a grid)")
 
 
+def add_server_arguments(parser):
+    """The options of the TF Serving clients (REST, gRPC): which model, and the export it came from."""
+    parser.add_argument("--model", required=True, help="model name in models.config")
+    parser.add_argument("--version", type=int, help="model version (default: the one TF Serving serves)")
+    parser.add_argument("--description", required=True,
+                        help="the export (SavedModel directory, .onnx) or description .json the server's model was "
+                             "exported with: it says how each input is drawn")
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds (default 300)")
+
+
 def run_main(main):
     """Runs a client's `main`, printing a ClientError as one line and exiting 2."""
     import sys

@@ -208,13 +208,8 @@ def generate(target, model, description, num=4, frames=None, label=None, seed=0,
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--target", default="127.0.0.1:8500", help="TF Serving's gRPC address (default 127.0.0.1:8500)")
-    parser.add_argument("--model", required=True, help="model name in models.config")
-    parser.add_argument("--version", type=int, help="model version (default: the one TF Serving serves)")
-    parser.add_argument("--description", required=True,
-                        help="the export (SavedModel directory, .onnx) or description .json the server's model was "
-                             "exported with: it says how each input is drawn")
+    common.add_server_arguments(parser)
     parser.add_argument("--max-message-mb", type=float, default=256, help="gRPC message size limit (default 256)")
-    parser.add_argument("--timeout", type=float, default=300.0, help="seconds (default 300)")
     common.add_generation_arguments(parser)
     args = parser.parse_args(argv)
     common.check_output_path(args.out)

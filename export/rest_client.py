@@ -118,14 +118,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", default="http://127.0.0.1:8501", help="TF Serving's REST address "
                                                                        "(default http://127.0.0.1:8501)")
-    parser.add_argument("--model", required=True, help="model name in models.config")
-    parser.add_argument("--version", type=int, help="model version (default: the one TF Serving serves)")
-    parser.add_argument("--description", required=True,
-                        help="the export (SavedModel directory, .onnx) or description .json the server's model was "
-                             "exported with: it says how each input is drawn")
+    common.add_server_arguments(parser)
     parser.add_argument("--format", choices=FORMATS, default="columnar",
                         help="columnar (`inputs`, default) or row (`instances`)")
-    parser.add_argument("--timeout", type=float, default=300.0, help="seconds (default 300)")
     common.add_generation_arguments(parser)
     args = parser.parse_args(argv)
     common.check_output_path(args.out)
