@@ -110,3 +110,6 @@ def test_bad_publish_arguments_are_named(run, tmp_path, capsys):
     assert "--name must be a plain folder name" in capsys.readouterr().err
     assert cli.main(["publish", str(run), "--name", "x", "--zoo", str(tmp_path / "missing")]) == 2
     assert "does not exist" in capsys.readouterr().err
+    assert published(run, tmp_path, "--headline", "fvd") == 2
+    assert "--headline fvd is not among the scores: motion" in capsys.readouterr().err
+    assert not (tmp_path / "tiny_preset").exists()

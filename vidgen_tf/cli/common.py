@@ -367,6 +367,7 @@ def build_parser():
     p.add_argument("--recipe", action="append", metavar="COMMAND",
                    help="the training command(s) for the card, when the run did not record them")
     p.add_argument("--description", help="the one line `vidgen list` shows (default: the zoo's current one)")
+    p.add_argument("--headline", help="the score `vidgen list` shows (default: bits_per_dim, else fvd, else motion)")
     p.set_defaults(func=cmd_publish)
 
     p = sub.add_parser(

@@ -186,7 +186,9 @@ def cmd_publish(args):
         scores = scores_of(report)
         eval_command = (f"vidgen eval {args.name} --num-videos {args.num_videos} --seed {args.seed}"
                         f" --batch-size {args.batch_size}" + (f" --metrics {metrics}" if metrics else ""))
-        metadata["scores"], metadata["headline"] = scores, _headline(scores)
+        if args.headline is not None and args.headline not in scores:
+            raise UsageError(f"--headline {args.headline} is not among the scores: {', '.join(sorted(scores))}.")
+        metadata["scores"], metadata["headline"] = scores, args.headline or _headline(scores)
         # How to score it again: tests/test_zoo.py reruns this and compares.
         metadata["scored_by"] = {"command": eval_command, "num_videos": args.num_videos, "seed": args.seed,
                                  "batch_size": args.batch_size, "metrics": metrics}
