@@ -200,7 +200,10 @@ def polynomial_mmd(a, b, num_subsets=100, subset_size=1000, degree=3, gamma=None
         seed: int. Seed of the subset draws. Defaults to 0.
 
     Returns:
-        `(mean, std)` floats over the subsets.
+        `(mean, std)` over the subsets. When both sets have at most
+        `subset_size` rows and the same count, every subset is the whole of
+        both sets: the estimator is computed once and `std` is None (there is
+        no spread to report, rather than a rounding-level 0).
     """
     x, y = _features("a", a), _features("b", b)
     if x.shape[1] != y.shape[1]:
@@ -212,8 +215,9 @@ def polynomial_mmd(a, b, num_subsets=100, subset_size=1000, degree=3, gamma=None
         raise ValueError(f"`num_subsets` must be >= 1, got {num_subsets}.")
     gamma = 1.0 / x.shape[1] if gamma is None else float(gamma)
     rng = np.random.default_rng(seed)
+    whole = m == x.shape[0] == y.shape[0]
     values = []
-    for _ in range(int(num_subsets)):
+    for _ in range(1 if whole else int(num_subsets)):
         xs = x[rng.choice(x.shape[0], m, replace=False)]
         ys = y[rng.choice(y.shape[0], m, replace=False)]
         k_xx = _polynomial_kernel(xs, xs, degree, gamma, coef0)
@@ -222,7 +226,7 @@ def polynomial_mmd(a, b, num_subsets=100, subset_size=1000, degree=3, gamma=None
         within = (k_xx.sum() - np.trace(k_xx) + k_yy.sum() - np.trace(k_yy)) / (m * (m - 1))
         values.append(within - 2.0 * k_xy.mean())
     values = np.asarray(values)
-    return float(values.mean()), float(values.std())
+    return float(values.mean()), (None if whole else float(values.std()))
 
 
 def inception_score(probabilities, splits=10):
