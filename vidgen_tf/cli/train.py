@@ -80,24 +80,25 @@ def _resolve_model(spec, overrides):
 def _compile(model, args):
     from vidgen_tf.adversarial import AdversarialModel
 
+    # Options a caller's own namespace may leave out (tests, scripts) take the parser's defaults.
+    r1_weight, ema_decay = getattr(args, "r1_weight", 0.0), getattr(args, "ema_decay", None)
     if isinstance(model, AdversarialModel):
         if not args.dequantize:
             raise UsageError(f"--no-dequantize applies to likelihood models; {model.registered_name} is a GAN.")
-        if args.r1_weight < 0:
-            raise UsageError(f"--r1-weight must be >= 0, got {args.r1_weight}.")
-        if args.ema_decay is not None and not 0.0 < args.ema_decay < 1.0:
-            raise UsageError(f"--ema-decay must be in (0, 1), got {args.ema_decay}.")
+        if r1_weight < 0:
+            raise UsageError(f"--r1-weight must be >= 0, got {r1_weight}.")
+        if ema_decay is not None and not 0.0 < ema_decay < 1.0:
+            raise UsageError(f"--ema-decay must be in (0, 1), got {ema_decay}.")
         model.compile(
             g_optimizer=model.make_optimizer(args.lr),
             d_optimizer=model.make_optimizer(args.lr),
             loss=args.loss,
-            r1_weight=args.r1_weight,
-            ema_decay=args.ema_decay,
+            r1_weight=r1_weight,
+            ema_decay=ema_decay,
             seed=args.seed,
         )
     else:
-        for flag, value in (("--loss", args.loss), ("--r1-weight", args.r1_weight or None),
-                            ("--ema-decay", args.ema_decay)):
+        for flag, value in (("--loss", args.loss), ("--r1-weight", r1_weight or None), ("--ema-decay", ema_decay)):
             if value is not None:
                 raise UsageError(f"{flag} applies to GANs; {model.registered_name} is trained by likelihood.")
         # A continuous density is trained on dequantised videos, so its bits/dim
