@@ -136,14 +136,23 @@ def test_report_without_curves_says_why_and_shows_the_card_scores(tmp_path):
     assert "not scored" not in text
 
 
-def test_report_of_a_zoo_preset_has_no_curves_and_says_untrained(tmp_path):
+def test_report_of_a_zoo_preset_has_no_curves_and_shows_its_scores(tmp_path):
     page = report.write_report("mocogan_moving_digits", tmp_path / "zoo.html", num_samples=2)
     text, _ = check_page(page)
-    assert "No curves:" in text and "has no model.weights.h5" in text
-    assert "not scored" in text
+    assert "No curves:" in text and "has no model.weights.h5" not in text
+    fvd = vidgen_tf.presets.load_preset_config("mocogan_moving_digits")[2]["scores"]["fvd"]["value"]
+    assert "not scored" not in text and f"{fvd:.4g}" in text
     with Image.open(tmp_path / "zoo_files" / "samples.gif") as gif:
         assert gif.n_frames == 8  # the preset's frame count
         assert gif.height == 32 * 3  # 32x32 frames enlarged to 96 pixels
+
+
+def test_report_of_an_untrained_preset_says_so_and_not_scored(tmp_path):
+    model = vidgen_tf.build("mocogan", **TINY)
+    model.generate(1, seed=0)
+    vidgen_tf.save_preset(model, tmp_path / "untrained", dataset="moving_square", weights=False)
+    text, _ = check_page(report.write_report(tmp_path / "untrained", tmp_path / "u.html", num_samples=2))
+    assert "No curves:" in text and "has no model.weights.h5" in text and "not scored" in text
 
 
 def test_eval_json_of_a_run_is_shown_in_the_scores(tmp_path):
