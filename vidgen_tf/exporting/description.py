@@ -109,9 +109,11 @@ def _dynamic_axes(shape, roles=None):
     return axes
 
 
-def _tensor(spec, distribution=None, value_range=None, output=False):
+def _tensor(spec, distribution=None, value_range=None, output=False, roles=None):
+    """One input's (`distribution`) or output's (`value_range`) entry; `roles` names dynamic axes
+    other than batch (0) and frames (the rest), e.g. `{1: "chunk_frames"}`."""
     shape = [None if d is None else int(d) for d in spec.shape.as_list()]
-    entry = {"dtype": spec.dtype.name, "shape": shape, "dynamic_axes": _dynamic_axes(shape)}
+    entry = {"dtype": spec.dtype.name, "shape": shape, "dynamic_axes": _dynamic_axes(shape, roles)}
     if output:
         entry["range"] = value_range
     else:

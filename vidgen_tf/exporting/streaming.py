@@ -33,6 +33,7 @@ import numpy as np
 import tensorflow as tf
 
 from vidgen_tf.atomic import write_bytes
+from vidgen_tf.exporting import description
 
 logger = logging.getLogger(__name__)
 
@@ -130,22 +131,7 @@ def streaming_signature_names(model):
 # ------------------------------------------------------------------ description
 def _distribution(model, name):
     """How a client draws noise input `name`: the model's `noise_distributions()`."""
-    from vidgen_tf.exporting import description
-
     return description.noise_distributions(model)[name]
-
-
-def _tensor(spec, distribution=None, frames_role=None):
-    shape = [None if d is None else int(d) for d in spec.shape]
-    axes = {}
-    if shape and shape[0] is None:
-        axes["0"] = "batch"
-    if frames_role and len(shape) > 1 and shape[1] is None:
-        axes["1"] = frames_role
-    entry = {"dtype": spec.dtype.name, "shape": shape, "dynamic_axes": axes}
-    if distribution is not None:
-        entry["distribution"] = distribution
-    return entry
 
 
 def streaming_description(model):
@@ -170,24 +156,25 @@ def streaming_description(model):
         inputs = {}
         for name, spec in _clip_noise_specs(model).items():
             if name == "label":
-                distribution = {"kind": "label", "num_classes": model.num_classes}
+                distribution = description.label(model.num_classes)
             elif name == "batch_size":
-                distribution = {"kind": "count", "min": 1}
+                distribution = description.count(1)
             else:
                 distribution = _distribution(model, name)
-            inputs[name] = _tensor(spec, distribution)
+            inputs[name] = description._tensor(spec, distribution)
         result[INITIAL_STATE] = {
             "doc": "The streaming state before the first frame; feed it to generate_chunk.",
             "inputs": inputs,
-            "outputs": {name: _tensor(spec) for name, spec in states.items()},
+            "outputs": {name: description._tensor(spec, output=True) for name, spec in states.items()},
         }
-    inputs = {name: _tensor(spec, {"kind": "state"}) for name, spec in states.items()}
+    inputs = {name: description._tensor(spec, {"kind": "state"}) for name, spec in states.items()}
     inputs.update({
-        name: _tensor(spec, _distribution(model, name), "chunk_frames")
+        name: description._tensor(spec, _distribution(model, name), roles={1: "chunk_frames"})
         for name, spec in _frame_noise_specs(model).items()
     })
     outputs = {"video": video}
-    outputs.update({NEXT_PREFIX + name: _tensor(spec) for name, spec in states.items()})
+    outputs.update({NEXT_PREFIX + name: description._tensor(spec, output=True)
+                    for name, spec in states.items()})
     result[GENERATE_CHUNK] = {
         "doc": "The next K frames of each video from the state and the chunk's per-frame noise; "
                "feed the next_ outputs back as the state.",
@@ -336,8 +323,6 @@ def _state_difference(onnx_state, saved_state, states):
 
 def _describe_onnx(proto, described, signature, report):
     """Adds the export description of the one `signature` a streaming ONNX file holds to its metadata."""
-    from vidgen_tf.exporting import description
-
     report = dict(report)
     parity = {"onnx": {"checks": report["num_checks"], "chained_chunks": report["chained_chunks"],
                        "max_abs_diff": report["max_abs_diff_uint8"], "tolerance": report["tolerance_uint8"],
