@@ -110,6 +110,13 @@ def test_bad_publish_arguments_are_named(run, tmp_path, capsys):
     assert "--name must be a plain folder name" in capsys.readouterr().err
     assert cli.main(["publish", str(run), "--name", "x", "--zoo", str(tmp_path / "missing")]) == 2
     assert "does not exist" in capsys.readouterr().err
+    broken = tmp_path / "broken_run"
+    broken.mkdir()
+    (broken / presets.CONFIG_FILE).write_text((run / presets.CONFIG_FILE).read_text())
+    (broken / presets.WEIGHTS_FILE).write_bytes((run / presets.WEIGHTS_FILE).read_bytes())
+    (broken / presets.METADATA_FILE).write_text("{not json")
+    assert published(broken, tmp_path) == 2
+    assert f"{broken / presets.METADATA_FILE} is not a valid preset metadata file" in capsys.readouterr().err
     assert published(run, tmp_path, "--headline", "fvd") == 2
     assert "--headline fvd is not among the scores: motion" in capsys.readouterr().err
     assert not (tmp_path / "tiny_preset").exists()

@@ -152,7 +152,7 @@ def cmd_publish(args):
     if args.weights == "best":
         best_path = run / "checkpoints" / "best.json"
         if best_path.is_file():
-            best_record = json.loads(best_path.read_text())
+            best_record = presets._read_json(best_path, "best-checkpoint record")
             weights = run / "checkpoints" / "best.weights.h5"
         else:
             weights = run / presets.WEIGHTS_FILE
@@ -160,13 +160,14 @@ def cmd_publish(args):
         weights = run / presets.WEIGHTS_FILE
     if not weights.is_file():
         raise UsageError(f"{weights} does not exist: the run has no trained weights to publish.")
-    metadata = json.loads((run / presets.METADATA_FILE).read_text())
+    metadata = presets._read_json(run / presets.METADATA_FILE, "metadata")
     if args.recipe:
         metadata["command"] = list(args.recipe)
     target = zoo / args.name
     old_card = (target / "README.md").read_text() if (target / "README.md").is_file() else ""
     old_metadata = target / presets.METADATA_FILE
-    old_description = json.loads(old_metadata.read_text()).get("description") if old_metadata.is_file() else None
+    old_description = (presets._read_json(old_metadata, "metadata").get("description")
+                       if old_metadata.is_file() else None)
 
     with atomic.atomic_directory(target) as staging:
         shutil.copy2(run / presets.CONFIG_FILE, staging / presets.CONFIG_FILE)
