@@ -46,7 +46,7 @@ def _exercise(model):
 def collect_cases(names):
     """`{case: [model settings using it]}` of every strided 3-D convolution the zoo runs."""
     cases = {}
-    original = conv3d._use_fast_path
+    original = conv3d.layer_path
 
     def recording(layer, inputs):
         if any(s != 1 for s in layer.strides):
@@ -56,14 +56,14 @@ def collect_cases(names):
             cases.setdefault(case, set()).add(current)
         return original(layer, inputs)
 
-    conv3d._use_fast_path = recording
+    conv3d.layer_path = recording
     try:
         for name in names:
             for setting, config in (("paper", {}), ("preset", small_config(name))):
                 current = f"{name} {setting}"
                 _exercise(vidgen_tf.build(name, **config))
     finally:
-        conv3d._use_fast_path = original
+        conv3d.layer_path = original
     return cases
 
 
@@ -106,36 +106,45 @@ def main():
             kind, shape, filters, kernel, strides, padding = case
             layer = (conv3d.Conv3D if kind == "conv" else conv3d.Conv3DTranspose)(filters, kernel, strides=strides,
                                                                                    padding=padding)
-            picks = "stride-1" if conv3d._use_fast_path(layer, tf.zeros((1, *shape))) else "native"
-            print(f"{describe(case):<42} {picks:>9}  {', '.join(sorted(cases[case]))}")
+            picks = conv3d.layer_path(layer, tf.zeros((1, *shape)))
+            print(f"{describe(case):<42} {picks:>15}  {', '.join(sorted(cases[case]))}")
         return
     rows = []
     print(f"{len(cases)} strided 3-D convolution shapes in {', '.join(names)}; batch {args.batch}, "
           f"best of {args.repeats}, forward + backward, ms")
-    print(f"{'case':<42} {'keras':>9} {'stride-1':>9} {'speed-up':>9} {'faster':>9} {'rule':>9}  used by")
+    print(f"{'case':<42} {'keras':>8} {'stride-1':>9} {'s2d':>8} {'patches':>8} {'fastest':>15} {'rule':>15}  used by")
     for case in sorted(cases, key=lambda c: (c[0], -c[1][1], c[1])):
         kind, shape, filters, kernel, strides, padding = case
-        native_cls, fast_cls = (
-            (keras.layers.Conv3D, conv3d.Conv3D) if kind == "conv" else (keras.layers.Conv3DTranspose, conv3d.Conv3DTranspose)
-        )
         batch_shape = (args.batch, *shape)
-        native = native_cls(filters, kernel, strides=strides, padding=padding)
-        fast = fast_cls(filters, kernel, strides=strides, padding=padding, fast_path=True)
-        native.build(batch_shape)
-        fast.build(batch_shape)
-        fast.set_weights(native.get_weights())
         x = tf.random.normal(batch_shape)
-        native_ms, fast_ms = time_pass(native, x, args.repeats), time_pass(fast, x, args.repeats)
-        auto = fast_cls(filters, kernel, strides=strides, padding=padding)
-        picks = "stride-1" if conv3d._use_fast_path(auto, x) else "native"
-        faster = "stride-1" if fast_ms < native_ms else "native"
+        if kind == "conv":
+            native = keras.layers.Conv3D(filters, kernel, strides=strides, padding=padding)
+            paths = ["stride1"] + (["space_to_depth", "patches"] if conv3d.space_to_depth_applies(kernel, strides) else [])
+            make = lambda path: conv3d.Conv3D(filters, kernel, strides=strides, padding=padding, conv_path=path)  # noqa: E731
+        else:
+            native = keras.layers.Conv3DTranspose(filters, kernel, strides=strides, padding=padding)
+            paths = ["stride1"]
+            make = lambda path: conv3d.Conv3DTranspose(filters, kernel, strides=strides, padding=padding,  # noqa: E731
+                                                       fast_path=path == "stride1")
+        native.build(batch_shape)
+        times = {"native": time_pass(native, x, args.repeats)}
+        for path in paths:
+            layer = make(path)
+            layer.build(batch_shape)
+            layer.set_weights(native.get_weights())
+            assert conv3d.layer_path(layer, x) == path, (case, path)
+            times[path] = time_pass(layer, x, args.repeats)
+        picks = conv3d.layer_path(make(None), x)
+        fastest = min(times, key=times.get)
         users = sorted(cases[case])
         rows.append({"case": describe(case), "kind": kind, "input_shape": list(shape), "filters": filters,
                      "kernel": list(kernel), "strides": list(strides), "padding": padding,
-                     "keras_ms": native_ms, "stride1_ms": fast_ms, "speedup": native_ms / fast_ms,
-                     "faster": faster, "rule_picks": picks, "used_by": users})
-        print(f"{describe(case):<42} {native_ms:>9.1f} {fast_ms:>9.1f} {native_ms / fast_ms:>8.2f}x {faster:>9} "
-              f"{picks:>9}  {', '.join(users)}", flush=True)
+                     "keras_ms": times["native"], "stride1_ms": times["stride1"],
+                     "space_to_depth_ms": times.get("space_to_depth"), "patches_ms": times.get("patches"),
+                     "fastest": fastest, "rule_picks": picks, "used_by": users})
+        cell = lambda path: f"{times[path]:>8.1f}" if path in times else f"{'-':>8}"  # noqa: E731
+        print(f"{describe(case):<42} {cell('native')} {cell('stride1'):>9} {cell('space_to_depth')} {cell('patches')} "
+              f"{fastest:>15} {picks:>15}  {', '.join(users)}", flush=True)
     write_json(args.json, rows, batch=args.batch, repeats=args.repeats)
 
 

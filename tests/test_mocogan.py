@@ -51,6 +51,54 @@ def test_paper_setting_video_discriminator_is_the_authors_arithmetic():
     assert logits.shape == (2, 1) and classes is None
 
 
+def test_paper_video_discriminator_takes_the_fast_paths_with_keras_s_function(monkeypatch):
+    # At 64x64x16 RGB the measured rule (vidgen_tf.layers.conv3d.choose_path, oneDNN kernels) puts
+    # the video discriminator's layers on space-to-depth blocks, the native op, blocks, and the
+    # windows' matrix product. The same stack of plain keras.layers.Conv3D on the same weights
+    # gives the same logits, weight gradients and input gradient (the generator's). Compared in
+    # float64: in float32 both stacks differ from the exact values by up to ~1% here, where a
+    # rounding error flips a LeakyReLU unit near zero (the paths' float32 error, layer by layer,
+    # is in tests/test_conv3d.py).
+    from vidgen_tf.layers import conv3d
+
+    monkeypatch.setattr(conv3d, "onednn_enabled", lambda: True)
+    keras.utils.set_random_seed(0)
+    model = vidgen_tf.build("mocogan", num_frames=16, height=64, width=64, channels=3)
+
+    def clone(plain):
+        layers = []
+        for layer in model.discriminators["video"].layers:
+            config = {k: v for k, v in layer.get_config().items() if not (plain and k in ("conv_path", "fast_path"))}
+            config["dtype"] = "float64"
+            cls = keras.layers.Conv3D if plain and isinstance(layer, conv3d.Conv3D) else layer.__class__
+            layers.append(cls.from_config(config))
+        network = keras.Sequential(layers)
+        network.build((None, None, 64, 64, 3))
+        network.set_weights(model.discriminators["video"].get_weights())
+        return network
+
+    fast, plain = clone(plain=False), clone(plain=True)
+    x = tf.random.stateless_uniform((2, 16, 64, 64, 3), [3, 4], -1.0, 1.0, dtype="float64")
+    taken, h = [], x
+    for layer in fast.layers:
+        if isinstance(layer, conv3d.Conv3D):
+            taken.append(conv3d.layer_path(layer, h))
+        h = layer(h)
+    assert taken == ["space_to_depth", "native", "space_to_depth", "patches", "native"]
+
+    def logits_and_gradients(network):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            logits = network(x, training=True)
+            loss = tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(tf.ones_like(logits), logits))
+        return [t.numpy() for t in [logits] + tape.gradient(loss, [x] + network.trainable_variables)]
+
+    names = ["logits", "input"] + [v.path for v in fast.trainable_variables]
+    for name, got, want in zip(names, logits_and_gradients(fast), logits_and_gradients(plain), strict=True):
+        assert np.abs(want).max() > 0, name
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-9 * np.abs(want).max(), err_msg=name)
+
+
 def test_categorical_video_discriminator_gives_one_logit_and_class_logits_per_clip():
     model = tiny(num_classes=3, num_frames=4)
     video = model.discriminators["video"]
