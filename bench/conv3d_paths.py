@@ -13,6 +13,15 @@ Keras's layer and with the stride-1 path on the same weights, at `--batch`
 clips. Prints milliseconds per pass of both, their ratio, which path is
 faster, and which path the automatic rule of `vidgen_tf.layers.conv3d` picks;
 `tests/test_conv3d.py` holds the rule to the measured cases.
+
+    python bench/conv3d_paths.py --model-steps [--steps 4] [--preset-steps 150]
+
+instead times whole training steps (`train_on_batch`, batch 16) of every
+model setting with a strided `Conv3D` twice in one process: once with the
+rule's paths and once with the native op everywhere (`choose_path`
+replaced while that model traces), the two alternating step by step; prints
+clips/s of both and their ratio, the layer paths the rule took, and writes
+the rows to `--json` under "model_steps".
 """
 
 import argparse
@@ -91,15 +100,79 @@ def describe(case):
     return f"{kind} {t}x{h}x{w}x{c}->{filters} s{stride} k{kernel[0]} {padding}"
 
 
+def model_steps(names, paper_steps, preset_steps):
+    """Training clips/s of each model setting with the rule's paths and with the native op everywhere."""
+    import numpy as np
+
+    from _common import PAPER_SETTINGS
+
+    rule = conv3d.choose_path
+    rows = []
+    settings = [(n, "paper", dict(PAPER_SETTINGS.get(n, {}))) for n in names]
+    settings += [(n, "preset", dict(small_config(n))) for n in names]
+    for name, setting, config in settings:
+        taken = []
+
+        def recording(*args, **kwargs):
+            path = rule(*args, **kwargs)
+            if not kwargs.get("transpose") and any(s != 1 for s in args[3]):
+                taken.append(f"{'x'.join(map(str, args[0]))}:{path}")
+            return path
+
+        models = []
+        for native in (False, True):
+            conv3d.choose_path = (lambda *a, **k: "native") if native else recording
+            try:
+                model = vidgen_tf.build(name, **config)
+                if not hasattr(model, "discriminators") and name != "video_vae":
+                    break  # no strided Conv3D in training
+                model.compile(seed=0)
+                videos = tf.constant(np.random.default_rng(0).uniform(-1, 1, (16, *model.video_shape)).astype("float32"))
+                model.train_on_batch(videos)
+                model.train_on_batch(videos)
+            finally:
+                conv3d.choose_path = rule
+            models.append((model, videos))
+        if len(models) < 2 or all(t.endswith(":native") for t in taken):
+            continue  # every strided layer keeps the native op: nothing to compare
+        steps = paper_steps if setting == "paper" else preset_steps
+        times = [0.0, 0.0]
+        for i in range(steps):
+            for j in ((0, 1) if i % 2 == 0 else (1, 0)):
+                start = time.perf_counter()
+                models[j][0].train_on_batch(models[j][1])
+                times[j] += time.perf_counter() - start
+        rule_rate, native_rate = 16 * steps / times[0], 16 * steps / times[1]
+        row = {"model": name, "setting": setting, "config": config, "steps": steps, "rule_clips_per_s": rule_rate,
+               "native_clips_per_s": native_rate, "speedup": rule_rate / native_rate,
+               "paths": sorted(set(taken), key=taken.index)}
+        rows.append(row)
+        print(f"{name + ' ' + setting:<16} {rule_rate:>10.2f} {native_rate:>10.2f} {rule_rate / native_rate:>8.3f}x  "
+              f"{', '.join(p for p in row['paths'] if not p.endswith(':native'))}", flush=True)
+    return rows
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, default=8, help="clips per pass (default 8)")
     parser.add_argument("--repeats", type=int, default=3, help="timed passes per path; the best counts (default 3)")
     parser.add_argument("--models", default="", help="comma-separated model names (default: every registered model)")
     parser.add_argument("--list", action="store_true", help="only list the cases and the rule's choice, time nothing")
-    parser.add_argument("--json", default="bench/results/conv3d_paths.json")
+    parser.add_argument("--json", default=None,
+                        help="default bench/results/conv3d_paths.json (conv3d_model_steps.json with --model-steps)")
+    parser.add_argument("--model-steps", action="store_true",
+                        help="time whole training steps with the rule's paths and with the native op instead")
+    parser.add_argument("--steps", type=int, default=4, help="--model-steps: timed steps of each side at paper settings")
+    parser.add_argument("--preset-steps", type=int, default=150, help="--model-steps: the same at preset settings")
     args = parser.parse_args()
     names = model_names([n for n in args.models.split(",") if n])
+    if args.json is None:
+        args.json = f"bench/results/conv3d_{'model_steps' if args.model_steps else 'paths'}.json"
+    if args.model_steps:
+        print("training steps, batch 16, rule's paths vs the native op everywhere, one process, alternating")
+        print(f"{'setting':<16} {'rule':>10} {'native':>10} {'speed-up':>9}  layers off the native op (input T x H x W x C)")
+        write_json(args.json, model_steps(names, args.steps, args.preset_steps), what="model_steps")
+        return
     cases = collect_cases(names)
     if args.list:
         for case in sorted(cases, key=lambda c: (c[0], -c[1][1], c[1])):

@@ -2,6 +2,7 @@
 
 import itertools
 import json
+import math
 from pathlib import Path
 
 import keras
@@ -186,9 +187,18 @@ def _onednn_pick(row):
 
 def test_with_onednn_the_rule_takes_the_fastest_measured_path_of_every_case():
     rows = MEASURED["onednn"]
+    # Blocks were faster on these two small inputs alone (1.3 vs 1.6 ms and 1.8 vs 2.5 ms), but
+    # their presets' training steps were 1.5% slower with them (bench/conv3d_paths.py
+    # --model-steps): below conv3d.BLOCKED_MIN_POSITIONS the rule keeps the native op.
+    small = {"conv 8x16x16x1->16 s[2, 2, 2]", "conv 8x16x16x1->16 s[1, 2, 2]"}
     for row in rows:
         times = _times(row)
-        assert _onednn_pick(row) == min(times, key=times.get), _describe(row)
+        fastest = min(times, key=times.get)
+        if _describe(row) in small:
+            assert fastest == "space_to_depth" and _onednn_pick(row) == "native", _describe(row)
+            assert math.prod(row["input_shape"][:3]) < conv3d.BLOCKED_MIN_POSITIONS
+        else:
+            assert _onednn_pick(row) == fastest, _describe(row)
     # The stride-1 path never pays with oneDNN; the blocked paths do for some shapes.
     assert all(row["stride1_ms"] > row["keras_ms"] for row in rows)
     picks = {_onednn_pick(row) for row in rows}
@@ -234,7 +244,8 @@ def test_the_layers_follow_the_rule_for_the_kernels_in_use(monkeypatch):
     assert conv3d.layer_path(small, x_small) == "stride1"
     assert conv3d.layer_path(wide, x_wide) == "native"
     monkeypatch.setattr(conv3d, "onednn_enabled", lambda: True)
-    assert conv3d.layer_path(small, x_small) == "space_to_depth"
+    assert conv3d.layer_path(small, x_small) == "native"  # 4x16x16: too few positions for blocks
+    assert conv3d.layer_path(small, tf.zeros((1, 8, 32, 32, 3))) == "space_to_depth"
     assert conv3d.layer_path(up, x_small) == "native"
     assert conv3d.layer_path(wide, x_wide) == "space_to_depth"
     assert conv3d.layer_path(conv3d.Conv3D(8, 4, strides=(1, 2, 2)), x_deep) == "patches"
