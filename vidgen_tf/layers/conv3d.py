@@ -161,9 +161,7 @@ def choose_path(input_shape, filters, kernel_size, strides, padding, onednn, tra
     if channels <= BLOCKED_MAX_CHANNELS:
         return "space_to_depth" if math.prod(input_shape[:3]) >= BLOCKED_MIN_POSITIONS else "native"
     if strides[0] == 1 and kernel_size[0] >= 4 and channels >= BLOCKED_MIN_WIDE_CHANNELS:
-        pads = [_same_padding(n, k, s) if padding == "same" else (0, 0)
-                for n, k, s in zip(input_shape[:3], kernel_size, strides)]
-        outputs = math.prod((n + sum(p) - k) // s + 1 for n, p, k, s in zip(input_shape[:3], pads, kernel_size, strides))
+        outputs = math.prod(_window_padding(n, k, s, padding)[2] for n, k, s in zip(input_shape[:3], kernel_size, strides))
         return "patches" if outputs <= PATCHES_MAX_OUTPUTS else "space_to_depth"
     return "native"
 
@@ -213,6 +211,12 @@ def _same_padding(length, kernel, stride):
     return total // 2, total - total // 2
 
 
+def _window_padding(length, size, stride, padding):
+    """`(before, after, outputs)` along one axis: a strided window's own padding ('same' or 'valid') and output length."""
+    before, after = _same_padding(length, size, stride) if padding == "same" else (0, 0)
+    return before, after, (length + before + after - size) // stride + 1
+
+
 def strided_conv3d(inputs, kernel, strides, padding):
     """`tf.nn.conv3d` with `strides` and 'same'/'valid' padding, via stride 1.
 
@@ -250,10 +254,9 @@ def _block_padding(inputs, kernel_size, strides, padding):
     pads, lengths = [], []
     for axis, (size, stride) in enumerate(zip(kernel_size, strides)):
         length = _length(inputs, axis + 1)
-        before, after = _same_padding(length, size, stride) if padding == "same" else (0, 0)
-        padded = length + before + after
-        lengths.append((padded - size) // stride + 1)
-        pads.append([before, after + (-padded) % stride])
+        before, after, outputs = _window_padding(length, size, stride, padding)
+        lengths.append(outputs)
+        pads.append([before, after + (-(length + before + after)) % stride])
     return pads, lengths
 
 
