@@ -2,9 +2,37 @@
 
 __version__ = "0.1.0"
 
-from vidgen_tf import data, distribute, exporting  # noqa: E402
-from vidgen_tf.presets import from_preset, list_presets, load_model, save_preset  # noqa: E402
-from vidgen_tf.registry import build, list_models, register  # noqa: E402
+import importlib
+
+# The public names, imported on first use (PEP 562): `import vidgen_tf` loads no TensorFlow, so
+# the `vidgen` command can silence TensorFlow's start-up log lines before it is loaded.
+_LAZY = {
+    "from_preset": "vidgen_tf.presets",
+    "list_presets": "vidgen_tf.presets",
+    "load_model": "vidgen_tf.presets",
+    "save_preset": "vidgen_tf.presets",
+    "build": "vidgen_tf.registry",
+    "list_models": "vidgen_tf.registry",
+    "register": "vidgen_tf.registry",
+}
+# Subpackages and modules reachable as attributes (`vidgen_tf.data.load(...)`) without an import.
+_SUBMODULES = ("adversarial", "atomic", "base", "callbacks", "cost", "data", "distribute", "exporting", "layers", "likelihood",
+               "losses", "metrics", "models", "presets", "registry", "report", "video_io")
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"vidgen_tf.{name}")
+    else:
+        raise AttributeError(f"module 'vidgen_tf' has no attribute '{name}'")
+    globals()[name] = value  # later look-ups are plain attribute reads
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY) | set(_SUBMODULES))
 
 
 def export_savedmodel(model, directory, version=1, **kwargs):

@@ -21,8 +21,43 @@ class UsageError(Exception):
     """Bad command-line input: printed as `vidgen: error: ...`, exit code 2."""
 
 
+def _import_tensorflow(verbose):
+    """Imports TensorFlow (and Keras) for a command; without `--verbose`, with none of its log lines.
+
+    TensorFlow's C++ start-up lines (oneDNN, CUDA, "All log messages before absl::InitializeLog()")
+    are written to file descriptor 2 while its libraries load, before any log level applies, so
+    they are caught there: stderr points at a temporary file during the import and is put back
+    after; if the import fails, what was caught is printed with the error. `TF_CPP_MIN_LOG_LEVEL=3`
+    keeps later C++ lines (Grappler, device set-up) away, and the Python loggers of TensorFlow,
+    absl and tf2onnx are set to errors only. With `--verbose` nothing is hidden.
+    """
+    if verbose or "tensorflow" in sys.modules:
+        import tensorflow  # noqa: F401
+        return
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as caught:
+        os.dup2(caught.fileno(), 2)
+        try:
+            import keras  # noqa: F401
+            import tensorflow as tf
+        except BaseException:
+            os.dup2(saved, 2)
+            caught.seek(0)
+            sys.stderr.write(caught.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+    tf.get_logger().setLevel(logging.ERROR)
+    for name in ("absl", "tensorflow", "tf2onnx", "h5py"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
 def _quiet_tensorflow():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # tf.data pipelines are shuffled by the dataset itself; Keras's note about it is noise here.
     warnings.filterwarnings("ignore", message="`shuffle=True` was passed")
 
@@ -383,7 +418,7 @@ def build_parser():
     p.set_defaults(func=cmd_quickstart)
 
     # --verbose is taken before or after the subcommand.
-    verbose_help = "on an error, also print its traceback"
+    verbose_help = "show TensorFlow's log lines, and on an error its traceback"
     parser.add_argument("--verbose", action="store_true", help=verbose_help)
     for command in (*sub.choices.values(), *data_sub.choices.values()):
         command.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help=verbose_help)
@@ -449,6 +484,8 @@ def _message(error):
 
 
 def main(argv=None):
+    words = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    _import_tensorflow(verbose="--verbose" in words)
     _quiet_tensorflow()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     parser = build_parser()
