@@ -33,6 +33,11 @@ sampled features mapped back, `mean + W^T f`, clipped to [-1, 1].
 Training is by gradient (`compile` then `fit`) or by Baum-Welch EM
 (`fit_em`, k-means initialisation; the float64 numpy maths is in
 `vidgen_tf.models.hmm_em`), whose log-likelihood never decreases.
+
+The model also speaks hmmlearn's verbs (`fit(X, lengths)`, `score`,
+`score_samples`, `predict`, `predict_proba`, `decode`, `sample`, `aic`,
+`bic`, `monitor_`), equal to its `GaussianHMM(covariance_type="diag")` given
+the same parameters: see `vidgen_tf.models.hmm_hmmlearn`.
 """
 
 import logging
@@ -45,6 +50,7 @@ import tensorflow as tf
 from vidgen_tf.base import check_positive_int, frame_noise
 from vidgen_tf.likelihood import LikelihoodModel
 from vidgen_tf.models import _latent, hmm_em
+from vidgen_tf.models.hmm_hmmlearn import HmmlearnVerbs
 from vidgen_tf.registry import register
 
 logger = logging.getLogger(__name__)
@@ -62,7 +68,7 @@ def _inverse_softplus(value):
 
 
 @register("hmm")
-class VideoHMM(LikelihoodModel):
+class VideoHMM(HmmlearnVerbs, LikelihoodModel):
     """Hidden Markov model of videos (one hidden state per frame).
 
     Differences from Rabiner's tutorial (there is no authors' code; `bench/
@@ -107,6 +113,17 @@ class VideoHMM(LikelihoodModel):
             likelihood is of those features. Defaults to None (pixels).
         min_scale: float. Floor of the Gaussian scales, in [-1, 1] units.
             Defaults to 0.01.
+        n_iter: int. hmmlearn's: EM iterations of `fit(X, lengths)` at most.
+            Defaults to 10.
+        tol: float. hmmlearn's: `fit(X, lengths)` stops when the summed
+            log-likelihood gains less (nats). Defaults to 1e-2.
+        params: str or None. hmmlearn's letters of what `fit(X, lengths)`
+            updates: `s` start, `t` transitions, `m` means and `c` scales
+            (Gaussian) or `e` pixel probabilities (Bernoulli). Defaults to
+            None (all: "stmc" or "ste").
+        init_params: str or None. Letters `fit(X, lengths)` first initialises
+            (k-means for `m`, `c`, `e`; cluster counts for `s`, `t`); "" keeps
+            the current parameters. Defaults to None (all).
 
     Example:
         >>> model = vidgen_tf.build("hmm", num_frames=8, height=16, width=16,
@@ -116,6 +133,8 @@ class VideoHMM(LikelihoodModel):
         >>> history = model.fit_em(videos, iterations=20)  # mean log-lik per video
         >>> model.posterior_mode(videos[:2])  # (2, 8) Viterbi state paths
         >>> model.generate(4, seed=0, num_frames=20)  # any length
+        >>> frames = videos.reshape(-1, 16, 16, 1)   # hmmlearn's way: frames end to end
+        >>> model.fit(frames, lengths=[8] * 64).score(frames, lengths=[8] * 64)
         >>> model = vidgen_tf.from_preset("hmm_moving_square")
     """
 
@@ -134,6 +153,10 @@ class VideoHMM(LikelihoodModel):
         scale="per_state",
         feature_dim=None,
         min_scale=0.01,
+        n_iter=10,
+        tol=1e-2,
+        params=None,
+        init_params=None,
         **kwargs,
     ):
         super().__init__(
@@ -165,6 +188,12 @@ class VideoHMM(LikelihoodModel):
         self.scale = scale
         self.feature_dim = feature_dim
         self.min_scale = min_scale
+        self.n_iter = check_positive_int("n_iter", n_iter)
+        self.tol = float(tol)
+        if not (math.isfinite(self.tol) and self.tol >= 0):
+            raise ValueError(f"`tol` must be a float >= 0, got {tol!r}.")
+        self.params = self._check_letters("params", params)
+        self.init_params = self._check_letters("init_params", init_params)
 
         num_states, features = self.num_states, self.dims_per_frame
         self.initial_logits = self.add_weight(
@@ -283,16 +312,27 @@ class VideoHMM(LikelihoodModel):
         return hmm.posterior_marginals(observations).probs_parameter()
 
     # ------------------------------------------------------ gradient training
-    def fit(self, *args, **kwargs):
-        """`keras.Model.fit` on the negative log-likelihood; with `feature_dim`,
-        only once the PCA projection is fitted (unfitted, it would keep each
-        frame's first `feature_dim` pixels)."""
+    def fit(self, x=None, lengths=None, **kwargs):
+        """hmmlearn's `fit(X, lengths)` (EM), or `keras.Model.fit` (gradient).
+
+        `fit(X)` / `fit(X, lengths)` with an array X and nothing else is
+        hmmlearn's EM (`fit_hmmlearn`; returns the model) when `lengths` is
+        given or the model is not compiled (Keras could not fit it). Otherwise
+        it is `keras.Model.fit` on the negative log-likelihood (a compiled model,
+        a `tf.data` dataset, Keras's arguments); with `feature_dim`, only once
+        the PCA projection is fitted (unfitted, it would keep each frame's
+        first `feature_dim` pixels).
+        """
+        if not kwargs and isinstance(x, (np.ndarray, list)) and (lengths is not None or not self.compiled):
+            return self.fit_hmmlearn(x, lengths)
+        if lengths is not None:
+            raise ValueError("`lengths` goes with hmmlearn's fit(X, lengths) alone; Keras's fit takes no lengths.")
         if self.feature_dim is not None and not int(self.projection_fitted.numpy()):
             raise ValueError(
                 f"hmm with feature_dim={self.feature_dim} has no fitted PCA projection: call "
                 "fit_projection(videos) (or fit_em(videos), which fits it) before gradient fit()."
             )
-        return super().fit(*args, **kwargs)
+        return super().fit(x, **kwargs)
 
     # ------------------------------------------------------------------ cost
     def extra_multiply_adds(self, num_frames):
@@ -599,5 +639,9 @@ class VideoHMM(LikelihoodModel):
             scale=self.scale,
             feature_dim=self.feature_dim,
             min_scale=self.min_scale,
+            n_iter=self.n_iter,
+            tol=self.tol,
+            params=self.params,
+            init_params=self.init_params,
         )
         return config

@@ -12,6 +12,7 @@ plain arrays so that they can be read and tested without the model:
   log-likelihood over the constraint set (scales >= 1.01 `min_scale`,
   Bernoulli probabilities in [1e-6, 1 - 1e-6]);
 - `kmeans_start`: initial parameters from k-means on every frame;
+- `viterbi`: the most likely state paths;
 - `baum_welch`: the loop, stopping when the mean log-likelihood gains less
   than `tol`.
 
@@ -80,6 +81,58 @@ def forward_backward(log_initial, log_transition, log_emission):
     return log_likelihood, posteriors, expected
 
 
+def viterbi(log_initial, log_transition, log_emission):
+    """The most likely state paths (numpy, float64).
+
+    Args:
+        log_initial: `(K,)`; log_transition: `(K, K)`, rows = from;
+        log_emission: `(N, T, K)` as for `forward_backward`.
+
+    Returns:
+        `(log_probability (N,), paths (N, T) int)`: each sequence's best path
+        and its joint log-probability with the sequence.
+    """
+    num, steps, states = log_emission.shape
+    score = log_initial + log_emission[:, 0]  # (N, K)
+    back = np.zeros((num, steps, states), np.int64)
+    for t in range(1, steps):
+        candidates = score[:, :, None] + log_transition[None]  # (N, from, to)
+        back[:, t] = np.argmax(candidates, axis=1)
+        score = np.max(candidates, axis=1) + log_emission[:, t]
+    paths = np.zeros((num, steps), np.int64)
+    paths[:, -1] = np.argmax(score, axis=1)
+    for t in range(steps - 1, 0, -1):
+        paths[:, t - 1] = np.take_along_axis(back[:, t], paths[:, t, None], axis=1)[:, 0]
+    return np.max(score, axis=1), paths
+
+
+def groups(observations):
+    """Observations as a list of `(N_g, T_g, E)` arrays: sequences of equal length stacked together.
+
+    Every function of this module that takes `observations` takes either one
+    `(N, T, E)` array or such a list (sequences of several lengths).
+    """
+    return list(observations) if isinstance(observations, (list, tuple)) else [observations]
+
+
+def expectation(observations, params, emission):
+    """The E step over every group of sequences.
+
+    Returns:
+        `(log_likelihoods [(N_g,)], posteriors [(N_g, T_g, K)], expected_transitions (K, K))`.
+    """
+    with np.errstate(divide="ignore"):
+        log_initial = np.log(params["initial_probs"])
+        log_transition = np.log(params["transition_probs"])
+    log_likelihoods, posteriors, expected = [], [], 0.0
+    for group in groups(observations):
+        ll, post, counts = forward_backward(log_initial, log_transition, log_emission(group, params, emission))
+        log_likelihoods.append(ll)
+        posteriors.append(post)
+        expected = expected + counts
+    return log_likelihoods, posteriors, expected
+
+
 def log_emission(observations, params, emission):
     """log p(x_t | z_t = k) `(N, T, K)` of observations `(N, T, E)` (numpy, float64).
 
@@ -123,19 +176,22 @@ def kmeans_start(observations, num_states, emission, scale, min_scale, seed):
     """
     from sklearn.cluster import KMeans
 
-    num, steps, features = observations.shape
-    frames = observations.reshape(-1, features)
-    labels = KMeans(n_clusters=num_states, n_init=3, random_state=seed).fit_predict(frames)
-    labels = labels.reshape(num, steps)
+    parts = groups(observations)
+    features = parts[0].shape[-1]
+    frames = np.concatenate([group.reshape(-1, features) for group in parts])
+    flat = KMeans(n_clusters=num_states, n_init=3, random_state=seed).fit_predict(frames)
+    sizes = np.cumsum([0] + [group.shape[0] * group.shape[1] for group in parts])
+    labels = [flat[a:b].reshape(group.shape[:2]) for a, b, group in zip(sizes[:-1], sizes[1:], parts)]
     # Counts with one pseudo-observation each, so no probability starts at 0.
-    initial = np.bincount(labels[:, 0], minlength=num_states) + 1.0
+    initial = np.bincount(np.concatenate([group[:, 0] for group in labels]), minlength=num_states) + 1.0
     transitions = np.ones((num_states, num_states))
-    np.add.at(transitions, (labels[:, :-1].ravel(), labels[:, 1:].ravel()), 1.0)
+    for group in labels:
+        np.add.at(transitions, (group[:, :-1].ravel(), group[:, 1:].ravel()), 1.0)
     params = {
         "initial_probs": initial / initial.sum(),
         "transition_probs": transitions / transitions.sum(axis=1, keepdims=True),
     }
-    flat_labels = labels.ravel()
+    flat_labels = flat
     centres = np.stack([
         frames[flat_labels == k].mean(axis=0) if np.any(flat_labels == k) else frames.mean(axis=0)
         for k in range(num_states)
@@ -165,29 +221,30 @@ def m_step(observations, posteriors, expected_transitions, params, emission, sca
     likelihood. States with no posterior mass keep their parameters.
 
     Args:
-        observations: `(N, T, E)` float64.
-        posteriors: `(N, T, K)` p(z_t = k | x), from `forward_backward`.
+        observations: `(N, T, E)` float64 (or a list of such groups, see `groups`).
+        posteriors: `(N, T, K)` p(z_t = k | x), from `forward_backward` (a list with the groups).
         expected_transitions: `(K, K)` expected transition counts.
         params: the current parameter dict.
         emission, scale, min_scale: as in `kmeans_start`.
     """
+    observations, posteriors = groups(observations), groups(posteriors)
     new = dict(params)
-    new["initial_probs"] = posteriors[:, 0].mean(axis=0)
+    new["initial_probs"] = np.concatenate([post[:, 0] for post in posteriors]).mean(axis=0)
     rows = expected_transitions.sum(axis=1, keepdims=True)
     new["transition_probs"] = np.where(
         rows > 0, expected_transitions / np.where(rows > 0, rows, 1.0), params["transition_probs"]
     )
-    weights = posteriors.sum(axis=(0, 1))  # (K,)
+    weights = sum(post.sum(axis=(0, 1)) for post in posteriors)  # (K,)
     alive = weights > 1e-10
     safe = np.where(alive, weights, 1.0)[:, None]
-    first = np.einsum("ntk,nte->ke", posteriors, observations) / safe  # (K, E)
+    first = sum(np.einsum("ntk,nte->ke", post, obs) for post, obs in zip(posteriors, observations)) / safe  # (K, E)
     if emission == "bernoulli":
         new["probs"] = np.where(alive[:, None], np.clip(first, PROB_EPS, 1 - PROB_EPS), params["probs"])
         return new
     means = np.where(alive[:, None], first, params["means"])
-    second = np.einsum("ntk,nte->ke", posteriors, observations**2)  # (K, E)
+    second = sum(np.einsum("ntk,nte->ke", post, obs**2) for post, obs in zip(posteriors, observations))  # (K, E)
     if scale == "shared":
-        total = posteriors.shape[0] * posteriors.shape[1]
+        total = sum(post.shape[0] * post.shape[1] for post in posteriors)
         pooled = (second.sum(axis=0) - np.sum(weights[:, None] * means**2, axis=0)) / total
         variances = np.broadcast_to(pooled, means.shape)
     else:
@@ -213,18 +270,12 @@ def baum_welch(observations, params, emission, scale, min_scale, iterations, tol
         log-likelihood per video at the start and after each iteration.
     """
 
-    def expectation(params):
-        with np.errstate(divide="ignore"):
-            log_initial = np.log(params["initial_probs"])
-            log_transition = np.log(params["transition_probs"])
-        return forward_backward(log_initial, log_transition, log_emission(observations, params, emission))
-
-    log_likelihood, posteriors, expected = expectation(params)
-    history = [float(log_likelihood.mean())]
+    log_likelihood, posteriors, expected = expectation(observations, params, emission)
+    history = [float(np.concatenate(log_likelihood).mean())]
     for iteration in range(iterations):
         params = m_step(observations, posteriors, expected, params, emission, scale, min_scale)
-        log_likelihood, posteriors, expected = expectation(params)
-        history.append(float(log_likelihood.mean()))
+        log_likelihood, posteriors, expected = expectation(observations, params, emission)
+        history.append(float(np.concatenate(log_likelihood).mean()))
         logger.info("EM iteration %d: mean log-likelihood %.4f nats/video", iteration + 1, history[-1])
         if history[-1] - history[-2] < tol:
             break
