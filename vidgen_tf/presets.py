@@ -152,7 +152,7 @@ def save_preset(model, directory, dataset=None, training_steps=0, description=""
         if weights:
             # A GAN with a generator EMA stores the EMA weights: they are what it generates with.
             stored = model.preset_model() if hasattr(model, "preset_model") else model
-            stored.save_weights(staging / WEIGHTS_FILE)
+            atomic.save_weights(stored, staging / WEIGHTS_FILE)
             files.append(WEIGHTS_FILE)
         _write_json(staging / _MANIFEST, files)
     _finish_interrupted_save(directory)

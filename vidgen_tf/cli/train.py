@@ -153,6 +153,7 @@ def _train(args, strategy):
     import keras
 
     import vidgen_tf
+    from vidgen_tf import atomic
     from vidgen_tf import callbacks as vcallbacks
     from vidgen_tf import data, distribute, report
     from vidgen_tf.likelihood import LikelihoodModel
@@ -264,7 +265,7 @@ def _train(args, strategy):
                               command=_recorded_commands(out, start_step, args.command_line), **extra)
         if args.final_weights:
             Path(args.final_weights).parent.mkdir(parents=True, exist_ok=True)
-            model.save_weights(args.final_weights)
+            atomic.save_weights(model, args.final_weights)
     finally:
         location.cleanup()
     if not location.chief:
