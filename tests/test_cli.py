@@ -543,3 +543,16 @@ def test_a_full_disk_during_a_checkpoint_is_one_error_naming_the_directory_not_a
     assert "Traceback" not in result.stderr and "--verbose" not in result.stderr
     assert result.stdout.split("\n")[-1].strip() == ""  # `ls`: no temporary left in the directory
     assert ".tmp" not in result.stdout and "ckpt-" not in result.stdout
+
+
+def test_train_refuses_labels_beyond_num_classes_before_training(capsys, tmp_path):
+    videos = np.random.default_rng(0).integers(0, 256, (6, 4, 16, 16, 1), dtype=np.uint8)
+    path = tmp_path / "clips.npz"
+    np.savez(path, videos=videos, labels=np.array([0, 1, 2, 1, 0, 1]))
+    out = tmp_path / "run"
+    code, _, err = run(capsys, "train", "mocogan", "--data", "npz", "--path", str(path), "--num-frames", "4",
+                       "--height", "16", "--width", "16", "--channels", "1", "--batch-size", "2", "--steps", "2",
+                       "--quiet", *TINY_SET, "--set", "num_classes=2", "--out", str(out))
+    assert code == 2, err
+    assert f"npz dataset file '{path}'" in err and "label 2 (video 2)" in err and "num_classes=2" in err
+    assert not (out / "checkpoints").exists()  # refused before the first step

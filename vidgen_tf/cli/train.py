@@ -208,7 +208,8 @@ def _train(args, strategy):
             args.data,
             num_frames=model.num_frames, height=model.height, width=model.width, channels=model.channels,
             batch_size=clips_per_step, seed=args.seed, with_labels=bool(model.num_classes),
-            drop_remainder=True, start_batch=start_step, **_data_options(args),
+            num_classes=model.num_classes or None, drop_remainder=True, start_batch=start_step,
+            **_data_options(args),
         )
         description = data.describe(
             args.data, num_frames=model.num_frames, height=model.height, width=model.width,
