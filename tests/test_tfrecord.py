@@ -416,6 +416,29 @@ def test_train_reads_a_pack(packed, tmp_path, capsys):
     assert json.loads((tmp_path / "run" / "metadata.json").read_text())["training_steps"] == 2
 
 
+def test_train_on_a_corrupt_pack_names_the_shard_in_one_line(packed, tmp_path, capsys):
+    import shutil
+
+    source, manifest, _ = packed
+    out = tmp_path / "copy"
+    shutil.copytree(source, out)
+    shard = out / manifest["shards"][1]["file"]
+    content = bytearray(shard.read_bytes())
+    content[len(content) // 2] ^= 0xFF
+    shard.write_bytes(bytes(content))
+    code = cli.main(["train", "hmm", "--data", "tfrecord", "--path", str(out), "--num-frames", "4", "--height", "16",
+                     "--width", "16", "--channels", "1", "--batch-size", "4", "--steps", "6", "--quiet",
+                     "--set", "num_states=3", "--no-report", "--out", str(tmp_path / "run")])
+    _, err = capsys.readouterr()
+    assert code == 1, err
+    assert err.splitlines()[0].startswith("vidgen: error: InvalidArgumentError")
+    assert err.splitlines()[0].endswith(f"assertion failed: TFRecord shard {shard} is corrupt: it gave 2 of its 4 "
+                                        "records (the TFRecord reader found a corrupted record); pack it again, or "
+                                        "find such files before training with the tfrecord option verify=True "
+                                        "(sha256).")
+    assert len(err.splitlines()) == 2 and "--verbose" in err.splitlines()[1]
+
+
 # ------------------------------------------------------------------- remote
 @pytest.mark.oldest
 @pytest.mark.skipif(TFIO_INSTALLED, reason="tensorflow-io is installed (oldest lane): the s3 test reads from moto")

@@ -445,7 +445,16 @@ def is_input_error(error):
 
 def _message(error):
     # str() of a KeyError quotes its message.
-    return error.args[0] if isinstance(error, KeyError) and error.args else str(error)
+    text = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
+    # A failed assertion in a TensorFlow graph (a corrupt TFRecord shard, a label out of range) says what is wrong
+    # in its one line; the graph's node, iterator and stack lines around it only name TensorFlow's machinery.
+    lines = [line for line in text.splitlines() if "assertion failed: " in line]
+    if len(lines) == 1 and type(error).__module__.startswith("tensorflow"):
+        assertion = lines[0].split("assertion failed: ", 1)[1].strip()
+        if assertion.startswith("[") and assertion.endswith("]") and assertion.count("[") == 1:
+            assertion = assertion[1:-1]
+        return f"assertion failed: {assertion}"
+    return text
 
 
 def main(argv=None):

@@ -443,7 +443,7 @@ def _shard_reader(files, manifest):
             message = tf.strings.join([
                 # No quotes around the name: the assertion's message escapes them.
                 "TFRecord shard ", file, " is corrupt: it gave ", tf.strings.as_string(seen), " of its ",
-                tf.strings.as_string(expected), " records (TensorFlow's reader found a corrupted record); pack it "
+                tf.strings.as_string(expected), " records (the TFRecord reader found a corrupted record); pack it "
                 "again, or find such files before training with the tfrecord option verify=True (sha256)."])
             with tf.control_dependencies([tf.debugging.Assert(complete, [message])]):
                 return tf.identity(record), is_end
