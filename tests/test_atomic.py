@@ -94,3 +94,43 @@ def test_bad_targets_are_named(tmp_path):
     with pytest.raises(NotADirectoryError, match="a file of that name exists"):
         with atomic.atomic_directory(tmp_path / "file"):
             pass
+
+
+def test_a_full_disk_is_an_error_naming_the_file_and_its_directory_and_keeps_the_old_content(tmp_path):
+    import errno
+
+    path = tmp_path / "ckpt-2.weights.h5"
+    path.write_bytes(b"old")
+    with pytest.raises(atomic.NoSpaceError) as raised:
+        with atomic.atomic_file(path) as temporary:
+            with open(temporary, "wb"):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # what a write on a full disk raises
+    assert isinstance(raised.value, OSError) and raised.value.errno == errno.ENOSPC
+    assert str(raised.value).startswith(f"No space left on device: could not write {path} ")
+    assert f"the directory {tmp_path} " in str(raised.value)
+    assert path.read_bytes() == b"old" and os.listdir(tmp_path) == [path.name]
+    with pytest.raises(atomic.NoSpaceError, match=f"could not write {tmp_path / 'export'} "):
+        with atomic.atomic_directory(tmp_path / "export"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    assert os.listdir(tmp_path) == [path.name]
+    with pytest.raises(PermissionError):  # other errors stay as they are
+        with atomic.atomic_file(path):
+            raise PermissionError(errno.EACCES, "denied")
+
+
+def test_save_weights_writes_a_loadable_file_with_its_attributes(tmp_path):
+    import h5py
+    import keras
+    import numpy as np
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    path = atomic.save_weights(model, tmp_path / "model.weights.h5", attributes={"note": '{"a": 1}'})
+    assert path == tmp_path / "model.weights.h5" and os.listdir(tmp_path) == [path.name]
+    with h5py.File(path, "r") as f:
+        assert f.attrs["note"] == '{"a": 1}'
+    copy = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    copy.load_weights(path)
+    for old, new in zip(model.weights, copy.weights):
+        np.testing.assert_array_equal(old.numpy(), new.numpy())
+    with pytest.raises(ValueError, match="weights.h5"):  # Keras's own check of the name still applies
+        atomic.save_weights(model, tmp_path / "model.h5")

@@ -493,3 +493,66 @@ def test_eval_of_a_likelihood_model_adds_the_sample_metrics_to_its_nll(capsys, t
     assert "nll: " in out and "bits/dim: " in out and "(16 real, 16 generated; moving_square ground truth)" in out
     report = json.loads((tmp_path / "e.json").read_text())
     assert np.isfinite(report["nll_nats_per_video"]) and np.isfinite(report["motion"]["total"])
+
+
+# ------------------------------------------------------------ a full disk
+def _unshare_works():
+    import shutil
+    import subprocess
+
+    if shutil.which("unshare") is None:
+        return False
+    return subprocess.run(["unshare", "-r", "-m", "true"], capture_output=True).returncode == 0
+
+
+needs_unshare = pytest.mark.skipif(not _unshare_works(), reason="a small tmpfs needs `unshare -r -m` "
+                                   "(unprivileged user and mount namespaces), which this machine refuses")
+
+
+def run_on_a_small_disk(directory, size, argv, after="true"):
+    """Runs `python -m vidgen_tf.cli ARGV` with a `size` tmpfs mounted on `directory` (in a private mount
+    namespace, so the mount ends with the process); `after` is a shell command run on it afterwards."""
+    import os
+    import shlex
+    import subprocess
+    import sys
+
+    directory.mkdir(parents=True, exist_ok=True)
+    command = " ".join(shlex.quote(str(a)) for a in [sys.executable, "-m", "vidgen_tf.cli", *argv])
+    script = (f"mount -t tmpfs -o size={size} tmpfs {shlex.quote(str(directory))} || exit 99; "
+              f"{command}; code=$?; {after}; exit $code")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+    return subprocess.run(["unshare", "-r", "-m", "sh", "-c", script], capture_output=True, text=True, env=env,
+                          timeout=600)
+
+
+@needs_unshare
+def test_a_full_disk_during_a_checkpoint_is_one_error_naming_the_directory_not_a_crash(tmp_path):
+    disk = tmp_path / "disk"
+    out = disk / "run"
+    argv = ["train", "mocogan", "--data", "moving_square", "--num-frames", "4", "--height", "16", "--width", "16",
+            "--channels", "1", "--batch-size", "4", "--steps", "2", "--checkpoint-every", "2", "--quiet",
+            "--no-report", *TINY_SET, "--out", str(out)]
+    # 64 KiB holds the run's small files, not a checkpoint (about 300 KB).
+    result = run_on_a_small_disk(disk, "64k", argv, after=f"ls -A {out / 'checkpoints'}")
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "Segmentation fault" not in result.stderr and "Exception ignored" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("vidgen: error:")]
+    assert len(errors) == 1, result.stderr[-3000:]
+    assert "No space left on device" in errors[0] and str(out / "checkpoints") in errors[0]
+    assert "Traceback" not in result.stderr and "--verbose" not in result.stderr
+    assert result.stdout.split("\n")[-1].strip() == ""  # `ls`: no temporary left in the directory
+    assert ".tmp" not in result.stdout and "ckpt-" not in result.stdout
+
+
+def test_train_refuses_labels_beyond_num_classes_before_training(capsys, tmp_path):
+    videos = np.random.default_rng(0).integers(0, 256, (6, 4, 16, 16, 1), dtype=np.uint8)
+    path = tmp_path / "clips.npz"
+    np.savez(path, videos=videos, labels=np.array([0, 1, 2, 1, 0, 1]))
+    out = tmp_path / "run"
+    code, _, err = run(capsys, "train", "mocogan", "--data", "npz", "--path", str(path), "--num-frames", "4",
+                       "--height", "16", "--width", "16", "--channels", "1", "--batch-size", "2", "--steps", "2",
+                       "--quiet", *TINY_SET, "--set", "num_classes=2", "--out", str(out))
+    assert code == 2, err
+    assert f"npz dataset file '{path}'" in err and "label 2 (video 2)" in err and "num_classes=2" in err
+    assert not (out / "checkpoints").exists()  # refused before the first step

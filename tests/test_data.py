@@ -549,3 +549,22 @@ def test_start_batch_is_validated():
         data.load("moving_square", start_batch=-1, **SMALL)
     with pytest.raises(ValueError, match="`start_batch` must be an integer"):
         data.load("moving_square", start_batch=1.5, **SMALL)
+
+
+def test_labels_beyond_the_model_s_classes_are_refused_when_the_data_are_loaded(tmp_path):
+    import re
+
+    path = _save(tmp_path, videos=_clips(), labels=np.array([0, 3, 1, 4, 2]))
+    with pytest.raises(ValueError) as raised:
+        data.load("npz", path=path, with_labels=True, num_classes=3, batch_size=2, **NPZ)
+    message = str(raised.value)
+    assert path in message and "num_classes=3" in message
+    assert "label 3 (video 1)" in message and "label 4 (video 3)" in message and "2 of its 5 videos" in message
+    for num_classes in (5, 6):  # labels 0..4 fit
+        batch = next(iter(data.load("npz", path=path, with_labels=True, num_classes=num_classes, batch_size=2, **NPZ)))
+        assert batch[1].shape == (2,)
+    with pytest.raises(ValueError, match=re.escape("'moving_digits' has labels 0 to 9 (its 10 classes)") + ".*"
+                                         + re.escape("num_classes=4 (labels 0 to 3)")):
+        data.load("moving_digits", with_labels=True, num_classes=4, num_frames=4, height=16, width=16)
+    with pytest.raises(ValueError, match="`num_classes` must be"):
+        data.load("moving_digits", with_labels=True, num_classes=0, num_frames=4, height=16, width=16)

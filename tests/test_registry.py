@@ -195,9 +195,8 @@ def test_a_crash_while_saving_keeps_the_old_preset_whole_and_no_debris(tmp_path,
     old_files = {name: (directory / name).read_bytes() for name in presets.PRESET_FILES}
     new_model = vidgen_tf.build("mocogan", **{**TINY_MOCOGAN, "content_dim": 6})
 
-    def crash_midway(self, path, *args, **kwargs):
-        with open(path, "wb") as f:
-            f.write(b"\x89HDF half")
+    def crash_midway(self, target, *args, **kwargs):
+        target.write(b"\x89HDF half")  # through atomic.save_weights Keras writes into an in-memory file
         raise OSError("disk full")
 
     monkeypatch.setattr(keras.Model, "save_weights", crash_midway)
@@ -238,3 +237,43 @@ def test_a_preset_saved_without_weights_drops_the_old_weights(tmp_path):
     vidgen_tf.save_preset(vidgen_tf.build("mocogan", **{**TINY_MOCOGAN, "content_dim": 6}), directory, weights=False)
     assert not (directory / "model.weights.h5").exists()
     assert vidgen_tf.from_preset(directory).get_config()["content_dim"] == 6
+
+
+# ----------------------------------------------------------------------------- presets: missing or damaged weights
+
+def test_a_trained_preset_without_its_weights_file_is_an_error_naming_the_file(tmp_path, capsys):
+    from vidgen_tf import cli
+
+    _, directory = _preset(tmp_path)
+    metadata = json.loads((directory / "metadata.json").read_text())
+    (directory / "metadata.json").write_text(json.dumps({**metadata, "training_steps": 300}))
+    weights = directory / "model.weights.h5"
+    weights.unlink()  # without it the model would generate noise
+    with pytest.raises(FileNotFoundError) as raised:
+        vidgen_tf.from_preset(directory)
+    message = str(raised.value)
+    assert str(weights) in message and "300 training steps" in message and "load_weights=False" in message
+    untrained = vidgen_tf.from_preset(directory, load_weights=False)  # asked for: built untrained
+    assert untrained.get_config()["content_dim"] == TINY_MOCOGAN["content_dim"]
+    code = cli.main(["generate", str(directory), "--num", "1", "--out", str(tmp_path / "v.npz")])
+    err = capsys.readouterr().err
+    assert code == 2 and str(weights) in err and not (tmp_path / "v.npz").exists()
+    code = cli.main(["train", str(directory), "--data", "moving_square", "--steps", "1", "--out",
+                     str(tmp_path / "run"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and str(weights) in err and "--from-scratch" in err
+    weights.mkdir()  # a directory in its place is no weights file either, trained or not
+    (directory / "metadata.json").write_text(json.dumps(metadata))
+    with pytest.raises(ValueError, match=re.escape(f"{weights} is a directory, not a weights file")):
+        vidgen_tf.from_preset(directory)
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_a_damaged_weights_file_is_an_error_naming_the_file(tmp_path, damage):
+    _, directory = _preset(tmp_path)
+    weights = directory / "model.weights.h5"
+    data = weights.read_bytes()
+    weights.write_bytes(b"not an HDF5 file at all" if damage == "garbage" else data[: len(data) // 2])
+    with pytest.raises(ValueError) as raised:
+        vidgen_tf.from_preset(directory)
+    assert str(raised.value).startswith(f"{weights} is damaged: ")

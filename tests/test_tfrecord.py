@@ -334,6 +334,27 @@ def test_missing_or_corrupt_manifest_and_changed_shards_are_named(packed, tmp_pa
         _load(str(out))
 
 
+def test_a_corrupt_record_is_an_error_naming_its_shard(packed, tmp_path):
+    import shutil
+
+    source, manifest, _ = packed
+    out = tmp_path / "copy"
+    shutil.copytree(source, out)
+    shard = out / manifest["shards"][1]["file"]
+    content = bytearray(shard.read_bytes())
+    content[len(content) // 2] ^= 0xFF  # same size: a record fails its CRC (TensorFlow's DataLossError names no file)
+    shard.write_bytes(bytes(content))
+    for dataset in (_load(str(out), num_videos=NUM_VIDEOS), _load(str(out)),
+                    _load(str(out), with_labels=True, shuffle=False, epochs=1)):
+        with pytest.raises(tf.errors.OpError) as raised:
+            _clips(dataset, count=4 * NUM_VIDEOS)
+        assert f"TFRecord shard {shard} is corrupt: it gave 2 of its 4 records" in raised.value.message, \
+            raised.value.message
+        assert "verify=True" in raised.value.message
+    with pytest.raises(tf.errors.OpError, match=f"TFRecord shard {shard} is corrupt"):
+        data.make_videos("tfrecord", None, path=str(out), **GEOMETRY)
+
+
 def test_a_pack_can_be_repacked_with_other_shards(packed, tmp_path):
     out, _, records = packed
     manifest = data.pack("tfrecord", out, tmp_path / "again", shards=2, progress=False, **GEOMETRY)
@@ -393,6 +414,29 @@ def test_train_reads_a_pack(packed, tmp_path, capsys):
     text, err = capsys.readouterr()
     assert code == 0, err
     assert json.loads((tmp_path / "run" / "metadata.json").read_text())["training_steps"] == 2
+
+
+def test_train_on_a_corrupt_pack_names_the_shard_in_one_line(packed, tmp_path, capsys):
+    import shutil
+
+    source, manifest, _ = packed
+    out = tmp_path / "copy"
+    shutil.copytree(source, out)
+    shard = out / manifest["shards"][1]["file"]
+    content = bytearray(shard.read_bytes())
+    content[len(content) // 2] ^= 0xFF
+    shard.write_bytes(bytes(content))
+    code = cli.main(["train", "hmm", "--data", "tfrecord", "--path", str(out), "--num-frames", "4", "--height", "16",
+                     "--width", "16", "--channels", "1", "--batch-size", "4", "--steps", "6", "--quiet",
+                     "--set", "num_states=3", "--no-report", "--out", str(tmp_path / "run")])
+    _, err = capsys.readouterr()
+    assert code == 1, err
+    assert err.splitlines()[0].startswith("vidgen: error: InvalidArgumentError")
+    assert err.splitlines()[0].endswith(f"assertion failed: TFRecord shard {shard} is corrupt: it gave 2 of its 4 "
+                                        "records (the TFRecord reader found a corrupted record); pack it again, or "
+                                        "find such files before training with the tfrecord option verify=True "
+                                        "(sha256).")
+    assert len(err.splitlines()) == 2 and "--verbose" in err.splitlines()[1]
 
 
 # ------------------------------------------------------------------- remote

@@ -5,23 +5,57 @@ the content goes to a temporary sibling (same directory, so the same file system
 flushed to disk with `fsync`, and is renamed over the final name. Readers see either the
 old content or the complete new one; a crash or an exception in the writer leaves the
 old content in place and no temporary file behind (a hard kill may leave a hidden
-`.<name>.*.tmp*` sibling, never a partial file under the real name).
+`.<name>.*.tmp*` sibling, never a partial file under the real name). A write that fails
+because the file system is full raises `NoSpaceError`, naming the file and its directory.
+Keras weights go through `save_weights`, which never lets HDF5 itself meet a full disk.
 
 Example:
 
 ```python
-with atomic_file("model.weights.h5") as temporary:
-    model.save_weights(temporary)
+save_weights(model, "model.weights.h5")
+with atomic_file("samples.npz") as temporary:
+    np.savez(temporary, videos=videos)
 with atomic_directory("exports/mocogan/1") as temporary:
     archive.write_out(str(temporary))
 ```
 """
 
 import contextlib
+import errno
+import io
 import os
 import secrets
 import shutil
 from pathlib import Path
+
+
+# The errors of a file system that is full (or of a user over their quota).
+_NO_SPACE = frozenset(code for code in (errno.ENOSPC, getattr(errno, "EDQUOT", None)) if code is not None)
+
+
+class NoSpaceError(OSError):
+    """A write failed because its file system is full: the message names the file and its directory.
+
+    Raised by `atomic_file`, `atomic_directory` and `save_weights` in place of the
+    bare `[Errno 28] No space left on device` of the failed write (which names
+    nothing); the old content is kept and the temporary removed, as for any failure.
+    """
+
+    def __init__(self, code, path):
+        path = Path(path)
+        super().__init__(code, os.strerror(code), str(path))
+
+    def __str__(self):
+        path = Path(self.filename)
+        return (f"{self.strerror}: could not write {path} (the directory {path.parent} is on a full file system; "
+                "free some space there or write elsewhere).")
+
+
+def _name_no_space(error, path):
+    """`error` as a `NoSpaceError` naming `path` when it is a full file system's, else None."""
+    if isinstance(error, OSError) and not isinstance(error, NoSpaceError) and error.errno in _NO_SPACE:
+        return NoSpaceError(error.errno, path)
+    return None
 
 
 def _temporary_name(path, kind):
@@ -85,6 +119,11 @@ def atomic_file(path):
         yield temporary
         fsync(temporary)
         os.replace(temporary, path)
+    except OSError as error:
+        named = _name_no_space(error, path)
+        if named is None:
+            raise
+        raise named from error
     finally:
         temporary.unlink(missing_ok=True)  # after a successful rename there is nothing left
     fsync(path.parent, directory=True)
@@ -133,8 +172,61 @@ def atomic_directory(path):
                 raise
         else:
             os.replace(temporary, path)
+    except OSError as error:
+        named = _name_no_space(error, path)
+        if named is None:
+            raise
+        raise named from error
     finally:
         for leftover in (temporary, old):
             if leftover is not None and leftover.exists():
                 shutil.rmtree(leftover, ignore_errors=True)
     fsync(path.parent, directory=True)
+
+
+class _WeightsBuffer(io.BytesIO):
+    """An in-memory `.weights.h5` for Keras: Keras checks the name's suffix with `str()`."""
+
+    def __init__(self, name):
+        super().__init__()
+        self.name = str(name)
+
+    def __str__(self):
+        return self.name
+
+
+def save_weights(model, path, attributes=None):
+    """Writes `model.save_weights(path)` atomically; `attributes` go on the HDF5 file's root.
+
+    HDF5 (1.14) crashes the process (a segmentation fault when the file is closed,
+    after "Exception ignored" tracebacks) when its own writes fail, e.g. on a full
+    disk. So the file is made in memory (Keras writes `.weights.h5` into an
+    `io.BytesIO`, which cannot run out of space) and written by Python: a full disk
+    is then a `NoSpaceError` naming the file, the old file is kept and the temporary
+    removed.
+
+    Args:
+        model: a Keras model (or anything with its `save_weights`).
+        path: str or Path. The file, ending in `.weights.h5`; its directory must exist.
+        attributes: dict or None. HDF5 attributes to set on the file's root
+            (str, numbers or arrays). Defaults to None.
+
+    Returns:
+        `path` as a `Path`.
+    """
+    import h5py
+
+    path = Path(path)
+    buffer = _WeightsBuffer(path)
+    model.save_weights(buffer)
+    if buffer.getbuffer().nbytes == 0:
+        raise RuntimeError(f"Keras wrote no weights into memory for {path}: this Keras does not write "
+                           ".weights.h5 files into an io.BytesIO.")
+    if attributes:
+        with h5py.File(buffer, "a") as f:
+            for key, value in attributes.items():
+                f.attrs[key] = value
+    with atomic_file(path) as temporary:
+        with open(temporary, "wb") as f:
+            f.write(buffer.getbuffer())
+    return path

@@ -12,6 +12,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from vidgen_tf import atomic
 from vidgen_tf.atomic import atomic_file
 from vidgen_tf.base import check_positive_int
 
@@ -280,8 +281,7 @@ class StepCheckpoint(keras.callbacks.Callback):
             if (value <= best["value"]) if higher else (value >= best["value"]):
                 return False
         self.directory.mkdir(parents=True, exist_ok=True)
-        with atomic_file(self.directory / self.BEST_WEIGHTS) as temporary:
-            self.model.save_weights(temporary)
+        atomic.save_weights(self.model, self.directory / self.BEST_WEIGHTS)
         record = {"metric": self.best_metric, "step": self.step, "value": value, "higher_is_better": higher}
         # The record comes second: it never names a step whose weights are not on disk.
         with atomic_file(self.directory / self.BEST_RECORD) as temporary:
@@ -296,16 +296,12 @@ class StepCheckpoint(keras.callbacks.Callback):
 
     def save(self):
         """Writes `ckpt-<step>.weights.h5` and deletes all but the `keep` newest checkpoints."""
-        import h5py
-
         self.directory.mkdir(parents=True, exist_ok=True)
         final = self.directory / f"ckpt-{self.step}.weights.h5"
         configuration = model_configuration(self.model)
-        with atomic_file(final) as temporary:
-            self.model.save_weights(temporary)
-            if configuration is not None:
-                with h5py.File(temporary, "a") as f:
-                    f.attrs[_CONFIG_ATTRIBUTE] = json.dumps(configuration, sort_keys=True)
+        # Through `atomic.save_weights`: a full disk is a `NoSpaceError` naming the file, not an HDF5 crash.
+        atomic.save_weights(self.model, final, attributes=None if configuration is None else
+                            {_CONFIG_ATTRIBUTE: json.dumps(configuration, sort_keys=True)})
         older = [path for step, path in self.checkpoints() if step != self.step]
         for old in older[: max(len(older) - (self.keep - 1), 0)]:
             old.unlink(missing_ok=True)

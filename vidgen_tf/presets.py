@@ -152,7 +152,7 @@ def save_preset(model, directory, dataset=None, training_steps=0, description=""
         if weights:
             # A GAN with a generator EMA stores the EMA weights: they are what it generates with.
             stored = model.preset_model() if hasattr(model, "preset_model") else model
-            stored.save_weights(staging / WEIGHTS_FILE)
+            atomic.save_weights(stored, staging / WEIGHTS_FILE)
             files.append(WEIGHTS_FILE)
         _write_json(staging / _MANIFEST, files)
     _finish_interrupted_save(directory)
@@ -365,6 +365,62 @@ def load_model(path, safe_mode=True, compile=True):
         raise
 
 
+def recorded_training_steps(metadata):
+    """The training steps a preset's metadata records (0 when it records none)."""
+    steps = metadata.get("training_steps")
+    if isinstance(steps, bool) or not isinstance(steps, (int, float)):
+        return 0
+    return steps
+
+
+def weights_file(directory, metadata):
+    """The weights file of the preset in `directory`, or None when it has none and records no training.
+
+    A preset whose `metadata.json` records training steps is trained: without its
+    weights its model would generate noise, so their absence is an error, not an
+    untrained model.
+
+    Args:
+        directory: Path. The preset directory (see `resolve_preset`).
+        metadata: dict. Its metadata (see `load_preset_config`).
+
+    Raises:
+        FileNotFoundError: the metadata records training and `model.weights.h5` is missing.
+        ValueError: `model.weights.h5` is a directory (or another non-file).
+    """
+    weights = Path(directory) / WEIGHTS_FILE
+    if weights.is_file():
+        return weights
+    if weights.exists():
+        kind = "a directory" if weights.is_dir() else "not a regular file"
+        raise ValueError(f"{weights} is {kind}, not a weights file: preset {directory} holds no weights there.")
+    steps = recorded_training_steps(metadata)
+    if steps > 0:
+        raise FileNotFoundError(
+            f"{weights} is missing: preset {directory} records {steps} training steps in its {METADATA_FILE}, "
+            "but without its weights file its model would generate noise. Put the file back, or build the model "
+            "untrained on purpose (from_preset(..., load_weights=False); `vidgen train --from-scratch`)."
+        )
+    return None
+
+
+class DamagedWeightsError(ValueError):
+    """A weights file HDF5 cannot read (truncated, or not HDF5 at all); the message names it."""
+
+
+def load_weights_file(model, weights):
+    """`model.load_weights(weights)`; a file HDF5 cannot read is an error naming it.
+
+    Raises:
+        DamagedWeightsError: (a ValueError) `weights` is truncated or not an HDF5 file.
+        ValueError: the weights do not fit `model` (Keras's message).
+    """
+    try:
+        model.load_weights(weights)
+    except OSError as error:  # h5py: "file signature not found", "truncated file: eof = ...", ...
+        raise DamagedWeightsError(f"{weights} is damaged: it is not a readable weights file ({error}).") from error
+
+
 def from_preset(name_or_dir, load_weights=True, safe_mode=True, **overrides):
     """Builds the model of a preset, with its weights when it has them.
 
@@ -379,7 +435,8 @@ def from_preset(name_or_dir, load_weights=True, safe_mode=True, **overrides):
         name_or_dir: str or Path. A zoo preset name (see `list_presets()`), a
             preset directory, or a `.keras` file (loaded by `load_model`,
             without overrides).
-        load_weights: bool. Whether to load `model.weights.h5` when present.
+        load_weights: bool. Whether to load `model.weights.h5`. It may be
+            absent only from a preset whose metadata records no training.
             Defaults to True.
         safe_mode: bool. For a `.keras` file: refuse one that holds Python
             code (see `load_model`); pass False only for a file you trust.
@@ -391,8 +448,11 @@ def from_preset(name_or_dir, load_weights=True, safe_mode=True, **overrides):
         The model.
 
     Raises:
+        FileNotFoundError: the metadata records training but `model.weights.h5`
+            is missing (a trained preset without weights would generate noise).
         ValueError: `config.json` or `metadata.json` is not valid, the config does
-            not build a model, or the weights do not fit the model (see above).
+            not build a model, the weights file is damaged or a directory, or the
+            weights do not fit the model (see above); the message names the file.
     """
     if str(name_or_dir).endswith(".keras") and Path(name_or_dir).is_file():
         if overrides:
@@ -400,7 +460,7 @@ def from_preset(name_or_dir, load_weights=True, safe_mode=True, **overrides):
                              "loaded as it was saved.")
         return load_model(name_or_dir, safe_mode=safe_mode)
     directory = resolve_preset(name_or_dir)
-    model_name, config, _ = load_preset_config(directory)
+    model_name, config, metadata = load_preset_config(directory)
     config_path = directory / CONFIG_FILE
     try:
         model = registry.build(model_name, **{**config, **overrides})
@@ -410,10 +470,12 @@ def from_preset(name_or_dir, load_weights=True, safe_mode=True, **overrides):
         if isinstance(error, KeyError):
             kind = registry.UnknownNameError  # keeps KeyError without quoting the message
         raise kind(f"The config of {config_path}{with_overrides} does not build a model: {error}") from error
-    weights = directory / WEIGHTS_FILE
-    if load_weights and weights.is_file():
+    weights = weights_file(directory, metadata) if load_weights else None
+    if weights is not None:
         try:
-            model.load_weights(weights)
+            load_weights_file(model, weights)
+        except DamagedWeightsError:
+            raise
         except ValueError as error:
             if not overrides:
                 raise ValueError(f"{weights} does not load into the model of {config_path}: {error}") from error

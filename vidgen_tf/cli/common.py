@@ -12,7 +12,7 @@ import warnings
 from pathlib import Path
 
 EXIT_USAGE = 2  # the user's input is wrong: see `is_input_error`
-EXIT_FAILURE = 1  # the run failed: training diverged, or an error inside a library
+EXIT_FAILURE = 1  # the run failed: training diverged, a full disk, or an error inside a library
 # The vidgen_tf package: errors raised by its own checks are input errors.
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 
@@ -480,7 +480,16 @@ def is_input_error(error):
 
 def _message(error):
     # str() of a KeyError quotes its message.
-    return error.args[0] if isinstance(error, KeyError) and error.args else str(error)
+    text = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
+    # A failed assertion in a TensorFlow graph (a corrupt TFRecord shard, a label out of range) says what is wrong
+    # in its one line; the graph's node, iterator and stack lines around it only name TensorFlow's machinery.
+    lines = [line for line in text.splitlines() if "assertion failed: " in line]
+    if len(lines) == 1 and type(error).__module__.startswith("tensorflow"):
+        assertion = lines[0].split("assertion failed: ", 1)[1].strip()
+        if assertion.startswith("[") and assertion.endswith("]") and assertion.count("[") == 1:
+            assertion = assertion[1:-1]
+        return f"assertion failed: {assertion}"
+    return text
 
 
 def main(argv=None):
@@ -492,6 +501,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     # The command as typed (`vidgen train` records it in the preset: a card's recipe).
     args.command_line = "vidgen " + shlex.join(sys.argv[1:] if argv is None else [str(a) for a in argv])
+    from vidgen_tf.atomic import NoSpaceError
     from vidgen_tf.callbacks import TrainingDivergedError
 
     try:
@@ -500,7 +510,8 @@ def main(argv=None):
     except Exception as error:  # noqa: BLE001 - every failure gets a message and an exit code
         if args.verbose:
             traceback.print_exception(error, file=sys.stderr)
-        if isinstance(error, TrainingDivergedError):
+        # The run failed for a reason its message says whole (a full disk names the file and its directory).
+        if isinstance(error, (TrainingDivergedError, NoSpaceError)):
             print(f"vidgen: error: {error}", file=sys.stderr)
             return EXIT_FAILURE
         if is_input_error(error):

@@ -127,12 +127,13 @@ def _write_best_weights(run, checkpoint, path):
     """The model weights of a best checkpoint (a compiled model's whole state: weights, optimizer slots,
     step counters) as a preset's weights file, `preset_model()`'s as `save_preset` writes them."""
     import vidgen_tf
+    from vidgen_tf import atomic
 
     model = vidgen_tf.from_preset(str(run))
     model.compile(seed=0)  # the optimizers whose slots the checkpoint holds, as `vidgen train` resumes
     model.load_weights(checkpoint)
     stored = model.preset_model() if hasattr(model, "preset_model") else model
-    stored.save_weights(path)
+    atomic.save_weights(stored, path)  # a full disk is an error naming the file, not an HDF5 crash
 
 
 def cmd_publish(args):

@@ -54,8 +54,12 @@ def _check_overrides(model_name, overrides):
             raise registry.unknown_name_error(f"{model_name} configuration value (--set)", key, known)
 
 
-def _resolve_model(spec, overrides):
-    """`(model_name, config, weights_path_or_None)` from a model or preset name."""
+def _resolve_model(spec, overrides, from_scratch=False):
+    """`(model_name, config, weights_path_or_None)` from a model or preset name.
+
+    A preset whose metadata records training must have its weights file, unless
+    `from_scratch` (`--from-scratch`) asks for fresh initial weights.
+    """
     import vidgen_tf
     from vidgen_tf import presets, registry
 
@@ -70,11 +74,12 @@ def _resolve_model(spec, overrides):
     except KeyError:
         known = vidgen_tf.list_models() + presets.list_presets()
         raise registry.unknown_name_error("model or preset", spec, known) from None
-    model_name, config, _ = presets.load_preset_config(directory)
+    model_name, config, metadata = presets.load_preset_config(directory)
     _check_overrides(model_name, overrides)
     config.update(overrides)
-    weights = directory / presets.WEIGHTS_FILE
-    return model_name, config, weights if weights.is_file() else None
+    if from_scratch:
+        return model_name, config, None  # the preset's configuration, fresh initial weights
+    return model_name, config, presets.weights_file(directory, metadata)
 
 
 def _compile(model, args):
@@ -153,6 +158,7 @@ def _train(args, strategy):
     import keras
 
     import vidgen_tf
+    from vidgen_tf import atomic
     from vidgen_tf import callbacks as vcallbacks
     from vidgen_tf import data, distribute, report
     from vidgen_tf.likelihood import LikelihoodModel
@@ -167,9 +173,7 @@ def _train(args, strategy):
         raise UsageError(f"--checkpoint-every must be >= 1, got {checkpoint_every}.")
     metric_names, metrics_every, feature_net = _check_metric_options(args, checkpoint_every)
     overrides = {**_geometry(args), **_parse_pairs(args.set, "--set")}
-    model_name, config, weights = _resolve_model(args.model, overrides)
-    if args.from_scratch:
-        weights = None  # the preset's configuration, fresh initial weights
+    model_name, config, weights = _resolve_model(args.model, overrides, from_scratch=args.from_scratch)
     out = Path(args.out or f"runs/{model_name}")
     # Only the chief writes into `out`; other workers of a cluster write the
     # same files into a temporary directory, removed at the end.
@@ -181,7 +185,7 @@ def _train(args, strategy):
         with strategy.scope():
             model = vidgen_tf.build(model_name, **config)
             if weights is not None:
-                model.load_weights(weights)
+                vidgen_tf.presets.load_weights_file(model, weights)  # a damaged file is named
             _compile(model, args)
             # Every worker resumes from the chief's checkpoints (the output
             # directory must be shared by the workers of a cluster).
@@ -204,7 +208,8 @@ def _train(args, strategy):
             args.data,
             num_frames=model.num_frames, height=model.height, width=model.width, channels=model.channels,
             batch_size=clips_per_step, seed=args.seed, with_labels=bool(model.num_classes),
-            drop_remainder=True, start_batch=start_step, **_data_options(args),
+            num_classes=model.num_classes or None, drop_remainder=True, start_batch=start_step,
+            **_data_options(args),
         )
         description = data.describe(
             args.data, num_frames=model.num_frames, height=model.height, width=model.width,
@@ -264,7 +269,7 @@ def _train(args, strategy):
                               command=_recorded_commands(out, start_step, args.command_line), **extra)
         if args.final_weights:
             Path(args.final_weights).parent.mkdir(parents=True, exist_ok=True)
-            model.save_weights(args.final_weights)
+            atomic.save_weights(model, args.final_weights)
     finally:
         location.cleanup()
     if not location.chief:

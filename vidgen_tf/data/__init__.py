@@ -147,6 +147,7 @@ def load(
     shuffle=None,
     chunk_size=DEFAULT_CHUNK_SIZE,
     start_batch=0,
+    num_classes=None,
     **options,
 ):
     """A `tf.data.Dataset` of batches of float32 videos in [-1, 1].
@@ -186,6 +187,11 @@ def load(
         chunk_size: int. Videos generated at a time in an endless stream. Defaults to 64.
         start_batch: int. Index of the first batch to yield (batches before it are
             skipped without being generated). Defaults to 0.
+        num_classes: int or None. With `with_labels`, the classes of the model the
+            labels are for: labels >= `num_classes` are refused here, before any
+            clip is read, with an error naming the labels, the dataset (its file)
+            and `num_classes` (rather than failing, or on some devices silently
+            giving a zero class code, mid-training). Defaults to None (unchecked).
         **options: dataset options, e.g. `num_balls=1` (see `vidgen_tf.data.synthetic`).
 
     Returns:
@@ -201,6 +207,10 @@ def load(
     batch_size = _check_int("batch_size", batch_size, 1)
     _check_int("seed", seed, 0)
     start_batch = _check_int("start_batch", start_batch, 0)
+    if num_classes is not None:
+        num_classes = _check_int("num_classes", num_classes, 1)
+        if with_labels:
+            source.check_label_range(request, num_classes)
     start_video = start_batch * batch_size  # the first video of batch `start_batch`
 
     if num_videos is not None:

@@ -167,6 +167,18 @@ class NpzSource(registry.Source):
         labels = read_labels(request.path)
         return None if labels is None else int(labels.max()) + 1
 
+    def check_label_range(self, request, num_classes):
+        labels = read_labels(request.path)
+        if labels is None:
+            return
+        bad = np.flatnonzero(labels >= num_classes)
+        if bad.size:
+            shown = ", ".join(f"label {labels[i]} (video {i})" for i in bad[:5])
+            more = f" and {bad.size - 5} more" if bad.size > 5 else ""
+            raise registry.label_range_error(
+                f"npz dataset file '{os.fspath(request.path)}'", f"labels 0 to {int(labels.max())}",
+                f"{bad.size} of its {labels.size} videos ({shown}{more})", num_classes, int(labels.max()) + 1)
+
     def make_videos(self, request, num_videos, rng):
         videos, labels = read_npz(request.path, *request.shape, request.with_labels)
         if num_videos is not None:

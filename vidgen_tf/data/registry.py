@@ -40,6 +40,15 @@ def check_int(name, value, minimum, maximum=None):
     return int(value)
 
 
+def label_range_error(where, holds, beyond, num_classes, needed):
+    """The ValueError of labels a model of `num_classes` classes cannot take (see `Source.check_label_range`)."""
+    return ValueError(
+        f"{where} has {holds}, but the model has num_classes={num_classes} (labels 0 to {num_classes - 1}): "
+        f"{beyond} would fail or be misread in training. Use a model with num_classes={needed} (or more), or "
+        "leave those clips out of the data."
+    )
+
+
 def check_seed(seed):
     """An int >= 0 or a sequence of them, as accepted by `np.random.default_rng`."""
     parts = seed if isinstance(seed, (list, tuple)) else [seed]
@@ -154,6 +163,27 @@ class Source:
         """Refuses `with_labels=True` when the dataset has no classes."""
         if request.with_labels and self.num_classes(request) is None:
             raise ValueError(f"Dataset '{self.name}' has no classes; use `with_labels=False`.")
+
+    def check_label_range(self, request, num_classes):
+        """Refuses, before any clip is read, labels a model of `num_classes` classes cannot take.
+
+        Raises:
+            ValueError: the dataset's labels go beyond `num_classes - 1`; the message
+                names the labels (their classes), the dataset (its file) and `num_classes`.
+        """
+        count = self.num_classes(request)
+        if count is None or count <= num_classes:
+            return
+        names = self.class_names(request) or [str(i) for i in range(count)]
+        beyond = [f"{label} ({names[label]!r})" if names[label] != str(label) else str(label)
+                  for label in range(num_classes, count)]
+        shown = ", ".join(beyond[:5]) + (f" and {len(beyond) - 5} more" if len(beyond) > 5 else "")
+        raise label_range_error(self.describe_where(request), f"labels 0 to {count - 1} (its {count} classes)",
+                                f"label{'s' if len(beyond) > 1 else ''} {shown}", num_classes, count)
+
+    def describe_where(self, request):
+        """The dataset as an error message names it: `Dataset 'name'`, with its path when it reads one."""
+        return f"Dataset '{self.name}'" + (f" ({request.path})" if request.path is not None else "")
 
     def path_help(self):
         return "the file or directory to read."

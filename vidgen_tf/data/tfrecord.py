@@ -417,6 +417,43 @@ def _parser(manifest, with_metadata):
     return parse
 
 
+def _shard_reader(files, manifest):
+    """A function of one shard's file name: its serialized records, an error naming it when one is corrupt.
+
+    TensorFlow's reader stops at a record that fails its CRC with a `DataLossError`
+    ("corrupted record at 3052") that names no file. Here the reader's errors end the
+    shard instead (logged as TensorFlow warnings), and the shard's end checks that it gave the
+    manifest's count of records: when not, an `InvalidArgumentError` names the file.
+    """
+    names = tf.constant(files)
+    counts = tf.constant([int(shard.get("num_clips", -1)) for shard in manifest["shards"]], tf.int64)
+
+    def read(file):
+        expected = tf.reduce_max(tf.where(tf.equal(names, file), counts, tf.constant(-1, tf.int64)))
+        records = tf.data.TFRecordDataset(file).ignore_errors(log_warning=True)
+        end = tf.data.Dataset.from_tensors((tf.constant(b""), tf.constant(True)))
+        marked = records.map(lambda record: (record, tf.constant(False))).concatenate(end)
+
+        def count(seen, element):
+            record, is_end = element
+            return seen + tf.cast(tf.logical_not(is_end), tf.int64), (record, is_end, seen)
+
+        def check(record, is_end, seen):
+            complete = tf.logical_or(tf.logical_not(is_end), tf.logical_or(expected < 0, tf.equal(seen, expected)))
+            message = tf.strings.join([
+                # No quotes around the name: the assertion's message escapes them.
+                "TFRecord shard ", file, " is corrupt: it gave ", tf.strings.as_string(seen), " of its ",
+                tf.strings.as_string(expected), " records (the TFRecord reader found a corrupted record); pack it "
+                "again, or find such files before training with the tfrecord option verify=True (sha256)."])
+            with tf.control_dependencies([tf.debugging.Assert(complete, [message])]):
+                return tf.identity(record), is_end
+
+        checked = marked.scan(tf.constant(0, tf.int64), count).map(check)
+        return checked.filter(lambda record, is_end: tf.logical_not(is_end)).map(lambda record, is_end: record)
+
+    return read
+
+
 def _records(files, manifest, shuffle, seed, shuffle_buffer, epochs, shard):
     """Serialized examples: shard files interleaved, optionally sharded and shuffled."""
     dataset = tf.data.Dataset.from_tensor_slices(files)
@@ -426,7 +463,7 @@ def _records(files, manifest, shuffle, seed, shuffle_buffer, epochs, shard):
     if shuffle:
         dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
     # One record from each file in turn: with the round-robin layout, the clips' own order.
-    dataset = dataset.interleave(tf.data.TFRecordDataset, cycle_length=len(files), block_length=1,
+    dataset = dataset.interleave(_shard_reader(files, manifest), cycle_length=len(files), block_length=1,
                                  num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if shuffle:
         # Seeded and reshuffled on each pass: epoch e's order is the same on every run.

@@ -26,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from vidgen_tf import data
-from vidgen_tf.atomic import atomic_file
+from vidgen_tf import atomic
 from vidgen_tf.metrics import builtin
 
 # (dataset, options, channels, count) of each part of a chunk; `count` is the
@@ -198,8 +198,7 @@ def train(steps=5000, seed=0, out=None, batch_size=32, chunk_size=512, learning_
             logging.info("step %d/%d: class loss %.4f, count loss %.4f, motion loss %.4f (%.0f s)", i + 1, steps,
                          *recent, time.time() - start)
     seconds = time.time() - start
-    with atomic_file(out) as temporary:
-        model.save_weights(temporary)
+    atomic.save_weights(model, out)
     accuracy = evaluate(model, eval_clips, [seed + 1, 1])
     return {"network": builtin.NAME, "steps": steps, "seed": seed, "batch_size": batch_size,
             "learning_rate": learning_rate, "corrupt_fraction": corrupt_fraction, "train_seconds": round(seconds, 1),
