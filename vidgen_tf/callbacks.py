@@ -580,9 +580,10 @@ def check_metric_names(names, kind="metric"):
 def feature_network_for(metric, feature_net=None):
     """The `FeatureNetwork` that `metric` reads: `feature_net`, else the built-in one of its kind.
 
-    A network serves every metric as it is, except that the Inception Score
-    reads the outputs of one declared to give features as logits (the reference recipe's I3D gives
-    Kinetics-400 logits, the features of FVD and the classes of IS alike).
+    A network serves a metric as it is declared, never reinterpreted: the
+    Inception Score needs one declared to give class outputs (`kind="logits"`,
+    as the reference I3D's Kinetics-400 logits, which are FVD's features too).
+    `vidgen_tf.metrics.check_network` refuses one that cannot serve `metric`.
     Without a network and without `vidgen_tf.metrics.builtin_feature_network`,
     the error says to pass one.
 
@@ -591,7 +592,7 @@ def feature_network_for(metric, feature_net=None):
         feature_net: `FeatureNetwork`, Keras model, callable or SavedModel path, or None.
     """
     from vidgen_tf import metrics as vmetrics
-    from vidgen_tf.metrics.features import FeatureNetwork
+    from vidgen_tf.metrics.video import check_network
 
     kind = SAMPLE_METRICS[metric]
     if feature_net is None:
@@ -605,8 +606,7 @@ def feature_network_for(metric, feature_net=None):
     else:
         network = vmetrics.load_feature_network(feature_net)
     if metric == "is" and network.kind == "features":
-        network = FeatureNetwork(network.fn, network.name, network.input_size, network.num_frames,
-                                 network.value_range, network.channels, network.output, kind="logits")
+        check_network(metric, network)  # raises: IS needs declared class outputs
     return network
 
 
@@ -615,15 +615,22 @@ def sample_networks(metrics, feature_net=None):
 
     Args:
         metrics: sequence of str. Names of `SAMPLE_METRICS` ("motion" needs no network).
-        feature_net: feature network for all of them, or None for the built-in ones.
+        feature_net: feature network for all of them, None for the built-in ones, or a dict
+            `{metric: network}` (a metric missing from it gets the built-in one).
     """
+    from vidgen_tf.metrics.video import check_network
+
     loaded, networks = {}, {}
     for name in check_metric_names(metrics):
-        if name != "motion":
-            key = (SAMPLE_METRICS[name], name == "is")
-            if key not in loaded:
-                loaded[key] = feature_network_for(name, feature_net)
-            networks[name] = loaded[key]
+        if name == "motion":
+            continue
+        given = feature_net.get(name) if isinstance(feature_net, dict) else feature_net
+        key = (SAMPLE_METRICS[name], str(given) if isinstance(given, (str, os.PathLike)) else id(given))
+        if key not in loaded:
+            loaded[key] = feature_network_for(name, given)
+        networks[name] = loaded[key]
+        if name != "is":  # IS's dataset block is checked where the dataset is known (SampleScorer)
+            check_network(name, networks[name])
     return networks
 
 
@@ -670,7 +677,7 @@ class SampleScorer:
                 f"The motion metric needs a synthetic dataset whose motion is known "
                 f"({', '.join(sorted(synthetic.GENERATORS))}); got {dataset!r}."
             )
-        # Networks are loaded now, so a missing or unfit one fails before any training or generation.
+        # Networks are loaded and checked now, so a missing or unfit one fails before any training or generation.
         if isinstance(feature_net, dict):
             missing = [name for name in self.metrics if name != "motion" and name not in feature_net]
             if missing:
@@ -678,7 +685,36 @@ class SampleScorer:
             self.networks = {name: feature_net[name] for name in self.metrics if name != "motion"}
         else:
             self.networks = sample_networks(self.metrics, feature_net)
+        self._check_networks()
         self._real_features = {}
+
+    def _check_networks(self):
+        """Each network can serve its metric on these clips: kind, frames, and one probe call at its input size."""
+        from vidgen_tf.metrics.features import load_feature_network, prepare_clips
+        from vidgen_tf.metrics.video import check_network
+
+        probed = []
+        for name, network in list(self.networks.items()):
+            network = self.networks[name] = load_feature_network(network)
+            check_network(name, network, self.dataset)
+            frames = self.real_videos.shape[1]
+            if not network.per_frame and network.num_frames > frames:
+                raise ValueError(f"{name.upper()}: feature network {network.describe()} reads {network.num_frames} "
+                                 f"consecutive frames, but the clips have {frames}.")
+            if any(network is other for other in probed):
+                continue
+            probed.append(network)
+            clips = prepare_clips(self.real_videos[:2], network, np.random.default_rng(0))
+            try:
+                outputs = network(clips)
+            except Exception as error:
+                raise ValueError(f"{name.upper()}: feature network {network.describe()} fails on clips "
+                                 f"{tuple(clips.shape)} of its declared input ({type(error).__name__}: "
+                                 f"{str(error).splitlines()[0] if str(error) else ''}).") from error
+            block = check_network(name, network, self.dataset)
+            if block is not None and outputs.shape[1] < block[1]:
+                raise ValueError(f"IS: feature network {network.describe()} gives {outputs.shape[1]} outputs; the "
+                                 f"classes of {self.dataset} are outputs {block[0]}-{block[1] - 1}.")
 
     @property
     def num_real(self):
@@ -725,7 +761,8 @@ class SampleScorer:
                 results[name] = motion_distance(self.real_videos, fake_videos, dataset=self.dataset,
                                                 **self.dataset_options)
             else:
-                results[name] = score_features(name, self.networks[name], real.get(name), fake[name], seed=self.seed)
+                results[name] = score_features(name, self.networks[name], real.get(name), fake[name], seed=self.seed,
+                                               dataset=self.dataset)
         return results
 
 
