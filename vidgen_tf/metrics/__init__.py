@@ -20,7 +20,7 @@ labelled "vidgen synthetic features" (not comparable with I3D figures).
 
 On the synthetic datasets, whose true motion is known, `motion_distance`
 compares generated with real clips directly: objects per frame, their speed,
-straight-line motion, wall bounces, positions covered and identity kept.
+straight-line motion, wall bounces, positions covered, track continuity and appearance kept.
 """
 
 from vidgen_tf.metrics.motion import motion_distance, motion_statistics
