@@ -648,12 +648,16 @@ class SampleScorer:
     with `vidgen_tf.metrics.motion_distance` (synthetic datasets only). The
     figures equal those of `vidgen_tf.metrics.fvd` etc. called with the same
     sets, `num_videos` and `seed` (real clips' frame offsets from `seed`,
-    generated ones' from `seed + 1`).
+    generated ones' from `seed + 1`). Every network is checked and probed on
+    two real clips when the scorer is made (`vidgen_tf.metrics.check_network`,
+    its frame count, one call at its input size), so one that cannot serve its
+    metric fails before any training or generation.
 
     Args:
         real_videos: uint8 or float array `(N, T, H, W, C)`. The real set.
         metrics: sequence of str. Names of `SAMPLE_METRICS`.
-        dataset: str or None. The synthetic dataset of the real set (needed by "motion").
+        dataset: str or None. The dataset of the real set (needed by "motion", and by "is" with the
+            built-in network, which scores only that dataset's classes).
         dataset_options: dict or None. Its options, as given to `make_videos`.
         feature_net: feature network for the feature metrics, None for the built-in ones, or
             a dict `{metric: FeatureNetwork}` of `sample_networks`.

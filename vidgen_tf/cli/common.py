@@ -73,7 +73,8 @@ def _geometry(args):
 
 
 METRICS_HELP = ("comma-separated sample metrics: fvd, kvd (a video feature network), fid, kid (a per-frame one), "
-                "is (the network's outputs as class logits), motion (distances of motion statistics to the real "
+                "is (class outputs: of a --feature-net declared with --feature-kind logits or probabilities, or the "
+                "built-in network's classes of the scored dataset), motion (distances of motion statistics to the real "
                 "clips; synthetic datasets only)")
 FEATURE_NET_HELP = ("SavedModel directory of the feature network for fvd/kvd/fid/kid/is (e.g. an I3D Kinetics-400 "
                     "export; nothing is downloaded): TF2 (serving_default) or TF1-Hub format (tags [], signature "
