@@ -305,6 +305,9 @@ def test_the_i3d_reference_spec_checks_a_users_network(tmp_path):
     network = metrics.load_feature_network(good, reference="i3d-kinetics-400")
     assert (network.input_size, network.num_frames, network.kind) == ((224, 224), 16, "logits")
     assert "checked as i3d-kinetics-400" in network.describe() and "400-d logits" in network.describe()
+    clips = _digits(2, seed=0, frames=16, side=32)
+    few = metrics.fvd(clips, clips, feature_net=network, num_videos=2)
+    assert "checked as i3d-kinetics-400; not the i3d-kinetics-400 recipe's 2048 clips per set" in few.describe()
     wrong = harness.write_tf1_hub_feature_net(tmp_path / "wrong", classes=300, frames=16, side=224)
     with pytest.raises(ValueError, match="gives 300-d outputs; i3d-kinetics-400 gives 400 logits"):
         metrics.load_feature_network(wrong, reference="i3d-kinetics-400")

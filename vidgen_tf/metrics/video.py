@@ -26,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from vidgen_tf.atomic import atomic_file
-from vidgen_tf.metrics.features import load_feature_network, prepare_clips, to_uint8
+from vidgen_tf.metrics.features import REFERENCE_NETWORKS, load_feature_network, prepare_clips, to_uint8
 from vidgen_tf.metrics.statistics import GaussianStatistics, frechet_distance, inception_score, polynomial_mmd
 
 DEFAULT_NUM_VIDEOS = 2048
@@ -256,6 +256,11 @@ def score_features(metric, network, real, fake, seed=0, num_subsets=100, subset_
     block = check_network(metric, network, dataset)
     name = metric.upper()
     label = network.describe(feature_dim=np.shape(fake)[1])
+    recipe = REFERENCE_NETWORKS.get(getattr(network, "reference", None))
+    if recipe is not None:
+        counts = [len(fake)] if real is None or metric == "is" else [len(real), len(fake)]
+        if any(count != recipe["num_videos"] for count in counts):
+            label += f"; not the {network.reference} recipe's {recipe['num_videos']} clips per set"
     if metric in ("fvd", "fid"):
         value = frechet_distance(GaussianStatistics.from_features(real), GaussianStatistics.from_features(fake))
         return Score(value, name, len(real), len(fake), label)
