@@ -811,7 +811,7 @@ class MetricsCallback(keras.callbacks.Callback):
     fixed classes cycling 0, 1, 2, ...), scores them against the fixed real
     set with a `SampleScorer` (the real features computed once), appends a
     line `{"step", "num_videos", "num_real", "feature_network", "<metric>":
-    value, ..., "motion_total", "motion": {...}}` to `jsonl_path`, and writes
+    value, ..., "is_splits", "motion_total", "motion": {...}}` to `jsonl_path`, and writes
     `metrics/<metric>` scalars to TensorBoard under `log_dir/train`. The
     latest figures are in `latest` (`{metric: float}`, motion as its total)
     and `latest_step`, which `StepCheckpoint(best_metric=...)` reads: place
@@ -885,6 +885,8 @@ class MetricsCallback(keras.callbacks.Callback):
                 record[name] = latest[name]
                 if value.std is not None:
                     record[f"{name}_std"] = float(value.std)
+                if getattr(value, "splits", None) is not None:
+                    record[f"{name}_splits"] = value.splits
         self.latest, self.latest_step = latest, self.step
         self.records.append(record)
         if self.jsonl_path is not None:
