@@ -700,24 +700,22 @@ class SampleScorer:
         probed = []
         for name, network in list(self.networks.items()):
             network = self.networks[name] = load_feature_network(network)
-            check_network(name, network, self.dataset)
+            block = check_network(name, network, self.dataset)
             frames = self.real_videos.shape[1]
             if not network.per_frame and network.num_frames > frames:
                 raise ValueError(f"{name.upper()}: feature network {network.describe()} reads {network.num_frames} "
                                  f"consecutive frames, but the clips have {frames}.")
-            if any(network is other for other in probed):
-                continue
-            probed.append(network)
-            clips = prepare_clips(self.real_videos[:2], network, np.random.default_rng(0))
-            try:
-                outputs = network(clips)
-            except Exception as error:
-                raise ValueError(f"{name.upper()}: feature network {network.describe()} fails on clips "
-                                 f"{tuple(clips.shape)} of its declared input ({type(error).__name__}: "
-                                 f"{str(error).splitlines()[0] if str(error) else ''}).") from error
-            block = check_network(name, network, self.dataset)
-            if block is not None and outputs.shape[1] < block[1]:
-                raise ValueError(f"IS: feature network {network.describe()} gives {outputs.shape[1]} outputs; the "
+            if not any(network is other for other in probed):
+                probed.append(network)
+                clips = prepare_clips(self.real_videos[:2], network, np.random.default_rng(0))
+                try:
+                    network(clips)
+                except Exception as error:
+                    raise ValueError(f"{name.upper()}: feature network {network.describe()} fails on clips "
+                                     f"{tuple(clips.shape)} of its declared input ({type(error).__name__}: "
+                                     f"{str(error).splitlines()[0] if str(error) else ''}).") from error
+            if block is not None and network.feature_dim < block[1]:
+                raise ValueError(f"IS: feature network {network.describe()} gives {network.feature_dim} outputs; the "
                                  f"classes of {self.dataset} are outputs {block[0]}-{block[1] - 1}.")
 
     @property
