@@ -465,7 +465,8 @@ def test_eval_scores_a_gan_run_by_motion_and_by_fvd_of_a_savedmodel(capsys, gan_
         assert any(line.startswith("[") and "s] " + stage in line for line in err.splitlines()), (stage, err)
 
     keras_net = _write_feature_savedmodel(tmp_path / "tiny_i3d")
-    net_options = ["--feature-net", str(tmp_path / "tiny_i3d"), "--feature-input-size", "16x16", "--feature-frames", "4"]
+    net_options = ["--feature-net", str(tmp_path / "tiny_i3d"), "--feature-input-size", "16x16",
+                   "--feature-frames", "4"]
     # IS reads class outputs: a network is declared to give them (--feature-kind), never taken for them.
     code, _, err = run(capsys, "eval", str(gan_run), "--metrics", "fvd,is", "--num-videos", "12", *net_options)
     assert code == 2 and "is declared to give features" in err and "--feature-kind" in err
@@ -523,7 +524,8 @@ def test_eval_gives_each_metric_its_own_feature_network(capsys, gan_run, tmp_pat
     harness.write_tf1_hub_feature_net(tmp_path / "hub", classes=6, frames=4, side=16)
     _write_frame_savedmodel(tmp_path / "frames")
     code, out, err = run(
-        capsys, "eval", str(gan_run), "--metrics", "fvd,fid,is", "--num-videos", "12", "--json", str(tmp_path / "e.json"),
+        capsys, "eval", str(gan_run), "--metrics", "fvd,fid,is", "--num-videos", "12",
+        "--json", str(tmp_path / "e.json"),
         "--feature-net", f"fvd={tmp_path / 'hub'}", "--feature-net", f"is={tmp_path / 'hub'}",
         "--feature-net", f"fid={tmp_path / 'frames'}", "--feature-input-size", "16x16",
         "--feature-frames", "fvd=4", "--feature-frames", "is=4", "--feature-kind", "is=logits",
@@ -558,8 +560,8 @@ def test_train_refuses_a_network_that_cannot_serve_its_metric_before_the_first_s
     out = tmp_path / "run"
     argv = METRIC_RUN[: METRIC_RUN.index("--metrics")] + ["--metrics", "fvd", "--metrics-every", "2",
                                                           "--metrics-videos", "8"]
-    code, _, err = run(capsys, "train", *argv, "--steps", "2", "--out", str(out), "--feature-net", str(tmp_path / "net"),
-                       "--feature-input-size", "16x16", "--feature-frames", "8")
+    code, _, err = run(capsys, "train", *argv, "--steps", "2", "--out", str(out),
+                       "--feature-net", str(tmp_path / "net"), "--feature-input-size", "16x16", "--feature-frames", "8")
     assert code == 2, err
     assert "--metrics fvd cannot be scored with this --feature-net" in err
     assert "reads 8 consecutive frames, but the clips have 4" in err
