@@ -179,3 +179,26 @@ def tiny_video_feature_network(frames=4, side=16, name="tiny_video_net"):
          keras.layers.GlobalAveragePooling3D()],
         name=name,
     )
+
+
+def write_tf1_hub_feature_net(path, classes=400, frames=16, side=224, seed=0):
+    """A stand-in for TF-Hub's i3d-kinetics-400/1 in its format: a TF1 SavedModel, tags [], signature `default`
+    whose one input is `default` (clips (B, frames, side, side, 3) in [-1, 1]) and whose output `default` holds
+    `classes` logits: a fixed linear map of the clip's mean colour and its first and last frames' means."""
+    graph = tf.Graph()
+    with graph.as_default():
+        inputs = tf.compat.v1.placeholder(tf.float32, [None, frames, side, side, 3], name="input_frames")
+        clips = tf.ensure_shape(inputs, [None, frames, side, side, 3])  # other sizes fail, as I3D's convolutions
+        rng = np.random.default_rng(seed)
+        weights = tf.compat.v1.get_variable("logits/w", initializer=rng.normal(size=(9, classes)).astype(np.float32))
+        pooled = tf.concat([tf.reduce_mean(clips, axis=[1, 2, 3]), tf.reduce_mean(clips[:, 0], axis=[1, 2]),
+                            tf.reduce_mean(clips[:, -1], axis=[1, 2])], axis=1)  # (B, 9)
+        logits = tf.matmul(pooled, weights)
+        with tf.compat.v1.Session(graph=graph) as session:
+            session.run(tf.compat.v1.global_variables_initializer())
+            builder = tf.compat.v1.saved_model.Builder(str(path))
+            signature = tf.compat.v1.saved_model.signature_def_utils.predict_signature_def(
+                {"default": inputs}, {"default": logits})
+            builder.add_meta_graph_and_variables(session, [], signature_def_map={"default": signature})
+            builder.save()
+    return path

@@ -465,16 +465,25 @@ def test_eval_scores_a_gan_run_by_motion_and_by_fvd_of_a_savedmodel(capsys, gan_
         assert any(line.startswith("[") and "s] " + stage in line for line in err.splitlines()), (stage, err)
 
     keras_net = _write_feature_savedmodel(tmp_path / "tiny_i3d")
+    net_options = ["--feature-net", str(tmp_path / "tiny_i3d"), "--feature-input-size", "16x16",
+                   "--feature-frames", "4"]
+    # IS reads class outputs: a network is declared to give them (--feature-kind), never taken for them.
+    code, _, err = run(capsys, "eval", str(gan_run), "--metrics", "fvd,is", "--num-videos", "12", *net_options)
+    assert code == 2 and "is declared to give features" in err and "--feature-kind" in err
     code, out, err = run(capsys, "eval", str(gan_run), "--metrics", "fvd,kvd,is", "--num-videos", "12",
-                         "--batch-size", "5", "--feature-net", str(tmp_path / "tiny_i3d"),
-                         "--feature-input-size", "16x16", "--feature-frames", "4", "--json", str(tmp_path / "e.json"))
+                         "--batch-size", "5", *net_options, "--feature-kind", "logits",
+                         "--json", str(tmp_path / "e.json"))
     assert code == 0, err
-    described = "(12 real, 12 generated; features: tiny_i3d (4x16x16x3 in [-1, 1]))"
+    from vidgen_tf.metrics.features import files_fingerprint
+
+    described = (f"(12 real, 12 generated; features: tiny_i3d (4x16x16x3 in [-1, 1]) -> 8-d logits, weights "
+                 f"{files_fingerprint(tmp_path / 'tiny_i3d')})")
     assert "FVD " in out and described in out.split("FVD ", 1)[1].splitlines()[0]
     assert "features of 12 real clips" in err and "features of 12 generated clips" in err
     report = json.loads((tmp_path / "e.json").read_text())
     assert set(report["sample_metrics"]) == {"fvd", "kvd", "is"}
     assert report["sample_metrics"]["fvd"]["num_real"] == 12 and report["num_generated"] == 12
+    assert report["sample_metrics"]["is"]["splits"] == 1  # 12 clips: one split (recorded)
     assert report["seeds"] == {"real_videos": 12345, "noise": 12345, "frame_offsets": 12345}
     assert {"real_features", "generating", "fake_features", "scoring", "total"} <= set(report["timings_seconds"])
     # The figure is the library's FVD of the same clips with the same network.
@@ -484,6 +493,80 @@ def test_eval_scores_a_gan_run_by_motion_and_by_fvd_of_a_savedmodel(capsys, gan_
     fake = callbacks.generate_videos(model, 12, 12345, batch_size=5)
     expected = metrics.fvd(real, fake, feature_net=keras_net, num_videos=12, seed=12345)
     assert report["sample_metrics"]["fvd"]["value"] == pytest.approx(float(expected), rel=1e-6)
+
+
+def _write_frame_savedmodel(path):
+    """A per-frame SavedModel feature network: frames (B, 16, 16, 3) in [0, 1] -> 5 features."""
+    import keras
+
+    init = keras.initializers.RandomNormal(stddev=0.3, seed=3)
+    net = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Conv2D(5, 3, kernel_initializer=init),
+                            keras.layers.GlobalAveragePooling2D()])
+
+    class Exported(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = net
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 16, 16, 3], tf.float32)])
+        def frames(self, images):
+            return {"pooled": self.net(images), "other": tf.zeros_like(images[:, 0, 0])}
+
+    module = Exported()
+    tf.saved_model.save(module, str(path), signatures={"frames": module.frames})
+    return net
+
+
+def test_eval_gives_each_metric_its_own_feature_network(capsys, gan_run, tmp_path):
+    from tests import model_harness as harness
+    from vidgen_tf.metrics.features import files_fingerprint
+
+    harness.write_tf1_hub_feature_net(tmp_path / "hub", classes=6, frames=4, side=16)
+    _write_frame_savedmodel(tmp_path / "frames")
+    code, out, err = run(
+        capsys, "eval", str(gan_run), "--metrics", "fvd,fid,is", "--num-videos", "12",
+        "--json", str(tmp_path / "e.json"),
+        "--feature-net", f"fvd={tmp_path / 'hub'}", "--feature-net", f"is={tmp_path / 'hub'}",
+        "--feature-net", f"fid={tmp_path / 'frames'}", "--feature-input-size", "16x16",
+        "--feature-frames", "fvd=4", "--feature-frames", "is=4", "--feature-kind", "is=logits",
+        "--feature-signature", "fid=frames", "--feature-output", "fid=pooled", "--feature-range", "fid=0,1",
+        "--feature-resize", "fid=tf1")
+    assert code == 0, err
+    report = json.loads((tmp_path / "e.json").read_text())["sample_metrics"]
+    hub = files_fingerprint(tmp_path / "hub")
+    assert report["fvd"]["feature_network"] == f"hub (4x16x16x3 in [-1, 1]) -> 6-d features, weights {hub}"
+    assert report["is"]["feature_network"] == f"hub (4x16x16x3 in [-1, 1]) -> 6-d logits, weights {hub}"
+    assert report["fid"]["feature_network"] == (f"frames (frames 16x16x3 in [0, 1]) -> 5-d features, weights "
+                                                f"{files_fingerprint(tmp_path / 'frames')}, tf1 resize")
+    assert report["fid"]["num_real"] == 12 * 4
+    for argv, named in [
+        (["--metrics", "fvd", "--feature-net", f"kid={tmp_path / 'hub'}"], "kid is not among --metrics fvd"),
+        (["--metrics", "fvd", "--feature-net", str(tmp_path / "hub"), "--feature-input-size", "16x16",
+          "--feature-frames", "4", "--feature-kind", "fid=logits"], "--feature-kind fid=...: fid has no --feature-net"),
+        (["--metrics", "fvd", "--feature-net", str(tmp_path / "hub"), "--feature-input-size", "16x16",
+          "--feature-frames", "4", "--feature-range", "1,0"], "--feature-range expects LOW,HIGH"),
+        (["--metrics", "fvd", "--feature-net", str(tmp_path / "hub"), "--feature-spec", "i3d"],
+         "--feature-spec expects one of i3d-kinetics-400"),
+        (["--metrics", "fvd", "--feature-net", str(tmp_path / "hub"), "--feature-spec", "i3d-kinetics-400"],
+         "not a i3d-kinetics-400 network"),
+        (["--metrics", "fvd", "--feature-frames", "4"], "--feature-frames describe a --feature-net"),
+    ]:
+        code, _, err = run(capsys, "eval", str(gan_run), "--num-videos", "4", *argv)
+        assert code == 2 and named in err, (argv, err)
+
+
+def test_train_refuses_a_network_that_cannot_serve_its_metric_before_the_first_step(capsys, tmp_path):
+    _write_feature_savedmodel(tmp_path / "net")  # reads (B, 4, 16, 16, 3)
+    out = tmp_path / "run"
+    argv = METRIC_RUN[: METRIC_RUN.index("--metrics")] + ["--metrics", "fvd", "--metrics-every", "2",
+                                                          "--metrics-videos", "8"]
+    code, _, err = run(capsys, "train", *argv, "--steps", "2", "--out", str(out),
+                       "--feature-net", str(tmp_path / "net"), "--feature-input-size", "16x16", "--feature-frames", "8")
+    assert code == 2, err
+    assert "--metrics fvd cannot be scored with this --feature-net" in err
+    assert "reads 8 consecutive frames, but the clips have 4" in err
+    assert not (out / "checkpoints").exists() or not list((out / "checkpoints").glob("ckpt-*"))
+    assert not (out / "losses.jsonl").exists()
 
 
 def test_eval_of_a_likelihood_model_adds_the_sample_metrics_to_its_nll(capsys, tmp_path):

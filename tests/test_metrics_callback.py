@@ -115,8 +115,9 @@ def test_keep_best_keeps_the_checkpoint_of_the_best_figure(tmp_path, monkeypatch
                         lambda self, videos: {metric: {"total": next(figures)} if metric == "motion" else
                                               metrics.Score(next(figures), "IS", None, len(videos), "stub")})
     model = HeldOutGenerator()
+    classifier = metrics.load_feature_network(_video_network(), kind="logits")  # IS reads declared logits
     tracker = callbacks.MetricsCallback(_squares(4, seed=0), metrics=(metric,), every_steps=1, num_videos=2,
-                                        dataset="moving_square", feature_net=_video_network())
+                                        dataset="moving_square", feature_net=classifier)
     checkpoint = callbacks.StepCheckpoint(tmp_path / "ckpt", keep=2, best_metric=metric, metrics=tracker)
 
     class SetScale(keras.callbacks.Callback):  # the weights at step s are s
@@ -155,7 +156,9 @@ def test_without_a_network_the_builtin_one_of_each_kind_is_used(monkeypatch):
 
     def builtin_feature_network(kind="video"):
         kinds.append(kind)
-        return _video_network() if kind in ("video", "logits") else keras.Sequential(
+        if kind == "logits":  # the built-in network declares its class logits
+            return metrics.load_feature_network(_video_network(), kind="logits")
+        return _video_network() if kind == "video" else keras.Sequential(
             [keras.Input((SIDE, SIDE, 3)), keras.layers.Conv2D(4, 3), keras.layers.GlobalAveragePooling2D()],
             name="tiny_frame_net")
 
@@ -168,3 +171,23 @@ def test_without_a_network_the_builtin_one_of_each_kind_is_used(monkeypatch):
     monkeypatch.delattr(metrics, "builtin_feature_network")
     with pytest.raises(ValueError, match="No feature network given for fvd"):
         callbacks.SampleScorer(_squares(6, seed=0), ("fvd",))
+
+
+def test_a_network_that_cannot_serve_a_metric_fails_when_the_callback_is_set_up():
+    real = _squares(4, seed=0)
+    net = _video_network()
+    eight = harness.tiny_video_feature_network(8, SIDE, name="eight_frames")
+    with pytest.raises(ValueError, match="FVD: feature network eight_frames .* reads 8 consecutive frames, but the "
+                                         "clips have 4"):
+        callbacks.MetricsCallback(real, metrics=("fvd",), every_steps=1, feature_net=eight)
+    # A network whose real input is 16x16, declared as reading 8x8: the probe call fails at set-up.
+    strict = tf.function(lambda x: net(x), input_signature=[tf.TensorSpec([None, FRAMES, SIDE, SIDE, 3], tf.float32)])
+    wrong_size = metrics.FeatureNetwork(strict, "wrong_size", (8, 8), FRAMES, fingerprint="w")
+    with pytest.raises(ValueError, match="FVD: feature network wrong_size .* fails on clips \\(2, 4, 8, 8, 3\\)"):
+        callbacks.MetricsCallback(real, metrics=("fvd",), every_steps=1, feature_net=wrong_size)
+    with pytest.raises(ValueError, match="is declared to give features"):
+        callbacks.MetricsCallback(real, metrics=("is",), every_steps=1, feature_net=net)
+    # The built-in network's IS of a single-class dataset is refused before training, not scored as 1.
+    balls = data.make_videos("bouncing_balls", 4, num_frames=8, height=32, width=32, seed=0)
+    with pytest.raises(ValueError, match="bouncing_balls has a single class"):
+        callbacks.MetricsCallback(balls, metrics=("is",), every_steps=1, dataset="bouncing_balls")

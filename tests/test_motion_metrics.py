@@ -82,9 +82,9 @@ def test_object_finder_recovers_the_moving_square_positions_and_bounces():
     assert np.all(stats["object_area"] == square**2)
     found = stats["positions"].reshape(40, 12, 2)
     assert np.max(np.abs(found - centres)) < 1e-6
-    # Straight lines between bounces: no acceleration at all; every clip keeps its identity.
+    # Straight lines between bounces: no acceleration at all; every clip keeps its tracks continuous.
     assert np.all(stats["acceleration"] == 0.0)
-    assert np.all(stats["identity"] == 1.0)
+    assert np.all(stats["track_continuity"] == 1.0)
     # Wall bounces: the reversals of the true velocity, a stop at the wall merged with the
     # reversal after it.
     velocity = np.diff(centres, axis=1)  # (N, T - 1, 2)
@@ -132,7 +132,7 @@ def test_overlapping_objects_are_counted_once_and_break_the_track():
     assert counts[0] == 3 and counts.min() == 2 and counts[-1] == 3
     # No link jumps through the merge: every speed is a real step (2 px) or a rest (0).
     assert set(np.round(stats["speed"], 6)) <= {0.0, 2.0}, stats["speed"]
-    np.testing.assert_array_equal(stats["identity"], [0.0, 1.0])
+    np.testing.assert_array_equal(stats["track_continuity"], [0.0, 1.0])
 
 
 def test_inputs_in_every_accepted_form_give_the_same_distances():
@@ -223,3 +223,30 @@ def test_statistics_do_not_depend_on_the_chunk_size(monkeypatch):
     chunked = motion_statistics(videos, dataset="bouncing_balls")
     for name in STATISTICS:
         np.testing.assert_array_equal(chunked[name], whole[name], err_msg=name)
+
+
+def _turned_over(videos, start):
+    """Each (single-object) clip with its object turned upside down in place from frame `start` on."""
+    out = videos.copy()
+    for clip in out:
+        for frame in clip[start:]:
+            rows, cols = np.nonzero(frame[..., 0])
+            if len(rows):
+                box = (slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1))
+                frame[box] = frame[box][::-1]
+    return out
+
+
+def test_a_digit_turned_over_in_place_raises_the_total_through_its_appearance():
+    shape = dict(num_frames=16, height=32, width=32, num_digits=1)
+    real = make_videos("moving_digits", 200, seed=0, **shape)
+    held_out = make_videos("moving_digits", 200, seed=1, **shape)
+    honest = motion_distance(real, held_out, dataset="moving_digits", num_digits=1)
+    turned = motion_distance(real, _turned_over(held_out, 8), dataset="moving_digits", num_digits=1)
+    # The tracks go on (same positions and speeds): only the appearance term sees the change.
+    assert turned["total"] >= 3 * honest["total"], (turned, honest)
+    assert turned["appearance"] > 2.0 and honest["appearance"] < 0.1
+    assert abs(turned["track_continuity"] - honest["track_continuity"]) < 0.5
+    stats = motion_statistics(held_out[:4], dataset="moving_digits", num_digits=1)
+    np.testing.assert_array_equal(stats["appearance"], 0.0)  # real digits keep their pixels exactly
+    assert "identity" not in stats and {"track_continuity", "appearance"} <= set(stats)

@@ -576,9 +576,10 @@ def check_metric_names(names, kind="metric"):
 def feature_network_for(metric, feature_net=None):
     """The `FeatureNetwork` that `metric` reads: `feature_net`, else the built-in one of its kind.
 
-    A network serves every metric as it is, except that the Inception Score
-    reads the outputs of one declared to give features as logits (the reference recipe's I3D gives
-    Kinetics-400 logits, the features of FVD and the classes of IS alike).
+    A network serves a metric as it is declared, never reinterpreted: the
+    Inception Score needs one declared to give class outputs (`kind="logits"`,
+    as the reference I3D's Kinetics-400 logits, which are FVD's features too).
+    `vidgen_tf.metrics.check_network` refuses one that cannot serve `metric`.
     Without a network and without `vidgen_tf.metrics.builtin_feature_network`,
     the error says to pass one.
 
@@ -587,7 +588,7 @@ def feature_network_for(metric, feature_net=None):
         feature_net: `FeatureNetwork`, Keras model, callable or SavedModel path, or None.
     """
     from vidgen_tf import metrics as vmetrics
-    from vidgen_tf.metrics.features import FeatureNetwork
+    from vidgen_tf.metrics.video import check_network
 
     kind = SAMPLE_METRICS[metric]
     if feature_net is None:
@@ -601,8 +602,7 @@ def feature_network_for(metric, feature_net=None):
     else:
         network = vmetrics.load_feature_network(feature_net)
     if metric == "is" and network.kind == "features":
-        network = FeatureNetwork(network.fn, network.name, network.input_size, network.num_frames,
-                                 network.value_range, network.channels, network.output, kind="logits")
+        check_network(metric, network)  # raises: IS needs declared class outputs
     return network
 
 
@@ -611,15 +611,22 @@ def sample_networks(metrics, feature_net=None):
 
     Args:
         metrics: sequence of str. Names of `SAMPLE_METRICS` ("motion" needs no network).
-        feature_net: feature network for all of them, or None for the built-in ones.
+        feature_net: feature network for all of them, None for the built-in ones, or a dict
+            `{metric: network}` (a metric missing from it gets the built-in one).
     """
+    from vidgen_tf.metrics.video import check_network
+
     loaded, networks = {}, {}
     for name in check_metric_names(metrics):
-        if name != "motion":
-            key = (SAMPLE_METRICS[name], name == "is")
-            if key not in loaded:
-                loaded[key] = feature_network_for(name, feature_net)
-            networks[name] = loaded[key]
+        if name == "motion":
+            continue
+        given = feature_net.get(name) if isinstance(feature_net, dict) else feature_net
+        key = (SAMPLE_METRICS[name], str(given) if isinstance(given, (str, os.PathLike)) else id(given))
+        if key not in loaded:
+            loaded[key] = feature_network_for(name, given)
+        networks[name] = loaded[key]
+        if name != "is":  # IS's dataset block is checked where the dataset is known (SampleScorer)
+            check_network(name, networks[name])
     return networks
 
 
@@ -637,12 +644,16 @@ class SampleScorer:
     with `vidgen_tf.metrics.motion_distance` (synthetic datasets only). The
     figures equal those of `vidgen_tf.metrics.fvd` etc. called with the same
     sets, `num_videos` and `seed` (real clips' frame offsets from `seed`,
-    generated ones' from `seed + 1`).
+    generated ones' from `seed + 1`). Every network is checked and probed on
+    two real clips when the scorer is made (`vidgen_tf.metrics.check_network`,
+    its frame count, one call at its input size), so one that cannot serve its
+    metric fails before any training or generation.
 
     Args:
         real_videos: uint8 or float array `(N, T, H, W, C)`. The real set.
         metrics: sequence of str. Names of `SAMPLE_METRICS`.
-        dataset: str or None. The synthetic dataset of the real set (needed by "motion").
+        dataset: str or None. The dataset of the real set (needed by "motion", and by "is" with the
+            built-in network, which scores only that dataset's classes).
         dataset_options: dict or None. Its options, as given to `make_videos`.
         feature_net: feature network for the feature metrics, None for the built-in ones, or
             a dict `{metric: FeatureNetwork}` of `sample_networks`.
@@ -666,7 +677,7 @@ class SampleScorer:
                 f"The motion metric needs a synthetic dataset whose motion is known "
                 f"({', '.join(sorted(synthetic.GENERATORS))}); got {dataset!r}."
             )
-        # Networks are loaded now, so a missing or unfit one fails before any training or generation.
+        # Networks are loaded and checked now, so a missing or unfit one fails before any training or generation.
         if isinstance(feature_net, dict):
             missing = [name for name in self.metrics if name != "motion" and name not in feature_net]
             if missing:
@@ -674,7 +685,34 @@ class SampleScorer:
             self.networks = {name: feature_net[name] for name in self.metrics if name != "motion"}
         else:
             self.networks = sample_networks(self.metrics, feature_net)
+        self._check_networks()
         self._real_features = {}
+
+    def _check_networks(self):
+        """Each network can serve its metric on these clips: kind, frames, and one probe call at its input size."""
+        from vidgen_tf.metrics.features import load_feature_network, prepare_clips
+        from vidgen_tf.metrics.video import check_network
+
+        probed = []
+        for name, network in list(self.networks.items()):
+            network = self.networks[name] = load_feature_network(network)
+            block = check_network(name, network, self.dataset)
+            frames = self.real_videos.shape[1]
+            if not network.per_frame and network.num_frames > frames:
+                raise ValueError(f"{name.upper()}: feature network {network.describe()} reads {network.num_frames} "
+                                 f"consecutive frames, but the clips have {frames}.")
+            if not any(network is other for other in probed):
+                probed.append(network)
+                clips = prepare_clips(self.real_videos[:2], network, np.random.default_rng(0))
+                try:
+                    network(clips)
+                except Exception as error:
+                    raise ValueError(f"{name.upper()}: feature network {network.describe()} fails on clips "
+                                     f"{tuple(clips.shape)} of its declared input ({type(error).__name__}: "
+                                     f"{str(error).splitlines()[0] if str(error) else ''}).") from error
+            if block is not None and network.feature_dim < block[1]:
+                raise ValueError(f"IS: feature network {network.describe()} gives {network.feature_dim} outputs; the "
+                                 f"classes of {self.dataset} are outputs {block[0]}-{block[1] - 1}.")
 
     @property
     def num_real(self):
@@ -721,7 +759,8 @@ class SampleScorer:
                 results[name] = motion_distance(self.real_videos, fake_videos, dataset=self.dataset,
                                                 **self.dataset_options)
             else:
-                results[name] = score_features(name, self.networks[name], real.get(name), fake[name], seed=self.seed)
+                results[name] = score_features(name, self.networks[name], real.get(name), fake[name], seed=self.seed,
+                                               dataset=self.dataset)
         return results
 
 
@@ -766,7 +805,7 @@ class MetricsCallback(keras.callbacks.Callback):
     fixed classes cycling 0, 1, 2, ...), scores them against the fixed real
     set with a `SampleScorer` (the real features computed once), appends a
     line `{"step", "num_videos", "num_real", "feature_network", "<metric>":
-    value, ..., "motion_total", "motion": {...}}` to `jsonl_path`, and writes
+    value, ..., "is_splits", "motion_total", "motion": {...}}` to `jsonl_path`, and writes
     `metrics/<metric>` scalars to TensorBoard under `log_dir/train`. The
     latest figures are in `latest` (`{metric: float}`, motion as its total)
     and `latest_step`, which `StepCheckpoint(best_metric=...)` reads: place
@@ -840,6 +879,8 @@ class MetricsCallback(keras.callbacks.Callback):
                 record[name] = latest[name]
                 if value.std is not None:
                     record[f"{name}_std"] = float(value.std)
+                if getattr(value, "splits", None) is not None:
+                    record[f"{name}_splits"] = value.splits
         self.latest, self.latest_step = latest, self.step
         self.records.append(record)
         if self.jsonl_path is not None:

@@ -108,23 +108,46 @@ def _geometry(args):
 
 
 METRICS_HELP = ("comma-separated sample metrics: fvd, kvd (a video feature network), fid, kid (a per-frame one), "
-                "is (the network's outputs as class logits), motion (distances of motion statistics to the real "
+                "is (class outputs: of a --feature-net declared with --feature-kind logits or probabilities, or the "
+                "built-in network's classes of the scored dataset), motion (distances of motion statistics to the real "
                 "clips; synthetic datasets only)")
 FEATURE_NET_HELP = ("SavedModel directory of the feature network for fvd/kvd/fid/kid/is (e.g. an I3D Kinetics-400 "
-                    "export; nothing is downloaded), called through its serving_default signature on float32 clips "
-                    "(B, F, H, W, 3) in [-1, 1], or frames (B, H, W, 3) without --feature-frames; needs "
-                    "--feature-input-size (default: the built-in network, where this vidgen_tf has one)")
+                    "export; nothing is downloaded): TF2 (serving_default) or TF1-Hub format (tags [], signature "
+                    "default, output default, as i3d-kinetics-400/1), called on float32 clips (B, F, H, W, 3) in "
+                    "[-1, 1], or frames (B, H, W, 3) without --feature-frames; needs --feature-input-size or "
+                    "--feature-spec. METRIC=DIR gives one metric its own network (repeat the flag: --feature-net "
+                    "fvd=I3D --feature-net fid=INCEPTION); metrics without one use the built-in network")
+# Every --feature-* flag but --feature-net describes the network(s): a bare value holds for every network,
+# METRIC=VALUE for that metric's.
+FEATURE_FLAGS = {
+    "feature_input_size": ("--feature-input-size", "[METRIC=]HxW",
+                           "frame size the --feature-net reads, e.g. 224x224 (frames are resized bilinearly)"),
+    "feature_frames": ("--feature-frames", "[METRIC=]N",
+                       "consecutive frames per clip the --feature-net reads (a video network, for fvd/kvd); "
+                       "without it the network reads single frames (for fid/kid)"),
+    "feature_signature": ("--feature-signature", "[METRIC=]NAME",
+                          "SavedModel signature to call (default: serving_default, else default)"),
+    "feature_output": ("--feature-output", "[METRIC=]KEY",
+                       "output of the signature holding the features (default: its only one)"),
+    "feature_range": ("--feature-range", "[METRIC=]LOW,HIGH", "input value range of the network (default -1,1)"),
+    "feature_kind": ("--feature-kind", "[METRIC=]KIND",
+                     "what the network gives: features (default; fvd/kvd/fid/kid only), logits or probabilities "
+                     "(class outputs: also is); declared, never guessed"),
+    "feature_resize": ("--feature-resize", "[METRIC=]RULE",
+                       "frame resize rule: bilinear (default; half-pixel centres, as StyleGAN-V, cd-FVD, TF-GAN) or "
+                       "tf1 (google-research's tf.compat.v1.image.resize_bilinear)"),
+    "feature_spec": ("--feature-spec", "[METRIC=]NAME",
+                     "a reference network the --feature-net is checked against and that sets its input: "
+                     "i3d-kinetics-400 (16x224x224 in [-1, 1], 400 logits; 2048 clips per set)"),
+}
 
 
 def _add_metric_options(parser):
     """--metrics and the feature-network options, shared by `train` and `eval`."""
     parser.add_argument("--metrics", metavar="LIST", help=METRICS_HELP)
-    parser.add_argument("--feature-net", metavar="DIR", help=FEATURE_NET_HELP)
-    parser.add_argument("--feature-input-size", metavar="HxW",
-                        help="frame size the --feature-net reads, e.g. 224x224 (frames are resized bilinearly)")
-    parser.add_argument("--feature-frames", type=int, metavar="N",
-                        help="consecutive frames per clip the --feature-net reads (a video network, for fvd/kvd); "
-                             "without it the network reads single frames (for fid/kid)")
+    parser.add_argument("--feature-net", metavar="[METRIC=]DIR", action="append", help=FEATURE_NET_HELP)
+    for dest, (flag, metavar, text) in FEATURE_FLAGS.items():
+        parser.add_argument(flag, dest=dest, metavar=metavar, action="append", help=text)
 
 
 def _metric_names(args):
@@ -151,25 +174,103 @@ def _check_motion_dataset(metric_names, dataset):
         )
 
 
-def _feature_network(args):
-    """The `FeatureNetwork` of `--feature-net` (None without it: the built-in networks)."""
-    if not args.feature_net:
-        if args.feature_input_size or args.feature_frames is not None:
-            raise UsageError("--feature-input-size and --feature-frames describe a --feature-net; give it too.")
-        return None
-    from vidgen_tf.metrics import load_feature_network
+def _per_metric(flag, values):
+    """`{metric or None: value}` of a repeatable `[METRIC=]VALUE` flag (None: every metric)."""
+    from vidgen_tf.callbacks import SAMPLE_METRICS
 
-    if not args.feature_input_size:
-        raise UsageError(f"--feature-net {args.feature_net} needs --feature-input-size HxW (e.g. 224x224): the frame "
-                         "size the network reads.")
-    text = args.feature_input_size.lower()
-    parts = text.split("x")
-    if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
-        raise UsageError(f"--feature-input-size expects HxW, e.g. 224x224, got '{args.feature_input_size}'.")
-    if args.feature_frames is not None and args.feature_frames < 1:
-        raise UsageError(f"--feature-frames must be >= 1, got {args.feature_frames}.")
-    return load_feature_network(args.feature_net, input_size=tuple(int(p) for p in parts),
-                                num_frames=args.feature_frames)
+    found = {}
+    for value in values or ():
+        key, sep, rest = value.partition("=")
+        metric = key.strip().lower() if sep and key.strip().lower() in SAMPLE_METRICS else None
+        if metric == "motion":
+            raise UsageError(f"{flag} {value}: the motion metric reads no feature network.")
+        text = rest if metric else value
+        if metric in found:
+            raise UsageError(f"{flag} is given twice for {metric or 'every metric'}: '{found[metric]}' and '{text}'.")
+        found[metric] = text
+    return found
+
+
+def _feature_network(args):
+    """The feature networks of `--feature-net` and its `--feature-*` flags.
+
+    Returns None without `--feature-net` (the built-in networks), else
+    `{metric: FeatureNetwork}` for the metrics of `--metrics` given a
+    network (a bare DIR: all of them); the others use the built-in one.
+    """
+    from vidgen_tf.callbacks import SAMPLE_METRICS
+
+    nets = _per_metric("--feature-net", getattr(args, "feature_net", None))
+    settings = {dest: _per_metric(flag, getattr(args, dest, None)) for dest, (flag, _, _) in FEATURE_FLAGS.items()}
+    if not nets:
+        given = [FEATURE_FLAGS[dest][0] for dest, values in settings.items() if values]
+        if given:
+            raise UsageError(f"{' and '.join(given)} describe a --feature-net; give it too.")
+        return None
+    metric_names = [m for m in _metric_names(args) if SAMPLE_METRICS.get(m)]
+    for metric in nets:
+        if metric is not None and metric not in metric_names:
+            raise UsageError(f"--feature-net {metric}={nets[metric]}: {metric} is not among --metrics "
+                             f"{','.join(_metric_names(args))}.")
+    served = [m for m in metric_names if m in nets or None in nets]
+    for dest, values in settings.items():
+        for metric in values:
+            if metric is not None and metric not in served:
+                raise UsageError(f"{FEATURE_FLAGS[dest][0]} {metric}=...: {metric} has no --feature-net.")
+    loaded, networks = {}, {}
+    for metric in served:
+        path = nets.get(metric, nets.get(None))
+        chosen = {dest: values.get(metric, values.get(None)) for dest, values in settings.items()}
+        key = (path, tuple(sorted(chosen.items())))
+        if key not in loaded:
+            loaded[key] = _load_feature_net(path, chosen)
+        networks[metric] = loaded[key]
+    return networks
+
+
+def _load_feature_net(path, chosen):
+    """One `FeatureNetwork` of `--feature-net` PATH with its `--feature-*` values (strings or None)."""
+    from vidgen_tf.metrics import REFERENCE_NETWORKS, load_feature_network
+    from vidgen_tf.metrics.features import KINDS, RESIZE_METHODS
+
+    spec = chosen["feature_spec"]
+    if spec is not None and spec not in REFERENCE_NETWORKS:
+        raise UsageError(f"--feature-spec expects one of {', '.join(REFERENCE_NETWORKS)}, got '{spec}'.")
+    input_size = None
+    if chosen["feature_input_size"] is not None:
+        parts = chosen["feature_input_size"].lower().split("x")
+        if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+            raise UsageError(f"--feature-input-size expects HxW, e.g. 224x224, got '{chosen['feature_input_size']}'.")
+        input_size = tuple(int(p) for p in parts)
+    elif spec is None:
+        raise UsageError(f"--feature-net {path} needs --feature-input-size HxW (e.g. 224x224): the frame "
+                         "size the network reads (or --feature-spec i3d-kinetics-400).")
+    frames = chosen["feature_frames"]
+    if frames is not None:
+        if not frames.strip().isdigit() or int(frames) < 1:
+            raise UsageError(f"--feature-frames must be >= 1, got {frames}.")
+        frames = int(frames)
+    value_range = None
+    if chosen["feature_range"] is not None:
+        try:
+            value_range = tuple(float(v) for v in chosen["feature_range"].split(","))
+        except ValueError:
+            value_range = ()
+        if len(value_range) != 2 or not value_range[0] < value_range[1]:
+            raise UsageError(f"--feature-range expects LOW,HIGH with LOW < HIGH, e.g. -1,1, got "
+                             f"'{chosen['feature_range']}'.")
+    kind = chosen["feature_kind"]
+    if kind is not None and kind not in KINDS:
+        raise UsageError(f"--feature-kind expects one of {', '.join(KINDS)}, got '{kind}'.")
+    resize = chosen["feature_resize"] or "bilinear"
+    if resize not in RESIZE_METHODS:
+        raise UsageError(f"--feature-resize expects one of {', '.join(RESIZE_METHODS)}, got '{resize}'.")
+    try:
+        return load_feature_network(path, input_size=input_size, num_frames=frames, value_range=value_range,
+                                    output=chosen["feature_output"], kind=kind, signature=chosen["feature_signature"],
+                                    resize=resize, reference=spec)
+    except ValueError as error:
+        raise UsageError(f"--feature-net {path}: {error}") from error
 
 
 PATH_HELP = ("input file (npz) or folder (video_folder, frame_folder, tfrecord) of the dataset; a tfrecord pack may "

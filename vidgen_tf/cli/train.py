@@ -363,9 +363,15 @@ def _metrics_callback(args, model, metric_names, metrics_every, feature_net, loc
     log_dir = None
     if args.tensorboard:
         log_dir = Path(args.tensorboard) if location.chief else location.path / "tensorboard"
-    return vcallbacks.MetricsCallback(
-        real, metrics=metric_names, every_steps=metrics_every, num_videos=args.metrics_videos, seed=args.seed,
-        dataset=args.data, dataset_options={k: v for k, v in options.items() if k != "path"},
-        feature_net=feature_net, jsonl_path=location.path / "metrics.jsonl", log_dir=log_dir,
-        initial_step=start_step, batch_size=args.batch_size,
-    )
+    # The callback checks (and probes) every network on the real clips now: one that cannot serve its metric
+    # (kind, frames, input size) stops the run before its first training step.
+    try:
+        return vcallbacks.MetricsCallback(
+            real, metrics=metric_names, every_steps=metrics_every, num_videos=args.metrics_videos, seed=args.seed,
+            dataset=args.data, dataset_options={k: v for k, v in options.items() if k != "path"},
+            feature_net=feature_net, jsonl_path=location.path / "metrics.jsonl", log_dir=log_dir,
+            initial_step=start_step, batch_size=args.batch_size,
+        )
+    except ValueError as error:
+        flags = "--feature-net" if args.feature_net else "--metrics"
+        raise UsageError(f"--metrics {','.join(metric_names)} cannot be scored with this {flags}: {error}") from error

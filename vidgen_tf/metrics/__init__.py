@@ -20,7 +20,7 @@ labelled "vidgen synthetic features" (not comparable with I3D figures).
 
 On the synthetic datasets, whose true motion is known, `motion_distance`
 compares generated with real clips directly: objects per frame, their speed,
-straight-line motion, wall bounces, positions covered and identity kept.
+straight-line motion, wall bounces, positions covered, track continuity and appearance kept.
 """
 
 from vidgen_tf.metrics.motion import motion_distance, motion_statistics
@@ -30,15 +30,34 @@ from vidgen_tf.metrics.statistics import (
     inception_score,
     polynomial_mmd,
 )
-from vidgen_tf.metrics.features import FeatureNetwork, load_feature_network, prepare_clips
+from vidgen_tf.metrics.features import (
+    REFERENCE_NETWORKS,
+    FeatureNetwork,
+    load_feature_network,
+    prepare_clips,
+    resize_frames,
+)
 from vidgen_tf.metrics.builtin import builtin_feature_network
-from vidgen_tf.metrics.video import Score, extract_features, fid, fvd, kid, kvd, video_inception_score
+from vidgen_tf.metrics.video import (
+    Score,
+    check_network,
+    default_splits,
+    extract_features,
+    fid,
+    fvd,
+    kid,
+    kvd,
+    video_inception_score,
+)
 
 __all__ = [
+    "REFERENCE_NETWORKS",
     "FeatureNetwork",
     "GaussianStatistics",
     "Score",
     "builtin_feature_network",
+    "check_network",
+    "default_splits",
     "extract_features",
     "fid",
     "frechet_distance",
@@ -51,5 +70,6 @@ __all__ = [
     "motion_statistics",
     "polynomial_mmd",
     "prepare_clips",
+    "resize_frames",
     "video_inception_score",
 ]

@@ -31,7 +31,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from vidgen_tf.metrics.features import FeatureNetwork
+from vidgen_tf.metrics.features import FeatureNetwork, weights_fingerprint
 
 NAME = "vidgen-synthetic-v1"
 LABEL = "vidgen synthetic features; not comparable with I3D figures"
@@ -48,6 +48,9 @@ CLASSES = (
 NUM_CLASSES = len(CLASSES)
 # First class index of each dataset in the `class` head.
 CLASS_OFFSETS = {"moving_digits": 0, "moving_shapes": 10, "moving_square": 13, "bouncing_balls": 17}
+# Each dataset's classes in the `class` head, `(first, end)`: the video Inception Score of a dataset reads its block.
+CLASS_BLOCKS = {name: (first, first + sum(1 for dataset, _ in CLASSES if dataset == name))
+                for name, first in CLASS_OFFSETS.items()}
 MAX_COUNT = 3
 # Classes of the `motion` head: the clip as drawn, its first frame held still, its frames shuffled.
 MOTIONS = ("natural", "static", "shuffled")
@@ -110,8 +113,8 @@ def build_model(seed=0):
 class BuiltinFeatureNetwork(FeatureNetwork):
     """A `FeatureNetwork` of the built-in network whose description carries its label."""
 
-    def describe(self):
-        return f"{super().describe()}; {LABEL}"
+    def describe(self, feature_dim=None):
+        return f"{super().describe(feature_dim)}; {LABEL}"
 
 
 _CACHE = {}
@@ -140,7 +143,7 @@ def _load_models(path):
             ) from error
         video_fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
         frame_fn = tf.function(lambda x: frame_model(x, training=False), reduce_retracing=True)
-        _CACHE[key] = (video_fn, frame_fn)
+        _CACHE[key] = (video_fn, frame_fn, weights_fingerprint(model))
         return _CACHE[key]
 
 
@@ -156,7 +159,8 @@ def builtin_feature_network(kind="video", weights_path=None):
         kind: str. "video": 128-d clip features of 8 consecutive frames (FVD,
             KVD); "frame": 64-d per-frame features of the 2-D trunk (FID,
             KID); "logits": the 18 class logits of the clip (video Inception
-            Score). Defaults to "video".
+            Score, which reads only the scored dataset's block of classes,
+            `CLASS_BLOCKS`). Defaults to "video".
         weights_path: str, Path or None. A weights file of this architecture.
             Defaults to the shipped `weights/synthetic_features_v1.weights.h5`.
 
@@ -174,9 +178,13 @@ def builtin_feature_network(kind="video", weights_path=None):
     """
     if kind not in KINDS:
         raise ValueError(f"`kind` must be one of {', '.join(map(repr, KINDS))}, got {kind!r}.")
-    video_fn, frame_fn = _load_models(WEIGHTS_PATH if weights_path is None else weights_path)
+    video_fn, frame_fn, fingerprint = _load_models(WEIGHTS_PATH if weights_path is None else weights_path)
     if kind == "frame":
-        return BuiltinFeatureNetwork(frame_fn, NAME, (SIDE, SIDE), None, (-1.0, 1.0), CHANNELS, output="frame")
-    output = "video" if kind == "video" else "class"
-    return BuiltinFeatureNetwork(video_fn, NAME, (SIDE, SIDE), NUM_FRAMES, (-1.0, 1.0), CHANNELS, output=output,
-                                 kind="features" if kind == "video" else "logits")
+        return BuiltinFeatureNetwork(frame_fn, NAME, (SIDE, SIDE), None, (-1.0, 1.0), CHANNELS, output="frame",
+                                     fingerprint=fingerprint)
+    if kind == "video":
+        return BuiltinFeatureNetwork(video_fn, NAME, (SIDE, SIDE), NUM_FRAMES, (-1.0, 1.0), CHANNELS, output="video",
+                                     fingerprint=fingerprint)
+    # The 18 class logits span four datasets: the Inception Score of a dataset reads only its own block.
+    return BuiltinFeatureNetwork(video_fn, NAME, (SIDE, SIDE), NUM_FRAMES, (-1.0, 1.0), CHANNELS, output="class",
+                                 kind="logits", fingerprint=fingerprint, class_blocks=CLASS_BLOCKS)
