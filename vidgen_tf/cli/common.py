@@ -351,7 +351,7 @@ def build_parser():
 
     p = sub.add_parser(
         "publish", help="make a trained run a zoo preset: its weights, scores, a sample GIF, the card's tables",
-        description="Writes ZOO/NAME whole, atomically: config, weights (the run's best checkpoint by its "
+        description="Writes ZOO/NAME whole, atomically (an existing preset only with --overwrite): config, weights (the run's best checkpoint by its "
                     "--keep-best metric, or the final ones), metadata.json with every score `vidgen eval` prints "
                     "and a headline, sample.gif (fixed noise, enlarged 3x) and README.md, whose text between the "
                     "`vidgen publish` markers (training, recipe, scores, sample) is rewritten.")
@@ -368,6 +368,8 @@ def build_parser():
                    help="the training command(s) for the card, when the run did not record them")
     p.add_argument("--description", help="the one line `vidgen list` shows (default: the zoo's current one)")
     p.add_argument("--headline", help="the score `vidgen list` shows (default: bits_per_dim, else fvd, else motion)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the zoo's preset NAME when it exists (its card's hand-written text is kept)")
     p.set_defaults(func=cmd_publish)
 
     p = sub.add_parser(
