@@ -360,3 +360,37 @@ def directory_lock(directory, command=None):
     finally:
         path.unlink(missing_ok=True)
         os.close(fd)
+
+
+def _remove_empty_tree(top):
+    """Removes the folders under `top` (and `top`) that hold no files; files are never touched."""
+    for folder, _, _ in os.walk(top, topdown=False):
+        try:
+            os.rmdir(folder)
+        except OSError:  # not empty
+            pass
+
+
+@contextlib.contextmanager
+def new_directory(path):
+    """Makes `path` with its missing parents for the block; when the block raises, takes them away again.
+
+    Only the folders this call made are removed, and only as far as they hold no file
+    (a failed run that wrote a checkpoint keeps it): an input error found once the
+    output folder exists leaves no empty folder behind.
+
+    Args:
+        path: str or Path. The directory.
+
+    Yields:
+        `path` as a `Path`.
+    """
+    path = Path(path)
+    made = [p for p in (path, *path.parents) if not os.path.lexists(p)]
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        yield path
+    except BaseException:
+        if made:
+            _remove_empty_tree(made[-1])
+        raise
