@@ -195,7 +195,10 @@ def build_parser():
                     "or another pack) and writes them, each frame PNG- or JPEG-encoded, to --shards TFRecord files "
                     "(clip i in shard i % N) with manifest.json, atomically: the whole directory appears at the end.")
     q.add_argument("source", help="a .npz file, a folder of video files, a folder of frame folders, or a pack")
-    q.add_argument("--out", required=True, help="the pack directory to write (replaced whole if it exists)")
+    q.add_argument("--out", required=True,
+                   help="the pack directory to write: a new or empty folder, or a pack to replace with --overwrite "
+                        "(a folder holding anything else, or the source, is refused)")
+    q.add_argument("--overwrite", action="store_true", help="replace the pack in --out when there is one")
     q.add_argument("--data", help="dataset name (default: inferred from SOURCE: npz, video_folder, frame_folder, "
                                   "tfrecord)")
     q.add_argument("--shards", type=int, default=4, help="number of shard files (default 4)")
