@@ -333,6 +333,8 @@ def build_parser():
                    help="enlarge samples N times, nearest neighbour (default: to at least 96 pixels tall)")
     p.add_argument("--fps", type=int, default=8)
     p.add_argument("--tensorboard", metavar="DIR", help="also read curves from this TensorBoard log directory")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the report (page and assets folder) at --out when there is one")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser(

@@ -332,7 +332,7 @@ def _run(args, strategy, run_directory):
     print(f"preset: {out} (load with vidgen_tf.from_preset('{out}'))")
     if args.report:
         page = report.write_report(out, out / "report.html", num_samples=args.num_samples, seed=args.seed,
-                                   tensorboard_dir=args.tensorboard)
+                                   tensorboard_dir=args.tensorboard, overwrite=True)  # the run's own
         print(f"report: {page} (assets in {report.default_assets_dir(page)})")
     return 0
 
