@@ -179,13 +179,16 @@ def check_pack_target(source, out, overwrite=False, out_flag="out", overwrite_fl
             gives `--out` and `--overwrite`).
 
     Raises:
-        ValueError: `out` is the current directory, holds the source or the current
-            directory, is a file, or exists and is not a pack (its files are named).
+        ValueError: `out` is remote, is the current directory, holds the source or the
+            current directory, is a file, or exists and is not a pack (its files are named).
         FileExistsError: `out` is a pack and `overwrite` is False.
     """
     text = os.fspath(out)
-    target = Path(os.path.abspath(text))
     where = f"{out_flag} {text}"
+    if remote.needs_remote_filesystem(text):
+        raise ValueError(f"pack writes to a local directory, got {where}; pack locally, then copy the "
+                         "directory to remote storage (e.g. `gsutil -m cp -r` or `aws s3 cp --recursive`).")
+    target = Path(os.path.abspath(text))
     if Path(text).name in ("", ".", "..") or _is_within(Path.cwd().resolve(), target.resolve()):
         raise ValueError(f"{where} is (or holds) the current directory; a pack is written whole into a folder of its "
                          f"own, which replaces what is there: give a new folder, e.g. {out_flag} packs/NAME.")
@@ -261,9 +264,6 @@ def pack(name, path, out, shards=4, num_frames=16, height=64, width=64, channels
     if path is None:
         raise ValueError(f"pack needs the `path` of dataset '{name}'.")
     out = os.fspath(out)
-    if remote.needs_remote_filesystem(out):
-        raise ValueError(f"pack writes to a local directory, got out={out!r}; pack locally, then copy the "
-                         "directory to remote storage (e.g. `gsutil -m cp -r` or `aws s3 cp --recursive`).")
     check_pack_target(path, out, overwrite)
     shards = registry.check_int("shards", shards, 1)
     if image_format not in IMAGE_FORMATS:
