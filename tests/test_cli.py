@@ -516,7 +516,7 @@ def test_a_second_run_into_a_running_run_s_out_exits_2_naming_the_first(capsys, 
         code, _, err = run(capsys, "train", "hmm", *HMM_TINY, "--seed", "2", "--out", str(out))
         assert code == 2, err
         assert f"--out {out} is in use by another run, pid {first.pid}" in err
-        assert f"vidgen train hmm" in err and "--seed 1" in err  # the holder's command
+        assert "vidgen train hmm" in err and "--seed 1" in err  # the holder's command
         assert first.poll() is None  # the first run goes on
     finally:
         os.killpg(first.pid, signal.SIGKILL)
