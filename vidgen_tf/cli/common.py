@@ -356,9 +356,9 @@ def build_parser():
 
     p = sub.add_parser(
         "publish", help="make a trained run a zoo preset: its weights, scores, a sample GIF, the card's tables",
-        description="Writes ZOO/NAME whole, atomically (an existing preset only with --overwrite): config, weights (the run's best checkpoint by its "
-                    "--keep-best metric, or the final ones), metadata.json with every score `vidgen eval` prints "
-                    "and a headline, sample.gif (fixed noise, enlarged 3x) and README.md, whose text between the "
+        description="Writes ZOO/NAME whole, atomically (an existing preset only with --overwrite): config, "
+                    "weights (the run's best checkpoint by its --keep-best metric, or the final ones), metadata.json "
+                    "with every score `vidgen eval` prints and a headline, sample.gif (fixed noise, enlarged 3x) and README.md, whose text between the "
                     "`vidgen publish` markers (training, recipe, scores, sample) is rewritten.")
     p.add_argument("run", help="a `vidgen train --out` directory")
     p.add_argument("--name", required=True, help="the preset's folder name in the zoo")
