@@ -358,8 +358,9 @@ def build_parser():
         "publish", help="make a trained run a zoo preset: its weights, scores, a sample GIF, the card's tables",
         description="Writes ZOO/NAME whole, atomically (an existing preset only with --overwrite): config, "
                     "weights (the run's best checkpoint by its --keep-best metric, or the final ones), metadata.json "
-                    "with every score `vidgen eval` prints and a headline, sample.gif (fixed noise, enlarged 3x) and README.md, whose text between the "
-                    "`vidgen publish` markers (training, recipe, scores, sample) is rewritten.")
+                    "with every score `vidgen eval` prints and a headline, sample.gif (fixed noise, enlarged 3x) and "
+                    "README.md, whose text between the `vidgen publish` markers (training, recipe, scores, sample) is "
+                    "rewritten.")
     p.add_argument("run", help="a `vidgen train --out` directory")
     p.add_argument("--name", required=True, help="the preset's folder name in the zoo")
     p.add_argument("--zoo", help="the zoo directory (default: the package's, as `vidgen list` shows)")
