@@ -1,6 +1,10 @@
 """The package's one atomic-write helper (`vidgen_tf.atomic`, re-exported by `video_io`)."""
 
 import os
+import signal
+import subprocess
+import sys
+import textwrap
 
 import pytest
 
@@ -134,3 +138,95 @@ def test_save_weights_writes_a_loadable_file_with_its_attributes(tmp_path):
         np.testing.assert_array_equal(old.numpy(), new.numpy())
     with pytest.raises(ValueError, match="weights.h5"):  # Keras's own check of the name still applies
         atomic.save_weights(model, tmp_path / "model.h5")
+
+# ------------------------------------------------------- killed writers (real SIGKILL of a subprocess)
+def hold(tmp_path, code):
+    """A Python subprocess that runs `code` (which prints 'ready' and sleeps inside a write); returns it when ready."""
+    process = subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], stdout=subprocess.PIPE, text=True,
+                               cwd=tmp_path, env=dict(os.environ))
+    assert process.stdout.readline().strip() == "ready", process.communicate()
+    return process
+
+
+def kill(process):
+    process.kill()  # SIGKILL: no finally block, no atexit
+    process.wait(timeout=30)
+    assert process.returncode == -signal.SIGKILL
+
+
+DIRECTORY_WRITER = """
+    import time
+    from vidgen_tf import atomic
+    with atomic.atomic_directory("zoo/preset") as staging:
+        (staging / "config.json").write_text("half")
+        print("ready", flush=True)
+        time.sleep(600)
+"""
+
+
+def test_a_killed_directory_write_is_cleaned_up_by_the_next_write_and_a_live_one_is_kept(tmp_path):
+    (tmp_path / "zoo").mkdir()
+    victim = hold(tmp_path, DIRECTORY_WRITER)
+    try:
+        live = sorted(os.listdir(tmp_path / "zoo"))
+        assert [name.rsplit(".", 1)[-1] for name in live] == ["lock", "tmp"], live
+        assert atomic.remove_stale(tmp_path / "zoo" / "preset") == []  # its writer is alive: kept
+        assert sorted(os.listdir(tmp_path / "zoo")) == live
+    finally:
+        kill(victim)
+    assert sorted(os.listdir(tmp_path / "zoo")) == live  # the debris a kill leaves
+    (tmp_path / "zoo" / ".other.0123abcd.tmp").mkdir()  # another name's: not this write's to judge
+    with atomic.atomic_directory(tmp_path / "zoo" / "preset") as staging:
+        (staging / "config.json").write_text("whole")
+    assert sorted(os.listdir(tmp_path / "zoo")) == [".other.0123abcd.tmp", "preset"]
+    assert (tmp_path / "zoo" / "preset" / "config.json").read_text() == "whole"
+
+
+def test_a_killed_file_write_is_cleaned_up_by_the_next_write(tmp_path):
+    victim = hold(tmp_path, """
+        import time
+        from vidgen_tf import atomic
+        with atomic.atomic_file("ckpt-2.weights.h5") as temporary:
+            temporary.write_bytes(b"half")
+            print("ready", flush=True)
+            time.sleep(600)
+    """)
+    kill(victim)
+    debris = sorted(os.listdir(tmp_path))
+    assert len(debris) == 2 and debris[1].endswith(".tmp.weights.h5"), debris
+    atomic.write_bytes(tmp_path / "ckpt-2.weights.h5", b"whole")
+    assert os.listdir(tmp_path) == ["ckpt-2.weights.h5"]
+
+
+def test_a_swap_killed_between_its_renames_gets_the_old_directory_back(tmp_path):
+    # What a kill between `path -> .old` and `.tmp -> path` leaves (a writer without a lock file, too).
+    (tmp_path / ".preset.0123abcd.old").mkdir()
+    (tmp_path / ".preset.0123abcd.old" / "config.json").write_text("old")
+    (tmp_path / ".preset.0123abcd.tmp").mkdir()
+    assert sorted(atomic.remove_stale(tmp_path / "preset")) == [".preset.0123abcd.old", ".preset.0123abcd.tmp"]
+    assert os.listdir(tmp_path) == ["preset"] and (tmp_path / "preset" / "config.json").read_text() == "old"
+
+
+def test_a_directory_lock_names_its_holder_and_is_released_by_a_kill(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    holder = hold(tmp_path, """
+        import time
+        from vidgen_tf import atomic
+        with atomic.directory_lock("run", command="vidgen train first"):
+            print("ready", flush=True)
+            time.sleep(600)
+    """)
+    try:
+        with pytest.raises(atomic.DirectoryLockedError, match=rf"pid {holder.pid} .*: vidgen train first") as caught:
+            with atomic.directory_lock(run):
+                pass
+        assert caught.value.holder["pid"] == holder.pid
+    finally:
+        kill(holder)
+    with atomic.directory_lock(run, command="second") as record:  # the kernel released the dead holder's lock
+        assert record["pid"] == os.getpid()
+        with pytest.raises(atomic.DirectoryLockedError, match="second"):  # one holder, even in one process
+            with atomic.directory_lock(run):
+                pass
+    assert os.listdir(run) == []  # the lock file goes with the lock

@@ -1,13 +1,18 @@
 """The `vidgen` command, run in-process through `vidgen_tf.cli.main`."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import vidgen_tf
-from vidgen_tf import cli, video_io
+from vidgen_tf import atomic, cli, video_io
 
 TINY_SET = ["--set", "content_dim=8", "--set", "motion_dim=4", "--set", "generator_width=8",
             "--set", "discriminator_width=8"]
@@ -639,3 +644,44 @@ def test_train_refuses_labels_beyond_num_classes_before_training(capsys, tmp_pat
     assert code == 2, err
     assert f"npz dataset file '{path}'" in err and "label 2 (video 2)" in err and "num_classes=2" in err
     assert not (out / "checkpoints").exists()  # refused before the first step
+
+# ------------------------------------------------------------------ the run directory: lock, refusal, cleanup
+def test_a_second_run_into_a_running_run_s_out_exits_2_naming_the_first(capsys, tmp_path):
+    out = tmp_path / "run"
+    first = subprocess.Popen(
+        [sys.executable, "-m", "vidgen_tf.cli", "train", "hmm", *HMM_TINY, "--steps", "100000", "--seed", "1",
+         "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES=""))
+    try:
+        deadline = time.monotonic() + 300
+        while f'"pid": {first.pid}' not in ((out / ".lock").read_text() if (out / ".lock").exists() else ""):
+            assert first.poll() is None, first.communicate()[1][-3000:]
+            assert time.monotonic() < deadline, "the first run never locked its directory"
+            time.sleep(0.2)
+        code, _, err = run(capsys, "train", "hmm", *HMM_TINY, "--seed", "2", "--out", str(out))
+        assert code == 2, err
+        assert f"--out {out} is in use by another run, pid {first.pid}" in err
+        assert "vidgen train hmm" in err and "--seed 1" in err  # the holder's command
+        assert first.poll() is None  # the first run goes on
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait(timeout=30)
+    with atomic.directory_lock(out):  # a killed run's lock is released with its process
+        pass
+
+
+def test_train_refuses_an_out_holding_other_files_and_leaves_them_alone(capsys, tmp_path):
+    out = tmp_path / "thesis"
+    out.mkdir()
+    (out / "thesis.txt").write_text("four years")
+    code, _, err = run(capsys, "train", "hmm", *HMM_TINY, "--out", str(out))
+    assert code == 2 and f"--out {out} holds files that are not a `vidgen train` run's (thesis.txt)" in err
+    assert [p.name for p in out.iterdir()] == ["thesis.txt"]
+
+
+def test_an_input_error_found_after_the_out_folder_was_made_leaves_no_folder(capsys, tmp_path):
+    out = tmp_path / "runs" / "hmm"
+    code, _, err = run(capsys, "train", "hmm", "--data", "npz", "--path", str(tmp_path / "missing.npz"),
+                       "--num-frames", "4", "--out", str(out))
+    assert code == 2 and "missing.npz" in err
+    assert list(tmp_path.iterdir()) == []

@@ -123,3 +123,22 @@ def test_an_unreadable_models_config_is_named_and_left_alone(capsys, tmp_path, t
     with pytest.raises(cli.UsageError, match="a `config {` block is not closed"):
         (out / "models.config").write_text('model_config_list {\n  config {\n    name: "a"\n')
         cli_export.update_models_config(out, ["hmm"])
+
+
+def test_export_replaces_only_a_savedmodel_when_told_and_an_unknown_preset_leaves_no_out(capsys, tmp_path):
+    preset = tmp_path / "preset"
+    name, config = TINY["tiny_hmm"]
+    vidgen_tf.presets.save_preset(vidgen_tf.build(name, **config), preset, weights=False)
+    out = tmp_path / "serving"
+    (out / "hmm" / "1").mkdir(parents=True)
+    (out / "hmm" / "1" / "notes.txt").write_text("mine")
+    code, _, err = run(capsys, "export", preset, "--format", "savedmodel", "--out", out)
+    assert code == 2 and f"{out / 'hmm' / '1'} already exists; pass --overwrite to replace it." in err
+    code, _, err = run(capsys, "export", preset, "--format", "savedmodel", "--overwrite", "--out", out)
+    assert code == 2 and "is not a SavedModel (no saved_model.pb)" in err
+    assert [p.name for p in (out / "hmm" / "1").iterdir()] == ["notes.txt"]
+    assert sorted(p.name for p in out.iterdir()) == ["hmm"]
+
+    code, _, err = run(capsys, "export", "no_such_preset", "--out", tmp_path / "new" / "serving")
+    assert code == 2 and "no_such_preset" in err
+    assert not (tmp_path / "new").exists()

@@ -1,6 +1,10 @@
 """`vidgen publish`: a trained run becomes a zoo preset with its scores, sample GIF and card, atomically."""
 
 import json
+import shutil
+import subprocess
+import sys
+import textwrap
 
 import h5py
 import numpy as np
@@ -120,3 +124,67 @@ def test_bad_publish_arguments_are_named(run, tmp_path, capsys):
     assert published(run, tmp_path, "--headline", "fvd") == 2
     assert "--headline fvd is not among the scores: motion" in capsys.readouterr().err
     assert not (tmp_path / "tiny_preset").exists()
+
+
+def copy_preset(run, target):
+    target.mkdir(parents=True)
+    for name in (presets.CONFIG_FILE, presets.METADATA_FILE, presets.WEIGHTS_FILE):
+        shutil.copy2(run / name, target / name)
+
+
+def test_publish_replaces_a_preset_only_with_overwrite_and_never_a_folder_of_other_files(run, tmp_path, capsys):
+    zoo = tmp_path / "zoo"
+    target = zoo / "tiny_preset"
+    copy_preset(run, target)
+    before = {p.name: p.read_bytes() for p in target.iterdir()}
+    assert published(run, zoo) == 2
+    assert f"The zoo already holds the preset {target}; pass --overwrite to replace it" in capsys.readouterr().err
+    (target / "thesis.txt").write_text("mine")
+    assert published(run, zoo, "--overwrite") == 2
+    assert "holds files that are not a preset's (thesis.txt)" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in target.iterdir()} == {**before, "thesis.txt": b"mine"}
+    assert sorted(p.name for p in zoo.iterdir()) == ["tiny_preset"]
+
+
+STAGING_WRITER = """
+    import shutil, sys, time
+    from pathlib import Path
+    from vidgen_tf import atomic
+    run, target = Path(sys.argv[1]), Path(sys.argv[2])
+    with atomic.atomic_directory(target) as staging:  # what publish did while it scored the preset
+        for name in ("config.json", "metadata.json", "model.weights.h5"):
+            shutil.copy2(run / name, staging / name)
+        print("ready", flush=True)
+        time.sleep(600)
+"""
+
+
+def test_a_killed_publish_s_staging_is_no_preset_and_the_next_publish_removes_it(run, tmp_path, capsys,
+                                                                                   monkeypatch):
+    zoo = tmp_path / "zoo"
+    copy_preset(run, zoo / "tiny_preset")
+    writer = subprocess.Popen([sys.executable, "-c", textwrap.dedent(STAGING_WRITER), str(run),
+                               str(zoo / "tiny_preset")], stdout=subprocess.PIPE, text=True)
+    assert writer.stdout.readline().strip() == "ready"
+    writer.kill()  # SIGKILL: the staging folder and its lock file stay behind
+    writer.wait(timeout=30)
+    staging = [p.name for p in zoo.iterdir() if p.name.endswith(".tmp")]
+    assert len(staging) == 1 and (zoo / staging[0] / presets.CONFIG_FILE).is_file()
+
+    monkeypatch.setenv("VIDGEN_ZOO", str(zoo))
+    assert presets.list_presets() == ["tiny_preset"]
+    with pytest.raises(FileNotFoundError, match="hidden folder"):
+        vidgen_tf.from_preset(staging[0])
+    with pytest.raises(FileNotFoundError, match="hidden folder"):
+        vidgen_tf.from_preset(zoo / staging[0])
+    capsys.readouterr()
+    assert cli.main(["list"]) == 0
+    assert ".tiny_preset" not in capsys.readouterr().out
+    exports = tmp_path / "exports"
+    assert cli.main(["export", "--all-presets", "--format", "savedmodel", "--out", str(exports)]) == 0
+    assert sorted(p.name for p in exports.iterdir()) == ["batching.config", "models.config", "tiny_preset"]
+    assert ".tiny_preset" not in (exports / "models.config").read_text()
+
+    assert published(run, zoo, "--overwrite") == 0  # replaces the preset, and the dead writer's debris is gone
+    assert sorted(p.name for p in zoo.iterdir()) == ["tiny_preset"]
+    assert "scores" in json.loads((zoo / "tiny_preset" / presets.METADATA_FILE).read_text())

@@ -191,7 +191,7 @@ def test_a_failed_report_keeps_the_previous_one_and_leaves_nothing(tmp_path, mon
 
     monkeypatch.setattr(report, "_plot_curves", broken)
     with pytest.raises(RuntimeError, match="plotting failed"):
-        report.write_report(run, tmp_path / "report.html", num_samples=4, seed=7)
+        report.write_report(run, tmp_path / "report.html", num_samples=4, seed=7, overwrite=True)
     assert page.read_text() == before
     assert (tmp_path / "report_files" / "samples.gif").read_bytes() == gif_before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html", "report_files", "run"]
@@ -220,6 +220,27 @@ def test_vidgen_report_command_prints_what_it_wrote(tmp_path, capsys):
     assert cli.main(["report", str(run), "--out", str(out), "--scale", "0"]) == 2
     assert "--scale must be an integer >= 1" in capsys.readouterr().err
 
+
+
+def test_vidgen_report_replaces_a_report_only_with_overwrite_and_never_someone_s_files(tmp_path, capsys):
+    run = make_run(tmp_path / "run", metrics=False, tensorboard=False)
+    out = tmp_path / "page.html"
+    argv = ["report", str(run), "--out", str(out), "--num", "2"]
+    assert cli.main(argv) == 0
+    capsys.readouterr()
+    assert cli.main(argv) == 2
+    assert f"The report {out} exists already; pass --overwrite to replace it." in capsys.readouterr().err
+    assert cli.main([*argv, "--overwrite"]) == 0
+    (tmp_path / "page_files" / "thesis.txt").write_text("mine")
+    page = out.read_text()
+    assert cli.main([*argv, "--overwrite"]) == 2
+    assert "page_files holds files that are not a report's (thesis.txt)" in capsys.readouterr().err
+    assert (tmp_path / "page_files" / "thesis.txt").read_text() == "mine" and out.read_text() == page
+    notes = tmp_path / "notes.html"
+    notes.write_text("<p>my notes</p>")
+    assert cli.main(["report", str(run), "--out", str(notes), "--overwrite"]) == 2
+    assert f"{notes} exists and is not a vidgen report" in capsys.readouterr().err
+    assert notes.read_text() == "<p>my notes</p>" and not (tmp_path / "notes_files").exists()
 
 TRAIN = ["train", "mocogan", "--data", "moving_square", "--num-frames", "4", "--height", "16", "--width", "16",
          "--channels", "1", "--batch-size", "4", "--steps", "2", "--checkpoint-every", "2", "--quiet",

@@ -192,11 +192,11 @@ def test_an_interrupted_pack_keeps_the_old_pack_and_a_finished_one_replaces_it_w
     before = {name: (out / name).read_bytes() for name in os.listdir(out)}
     list_source.fail_after = 3
     with pytest.raises(RuntimeError, match="part way"):
-        data.pack("test_list", "x", out, shards=2, progress=False, **geometry)
+        data.pack("test_list", "x", out, shards=2, progress=False, overwrite=True, **geometry)
     assert {name: (out / name).read_bytes() for name in os.listdir(out)} == before
     assert sorted(os.listdir(tmp_path)) == ["pack"]  # no staging directory left
     list_source.fail_after = None
-    data.pack("test_list", "x", out, shards=2, progress=False, **geometry)
+    data.pack("test_list", "x", out, shards=2, progress=False, overwrite=True, **geometry)
     assert sorted(os.listdir(out)) == ["manifest.json", "shard-00000-of-00002.tfrecord",
                                        "shard-00001-of-00002.tfrecord"]
     assert sorted(os.listdir(tmp_path)) == ["pack"]
@@ -374,6 +374,63 @@ def test_cli_pack_infers_npz_and_prints_the_summary(npz_file, tmp_path, capsys):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["num_shards"] == 2 and manifest["num_frames"] == 4  # height/width/channels from the file
 
+
+
+def test_cli_pack_replaces_only_a_pack_and_only_with_overwrite(npz_file, tmp_path, capsys):
+    def pack(*argv):
+        code = cli.main(["data", "pack", *argv, "--shards", "2", "--num-frames", "4", "--quiet"])
+        return code, capsys.readouterr().err
+
+    def contents(folder):
+        return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+    # A folder holding the source (and a thesis): refused, whatever the flags; nothing is deleted.
+    home = tmp_path / "home"
+    home.mkdir()
+    source = home / "clips.npz"
+    source.write_bytes(open(npz_file, "rb").read())
+    (home / "thesis.txt").write_text("four years")
+    before = contents(home)
+    code, err = pack(str(source), "--out", str(home))
+    assert code == 2 and f"--out {home} is (or holds) the source {source}" in err
+    assert contents(home) == before
+    code, err = pack(str(source), "--out", str(home), "--overwrite")
+    assert code == 2 and contents(home) == before
+    # A folder that is not a pack, away from the source.
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "thesis.txt").write_text("four years")
+    code, err = pack(npz_file, "--out", str(notes), "--overwrite")
+    assert code == 2 and f"--out {notes} exists and is not a pack (no valid manifest.json); it holds thesis.txt" in err
+    assert contents(notes) == {"thesis.txt": b"four years"}
+    # A pack: replaced only with --overwrite, and never over itself as the source.
+    out = tmp_path / "pack"
+    assert pack(npz_file, "--out", str(out)) == (0, "")
+    packed = contents(out)
+    code, err = pack(npz_file, "--out", str(out))
+    assert code == 2 and f"--out {out} holds a pack already; pass --overwrite to replace it." in err
+    code, err = pack(str(out), "--out", str(out), "--overwrite")
+    assert code == 2 and "is (or holds) the source" in err
+    assert contents(out) == packed
+    (out / "thesis.txt").write_text("mine")
+    code, err = pack(npz_file, "--out", str(out), "--overwrite")
+    assert code == 2 and "files that are not the pack's (thesis.txt)" in err
+    (out / "thesis.txt").unlink()
+    assert pack(npz_file, "--out", str(out), "--overwrite", "--seed", "1")[0] == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "notes", "pack"]  # no staging left
+
+
+def test_cli_pack_names_the_current_directory_and_an_input_error_leaves_no_folder(npz_file, tmp_path, capsys,
+                                                                                  monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "inside").mkdir()
+    for out in (".", "./", "..", str(tmp_path)):
+        code = cli.main(["data", "pack", npz_file, "--out", out, "--quiet"])
+        assert code == 2 and "is (or holds) the current directory" in capsys.readouterr().err, out
+    code = cli.main(["data", "pack", npz_file, "--out", "new/packs/p", "--shards", "99", "--num-frames", "4",
+                     "--quiet"])
+    assert code == 2 and "shards=99" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["inside"]  # the missing parents were taken away again
 
 def test_cli_pack_names_the_dataset_it_cannot_infer(tmp_path, capsys):
     (tmp_path / "videos" / "cats").mkdir(parents=True)

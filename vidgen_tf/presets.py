@@ -46,12 +46,17 @@ def zoo_dir():
     return Path(__file__).resolve().parent.parent / "zoo"
 
 
+def _is_hidden(path):
+    """A dot-named folder (a write's staging or leftovers, see `vidgen_tf.atomic`): never a preset."""
+    return Path(path).name.startswith(".") and Path(path).name not in (".", "..")
+
+
 def list_presets():
-    """Names of the presets in the zoo, sorted."""
+    """Names of the presets in the zoo, sorted (dot-named folders, such as a write's staging, are none)."""
     root = zoo_dir()
     if not root.is_dir():
         return []
-    return sorted(p.name for p in root.iterdir() if (p / CONFIG_FILE).is_file())
+    return sorted(p.name for p in root.iterdir() if not _is_hidden(p) and (p / CONFIG_FILE).is_file())
 
 
 # A save is staged in a temporary directory, committed by renaming it to this name
@@ -163,9 +168,13 @@ def resolve_preset(name_or_dir):
     """The directory of a preset given by zoo name or by path.
 
     A save into that directory that a crash interrupted after its commit is finished
-    first, so the files read next all belong to one preset.
+    first, so the files read next all belong to one preset. A dot-named folder (the
+    staging or leftovers of a write, `.<name>.<token>.tmp`) is never a preset.
     """
     path = Path(name_or_dir)
+    if _is_hidden(path):
+        raise FileNotFoundError(f"'{name_or_dir}' is a hidden folder (such as the staging of an unfinished write), "
+                                "not a preset.")
     for candidate in (path, zoo_dir() / str(name_or_dir)):
         _finish_interrupted_save(candidate)
         if (candidate / CONFIG_FILE).is_file():

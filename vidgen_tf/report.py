@@ -11,7 +11,9 @@ configuration and metadata. The page has no network references: no scripts,
 fonts or styles from elsewhere; everything it shows is in its folder.
 
 Both are staged and moved into place at the end (the folder, then the page),
-so a failed report leaves the previous one.
+so a failed report leaves the previous one. An existing report is replaced only
+when told (`overwrite=True`, `vidgen report --overwrite`), and a page or folder
+that is not a report's is never (see `check_report_target`).
 
 Example:
 
@@ -26,6 +28,7 @@ import html
 import json
 import logging
 import math
+import os
 import re
 from pathlib import Path
 
@@ -61,6 +64,46 @@ def default_assets_dir(out):
     """The assets folder of the page `out`: `<stem>_files` beside it (`report.html` -> `report_files/`)."""
     out = Path(out)
     return out.parent / f"{out.stem}_files"
+
+
+ASSET_FILES = ("samples.gif", "samples.mp4", "curves.png")  # what a report's assets folder holds
+
+
+def check_report_target(out, overwrite=False, overwrite_flag="overwrite=True"):
+    """Refuses to write the page `out` and its assets folder over anything but a report, or unless told.
+
+    A page is a report's when it shows its assets folder's samples, and the folder is
+    a report's when it holds only `ASSET_FILES`; anything else there is someone's own
+    and is never replaced.
+
+    Args:
+        out: str or Path. The page.
+        overwrite: bool. Whether an existing report may be replaced. Defaults to False.
+        overwrite_flag: str. How the message names `overwrite` (the CLI: `--overwrite`).
+
+    Raises:
+        FileExistsError: the page or the folder exists and is not a report's, or is one
+            and `overwrite` is False.
+    """
+    out = Path(out)
+    assets = default_assets_dir(out)
+    if os.path.lexists(out):
+        try:
+            ours = out.is_file() and f'{_e(assets.name)}/samples.gif"'.encode() in out.read_bytes()
+        except OSError:
+            ours = False
+        if not ours:
+            raise FileExistsError(f"{out} exists and is not a vidgen report (it does not show {assets.name}/"
+                                  "samples.gif); a report never replaces it: give another page or move it away.")
+    if os.path.lexists(assets):
+        foreign = sorted(p.name for p in assets.iterdir() if p.name not in ASSET_FILES) if assets.is_dir() else [""]
+        if foreign:
+            what = f"holds files that are not a report's ({', '.join(foreign[:5])})" if foreign != [""] else \
+                "is not a folder"
+            raise FileExistsError(f"{assets} {what}; the report's assets folder is replaced whole, so it leaves "
+                                  "this one alone: give another page or move them away.")
+    if not overwrite and (os.path.lexists(out) or os.path.lexists(assets)):
+        raise FileExistsError(f"The report {out} exists already; pass {overwrite_flag} to replace it.")
 
 
 def auto_scale(height):
@@ -303,7 +346,8 @@ def _duration(seconds):
         else f"{seconds}s"
 
 
-def write_report(source, out="report.html", num_samples=8, seed=0, scale=None, fps=8, tensorboard_dir=None):
+def write_report(source, out="report.html", num_samples=8, seed=0, scale=None, fps=8, tensorboard_dir=None,
+                 overwrite=False):
     """Writes the HTML report of a preset or run directory, with its assets beside it.
 
     Args:
@@ -320,6 +364,7 @@ def write_report(source, out="report.html", num_samples=8, seed=0, scale=None, f
         tensorboard_dir: str or Path. A TensorBoard log directory to read
             curves from besides `source` itself (`vidgen train --tensorboard`).
             Defaults to None.
+        overwrite: bool. Replace an existing report at `out`. Defaults to False.
 
     Returns:
         The `Path` of the page.
@@ -327,6 +372,8 @@ def write_report(source, out="report.html", num_samples=8, seed=0, scale=None, f
     Raises:
         ValueError: `num_samples`, `scale` or `fps` out of range, or a
             preset file that is not valid (named).
+        FileExistsError: `out` or its assets folder exists and is not a report's,
+            or is one and `overwrite` is False (see `check_report_target`).
     """
     import vidgen_tf
 
@@ -347,6 +394,7 @@ def write_report(source, out="report.html", num_samples=8, seed=0, scale=None, f
         raise ValueError(f"The report '{out}' must be an .html file.")
     if not out.parent.is_dir():
         raise FileNotFoundError(f"Cannot write the report '{out}': directory '{out.parent}' does not exist.")
+    check_report_target(out, overwrite)
     assets = default_assets_dir(out)
     has_weights = (directory / presets.WEIGHTS_FILE).is_file()
 

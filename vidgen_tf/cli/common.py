@@ -331,7 +331,10 @@ def build_parser():
                     "or another pack) and writes them, each frame PNG- or JPEG-encoded, to --shards TFRecord files "
                     "(clip i in shard i % N) with manifest.json, atomically: the whole directory appears at the end.")
     q.add_argument("source", help="a .npz file, a folder of video files, a folder of frame folders, or a pack")
-    q.add_argument("--out", required=True, help="the pack directory to write (replaced whole if it exists)")
+    q.add_argument("--out", required=True,
+                   help="the pack directory to write: a new or empty folder, or a pack to replace with --overwrite "
+                        "(a folder holding anything else, or the source, is refused)")
+    q.add_argument("--overwrite", action="store_true", help="replace the pack in --out when there is one")
     q.add_argument("--data", help="dataset name (default: inferred from SOURCE: npz, video_folder, frame_folder, "
                                   "tfrecord)")
     q.add_argument("--shards", type=int, default=4, help="number of shard files (default 4)")
@@ -466,6 +469,8 @@ def build_parser():
                    help="enlarge samples N times, nearest neighbour (default: to at least 96 pixels tall)")
     p.add_argument("--fps", type=int, default=8)
     p.add_argument("--tensorboard", metavar="DIR", help="also read curves from this TensorBoard log directory")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the report (page and assets folder) at --out when there is one")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser(
@@ -487,10 +492,11 @@ def build_parser():
 
     p = sub.add_parser(
         "publish", help="make a trained run a zoo preset: its weights, scores, a sample GIF, the card's tables",
-        description="Writes ZOO/NAME whole, atomically: config, weights (the run's best checkpoint by its "
-                    "--keep-best metric, or the final ones), metadata.json with every score `vidgen eval` prints "
-                    "and a headline, sample.gif (fixed noise, enlarged 3x) and README.md, whose text between the "
-                    "`vidgen publish` markers (training, recipe, scores, sample) is rewritten.")
+        description="Writes ZOO/NAME whole, atomically (an existing preset only with --overwrite): config, "
+                    "weights (the run's best checkpoint by its --keep-best metric, or the final ones), metadata.json "
+                    "with every score `vidgen eval` prints and a headline, sample.gif (fixed noise, enlarged 3x) and "
+                    "README.md, whose text between the `vidgen publish` markers (training, recipe, scores, sample) is "
+                    "rewritten.")
     p.add_argument("run", help="a `vidgen train --out` directory")
     p.add_argument("--name", required=True, help="the preset's folder name in the zoo")
     p.add_argument("--zoo", help="the zoo directory (default: the package's, as `vidgen list` shows)")
@@ -504,6 +510,8 @@ def build_parser():
                    help="the training command(s) for the card, when the run did not record them")
     p.add_argument("--description", help="the one line `vidgen list` shows (default: the zoo's current one)")
     p.add_argument("--headline", help="the score `vidgen list` shows (default: bits_per_dim, else fvd, else motion)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the zoo's preset NAME when it exists (its card's hand-written text is kept)")
     p.set_defaults(func=cmd_publish)
 
     p = sub.add_parser(

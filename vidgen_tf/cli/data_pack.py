@@ -50,6 +50,8 @@ def cmd_data_pack(args):
     from vidgen_tf.data import tfrecord
 
     name = args.data or infer_dataset(args.source)
+    # Before anything is read: the messages name the flags.
+    tfrecord.check_pack_target(args.source, args.out, args.overwrite, out_flag="--out", overwrite_flag="--overwrite")
     if args.shards < 1:
         raise UsageError(f"--shards must be >= 1, got {args.shards}.")
     options = _parse_pairs(args.data_option, "--data-option")
@@ -65,7 +67,8 @@ def cmd_data_pack(args):
         geometry.update({key: manifest[key] for key in DEFAULT_GEOMETRY})
     geometry.update(_geometry(args))
     manifest = data.pack(name, args.source, args.out, shards=args.shards, seed=args.seed, image_format=args.format,
-                         jpeg_quality=args.jpeg_quality, progress=not args.quiet, **geometry, **options)
+                         jpeg_quality=args.jpeg_quality, progress=not args.quiet, overwrite=args.overwrite,
+                         **geometry, **options)
     print(f"packed {name} {args.source} into {args.out}")
     print(tfrecord.summary(manifest))
     print(f"read it with: vidgen train MODEL --data tfrecord --path {args.out}")

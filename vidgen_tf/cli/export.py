@@ -117,13 +117,13 @@ def _write_batching_config(out):
 def _savedmodel_as(model, out, name, version, overwrite, preset):
     """`export_savedmodel`, but to `out/<name>/<version>` (it names the directory after the model)."""
     import vidgen_tf
+    from vidgen_tf import exporting
     from vidgen_tf.atomic import atomic_directory
 
     target = Path(out) / name / str(version)
+    exporting.check_replaceable(target, overwrite, overwrite_flag="--overwrite")  # the message names the flag
     if name == model.registered_name:
         return vidgen_tf.export_savedmodel(model, out, version=version, overwrite=overwrite, preset=preset)
-    if target.exists() and not overwrite:
-        raise FileExistsError(f"{target} already exists; pass --overwrite to replace it.")
     target.parent.mkdir(parents=True, exist_ok=True)
     # Exported beside the target (same file system), then moved in as one directory.
     staging = Path(tempfile.mkdtemp(prefix=f".{name}.staging.", dir=target.parent))
@@ -183,13 +183,15 @@ def cmd_export(args):
         jobs = [(p, p) for p in presets]
     else:
         jobs = [(args.preset, None)]
-    out.mkdir(parents=True, exist_ok=True)
-    for preset, name in jobs:
-        if len(jobs) > 1:
-            print(f"== {preset}", flush=True)
-        name = _export(preset, name, out, formats, args)
-        if "savedmodel" in formats:  # recorded as each model lands: an interrupted run lists what it wrote
-            update_models_config(out, [name], args.base_path)
+    from vidgen_tf.atomic import new_directory
+
+    with new_directory(out):  # an input error (a preset that does not load) leaves no empty --out
+        for preset, name in jobs:
+            if len(jobs) > 1:
+                print(f"== {preset}", flush=True)
+            name = _export(preset, name, out, formats, args)
+            if "savedmodel" in formats:  # recorded as each model lands: an interrupted run lists what it wrote
+                update_models_config(out, [name], args.base_path)
     if "savedmodel" in formats:
         print(f"models.config: {out / MODELS_CONFIG}")
         path, written = _write_batching_config(out)

@@ -3,7 +3,9 @@
     vidgen publish RUN_DIR --name PRESET [--zoo DIR] [--weights best|final] [--metrics fvd,kvd,motion]
                    [--num-videos 512] [--seed 1] [--recipe "vidgen train ..."] [--description TEXT]
 
-The preset folder `ZOO/PRESET` is written whole in one atomic step: its
+The preset folder `ZOO/PRESET` is made and scored in a scratch folder, then
+moved into the zoo whole in one atomic step (an existing preset is replaced
+only with `--overwrite`, and a folder holding other files never): its
 `config.json`, `model.weights.h5` (the run's best checkpoint by the metric of
 `--keep-best`, or its final weights), `metadata.json` with `scores` (every
 figure `vidgen eval` printed, with its recipe) and a `headline`,
@@ -136,6 +138,28 @@ def _write_best_weights(run, checkpoint, path):
     atomic.save_weights(stored, path)  # a full disk is an error naming the file, not an HDF5 crash
 
 
+# What a zoo preset folder holds: `vidgen publish` replaces a folder holding nothing else.
+PRESET_FOLDER_FILES = ("config.json", "metadata.json", "model.weights.h5", "README.md", SAMPLE_FILE, ".preset-new")
+
+
+def _check_target(target, overwrite):
+    """Refuses to replace `target` unless it is a zoo preset folder (or a card waiting for one) and,
+    for a preset, `--overwrite` is given."""
+    from vidgen_tf import presets
+
+    if not target.exists():
+        return
+    if not target.is_dir():
+        raise UsageError(f"{target} exists and is not a folder; give another --name or move it away.")
+    foreign = sorted(p.name for p in target.iterdir() if p.name not in PRESET_FOLDER_FILES)
+    if foreign:
+        raise UsageError(f"{target} holds files that are not a preset's ({', '.join(foreign)}); publish replaces "
+                         "a preset folder whole, so it leaves this one alone: give another --name or move them away.")
+    if (target / presets.CONFIG_FILE).is_file() and not overwrite:
+        raise UsageError(f"The zoo already holds the preset {target}; pass --overwrite to replace it (its card's "
+                         "hand-written text and description are kept).")
+
+
 def cmd_publish(args):
     """Publishes a trained run as the zoo preset `--name`: weights, scores, sample, card."""
     import vidgen_tf
@@ -165,12 +189,17 @@ def cmd_publish(args):
     if args.recipe:
         metadata["command"] = list(args.recipe)
     target = zoo / args.name
+    _check_target(target, args.overwrite)
     old_card = (target / "README.md").read_text() if (target / "README.md").is_file() else ""
     old_metadata = target / presets.METADATA_FILE
     old_description = (presets._read_json(old_metadata, "metadata").get("description")
                        if old_metadata.is_file() else None)
 
-    with atomic.atomic_directory(target) as staging:
+    # Made and scored in a scratch folder (a preset of its own name, which `vidgen eval` reads),
+    # then moved into the zoo in one atomic step: the zoo never holds a half-made preset.
+    with tempfile.TemporaryDirectory(prefix="vidgen-publish-") as scratch:
+        staging = Path(scratch) / args.name
+        staging.mkdir()
         shutil.copy2(run / presets.CONFIG_FILE, staging / presets.CONFIG_FILE)
         if best_record:
             _write_best_weights(run, weights, staging / presets.WEIGHTS_FILE)
@@ -199,6 +228,10 @@ def cmd_publish(args):
         video_io.write_video(staging / SAMPLE_FILE, videos, fps=8, scale=3)
         section = card_section(args.name, metadata, scores, eval_command, best_record)
         (staging / "README.md").write_text(_merged_card(old_card, section, args.name), encoding="utf-8")
+        _check_target(target, args.overwrite)  # again: the zoo may have changed while the preset was scored
+        with atomic.atomic_directory(target) as final:
+            for path in staging.iterdir():
+                shutil.copy2(path, final / path.name)
     headline = metadata["headline"]
     print(f"published {target}: {presets.describe_score(headline, scores[headline]) if headline else 'no scores'}")
     return 0

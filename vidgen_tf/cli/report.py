@@ -12,8 +12,9 @@ def cmd_report(args):
     if args.scale is not None and args.scale < 1:
         raise UsageError(f"--scale must be an integer >= 1 (each pixel becomes a scale x scale block), "
                          f"got {args.scale}.")
+    report.check_report_target(args.out, args.overwrite, overwrite_flag="--overwrite")  # the message names the flag
     path = report.write_report(args.source, args.out, num_samples=args.num, seed=args.seed, scale=args.scale,
-                               fps=args.fps, tensorboard_dir=args.tensorboard)
+                               fps=args.fps, tensorboard_dir=args.tensorboard, overwrite=args.overwrite)
     assets = report.default_assets_dir(path)
     names = ", ".join(sorted(p.name for p in assets.iterdir()))
     print(f"wrote {path} (assets in {assets}/: {names})")

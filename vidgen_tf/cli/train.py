@@ -1,5 +1,6 @@
 """`vidgen train`: a model or preset trained with `model.fit`; ends with a preset in `--out`."""
 
+import contextlib
 import inspect
 import json
 import math
@@ -155,12 +156,44 @@ def cmd_train(args):
 
 
 def _train(args, strategy):
+    # Holds the run directory (its lock, and the removal of an output folder an input error left empty)
+    # until the run has written its last file.
+    with contextlib.ExitStack() as run_directory:
+        return _run(args, strategy, run_directory)
+
+
+# What `vidgen train` writes into --out (besides hidden temporaries): a folder holding anything else,
+# but neither a preset's config nor checkpoints, is not a run's.
+RUN_FILES = ("config.json", "metadata.json", "model.weights.h5", "checkpoints", "samples", "losses.jsonl",
+             "metrics.jsonl", "report.html", "report_files", ".lock", ".preset-new")
+
+
+def _check_run_directory(out):
+    """Refuses an --out that exists and holds files but no run (nor preset) of `vidgen train`."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise UsageError(f"--out {out} is a file; give a directory.")
+    if (out / "config.json").is_file() or (out / "checkpoints").is_dir():
+        return  # a run to resume, or a preset trained further in place
+    foreign = sorted(p.name for p in out.iterdir() if not _is_run_file(p.name))
+    if foreign:
+        names = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+        raise UsageError(f"--out {out} holds files that are not a `vidgen train` run's ({names}); a run writes its "
+                         "checkpoints, samples and preset there: give a new or empty directory, or a run's to resume.")
+
+
+def _is_run_file(name):
+    """One of `RUN_FILES`, or the temporary of one (`.<name>.<token>.tmp...`, see `vidgen_tf.atomic`)."""
+    return name in RUN_FILES or any(name.startswith(f".{own}.") for own in RUN_FILES)
+
+
+def _run(args, strategy, run_directory):
     import keras
 
     import vidgen_tf
-    from vidgen_tf import atomic
+    from vidgen_tf import atomic, data, distribute, report
     from vidgen_tf import callbacks as vcallbacks
-    from vidgen_tf import data, distribute, report
     from vidgen_tf.likelihood import LikelihoodModel
 
     if args.data not in data.list_datasets():
@@ -178,6 +211,15 @@ def _train(args, strategy):
     # Only the chief writes into `out`; other workers of a cluster write the
     # same files into a temporary directory, removed at the end.
     location = distribute.WriteLocation(out, strategy)
+    if location.chief:
+        _check_run_directory(out)
+        run_directory.enter_context(atomic.new_directory(out))
+        try:
+            run_directory.enter_context(atomic.directory_lock(out, command=getattr(args, "command_line", None)))
+        except atomic.DirectoryLockedError as error:
+            raise UsageError(f"--out {out} is in use by another run, {atomic.describe_holder(error.holder)}; two runs "
+                             "in one directory would mix their checkpoints and logs: wait for it to end, or give "
+                             "another --out.") from None
     try:
         location.path.mkdir(parents=True, exist_ok=True)
         if args.deterministic:
@@ -294,7 +336,7 @@ def _train(args, strategy):
     print(f"preset: {out} (load with vidgen_tf.from_preset('{out}'))")
     if args.report:
         page = report.write_report(out, out / "report.html", num_samples=args.num_samples, seed=args.seed,
-                                   tensorboard_dir=args.tensorboard)
+                                   tensorboard_dir=args.tensorboard, overwrite=True)  # the run's own
         print(f"report: {page} (assets in {report.default_assets_dir(page)})")
     return 0
 

@@ -34,6 +34,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
@@ -158,14 +159,76 @@ def _jsonable(value):
         return repr(value)
 
 
+def _is_within(inner, outer):
+    return inner == outer or outer in inner.parents
+
+
+def check_pack_target(source, out, overwrite=False, out_flag="out", overwrite_flag="overwrite=True"):
+    """Refuses an `out` that `pack` may not replace, before anything is read or written.
+
+    `pack` replaces only a directory it recognises as a pack (its `manifest.json`, and
+    nothing but the manifest and the shards it names), and only when told; an empty
+    directory holds nothing to lose. It never writes over its own source, nor over a
+    folder holding the source or the current directory.
+
+    Args:
+        source: str or path-like. The dataset's file or directory (a URL is not checked).
+        out: str or path-like. The pack directory to write.
+        overwrite: bool. Whether an existing pack may be replaced. Defaults to False.
+        out_flag, overwrite_flag: str. How the messages name the two arguments (the CLI
+            gives `--out` and `--overwrite`).
+
+    Raises:
+        ValueError: `out` is remote, is the current directory, holds the source or the
+            current directory, is a file, or exists and is not a pack (its files are named).
+        FileExistsError: `out` is a pack and `overwrite` is False.
+    """
+    text = os.fspath(out)
+    where = f"{out_flag} {text}"
+    if remote.needs_remote_filesystem(text):
+        raise ValueError(f"pack writes to a local directory, got {where}; pack locally, then copy the "
+                         "directory to remote storage (e.g. `gsutil -m cp -r` or `aws s3 cp --recursive`).")
+    target = Path(os.path.abspath(text))
+    if Path(text).name in ("", ".", "..") or _is_within(Path.cwd().resolve(), target.resolve()):
+        raise ValueError(f"{where} is (or holds) the current directory; a pack is written whole into a folder of its "
+                         f"own, which replaces what is there: give a new folder, e.g. {out_flag} packs/NAME.")
+    if source is not None and not remote.path_scheme(os.fspath(source)) and \
+            _is_within(Path(os.fspath(source)).resolve(), target.resolve()):
+        raise ValueError(f"{where} is (or holds) the source {os.fspath(source)}; the pack would replace the clips "
+                         "it reads: give a folder outside it.")
+    if not os.path.lexists(target):
+        return
+    if not target.is_dir():
+        raise ValueError(f"{where} is a file; give a directory for the pack.")
+    entries = sorted(os.listdir(target))
+    if not entries:
+        return
+    try:
+        manifest = read_manifest(os.fspath(target))
+        own = {MANIFEST, *(shard["file"] for shard in manifest["shards"])}
+    except (OSError, ValueError, TypeError, KeyError):
+        own = set()
+    if MANIFEST not in own:
+        raise ValueError(f"{where} exists and is not a pack (no valid {MANIFEST}); it holds "
+                         f"{', '.join(entries[:5])}{', ...' if len(entries) > 5 else ''}. A pack replaces its folder "
+                         "whole: give a new or empty folder.")
+    foreign = [entry for entry in entries if entry not in own]
+    if foreign:
+        raise ValueError(f"{where} holds a pack and files that are not the pack's ({', '.join(foreign[:5])}"
+                         f"{', ...' if len(foreign) > 5 else ''}); a pack replaces its folder whole: move them away.")
+    if not overwrite:
+        raise FileExistsError(f"{where} holds a pack already; pass {overwrite_flag} to replace it.")
+
+
 def pack(name, path, out, shards=4, num_frames=16, height=64, width=64, channels=1, seed=0,
-         image_format="png", jpeg_quality=95, progress=True, **options):
+         image_format="png", jpeg_quality=95, progress=True, overwrite=False, **options):
     """Packs a dataset's clips into TFRecord shards with a manifest.
 
     The clips are those of `get_source(name).clip_records(request)` (one pass, epoch 0, in the
     source's order), dealt round-robin to `shards` files. The whole directory is written
     to a temporary sibling and moved onto `out` at the end: an interrupted pack leaves no
-    partial output, and an existing `out` is replaced whole or kept as it was.
+    partial output, and an existing pack at `out` is replaced whole (with `overwrite=True`)
+    or kept as it was. A folder that is not a pack is never replaced (see `check_pack_target`).
 
     Args:
         name: str. A registered dataset that reads files (e.g. `npz`, `video_folder`).
@@ -180,6 +243,7 @@ def pack(name, path, out, shards=4, num_frames=16, height=64, width=64, channels
         image_format: str. "png" (lossless) or "jpeg". Defaults to "png".
         jpeg_quality: int. JPEG quality in [1, 100], for "jpeg". Defaults to 95.
         progress: bool. A progress line on stderr when it is a terminal. Defaults to True.
+        overwrite: bool. Replace the pack at `out` when there is one. Defaults to False.
         **options: the source's options (e.g. `frame_step=2`).
 
     Returns:
@@ -187,7 +251,9 @@ def pack(name, path, out, shards=4, num_frames=16, height=64, width=64, channels
 
     Raises:
         ValueError: bad options or geometry, a source that cannot be packed or has no
-            clips, more shards than clips, or a clip that does not match the geometry.
+            clips, more shards than clips, a clip that does not match the geometry, or an
+            `out` that is not a pack (or holds the source).
+        FileExistsError: `out` is a pack and `overwrite` is False.
     """
     from vidgen_tf.data import _request
 
@@ -198,9 +264,7 @@ def pack(name, path, out, shards=4, num_frames=16, height=64, width=64, channels
     if path is None:
         raise ValueError(f"pack needs the `path` of dataset '{name}'.")
     out = os.fspath(out)
-    if remote.needs_remote_filesystem(out):
-        raise ValueError(f"pack writes to a local directory, got out={out!r}; pack locally, then copy the "
-                         "directory to remote storage (e.g. `gsutil -m cp -r` or `aws s3 cp --recursive`).")
+    check_pack_target(path, out, overwrite)
     shards = registry.check_int("shards", shards, 1)
     if image_format not in IMAGE_FORMATS:
         raise ValueError(f"`image_format` must be one of {', '.join(IMAGE_FORMATS)}, got {image_format!r}.")
@@ -218,8 +282,8 @@ def pack(name, path, out, shards=4, num_frames=16, height=64, width=64, channels
     shard_counts = [0] * shards
     per_class = {}
     count = nbytes = 0
-    os.makedirs(os.path.dirname(os.path.abspath(os.fspath(out))), exist_ok=True)
-    with atomic.atomic_directory(out) as staging:
+    # Missing parents are made, and taken away again when the pack fails.
+    with atomic.new_directory(os.path.dirname(os.path.abspath(out))), atomic.atomic_directory(out) as staging:
         names = [shard_name(i, shards) for i in range(shards)]
         writers = [tf.io.TFRecordWriter(str(staging / n)) for n in names]
         try:

@@ -16,6 +16,7 @@ against its description themselves.
 
 import json
 import logging
+import os
 import tempfile
 from pathlib import Path
 
@@ -125,6 +126,25 @@ def _write_description(version_dir, text):
     (assets / description.ASSET_NAME).write_text(text)
 
 
+def check_replaceable(target, overwrite, overwrite_flag="overwrite=True"):
+    """Refuses to write the version directory `target` unless it is new, or a SavedModel and `overwrite`.
+
+    An export replaces only its own kind of output: a folder that holds no
+    `saved_model.pb` (someone's files under the serving tree) is never replaced.
+
+    Raises:
+        FileExistsError: `target` exists and `overwrite` is False, or it is not a SavedModel.
+    """
+    target = Path(target)
+    if not os.path.lexists(target):
+        return
+    if not overwrite:
+        raise FileExistsError(f"{target} already exists; pass {overwrite_flag} to replace it.")
+    if not target.is_dir() or not (target / "saved_model.pb").is_file():
+        raise FileExistsError(f"{target} exists and is not a SavedModel (no saved_model.pb); an export replaces only "
+                              "an export's version folder, even when told to overwrite: move it away.")
+
+
 def export_savedmodel(model, directory, version=1, overwrite=False, preset=None):
     """Writes a SavedModel to `<directory>/<model name>/<version>/`, atomically.
 
@@ -168,8 +188,7 @@ def export_savedmodel(model, directory, version=1, overwrite=False, preset=None)
         raise ValueError(f"`version` must be a non-negative integer, got {version!r}.")
     base = Path(directory) / model.registered_name
     target = base / str(version)
-    if target.exists() and not overwrite:
-        raise FileExistsError(f"{target} already exists; pass overwrite=True to replace it.")
+    check_replaceable(target, overwrite)
     text = description.to_json(description.describe_model(model, preset=preset))
     base.mkdir(parents=True, exist_ok=True)
     with atomic_directory(target) as temporary:
