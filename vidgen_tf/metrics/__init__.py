@@ -9,11 +9,17 @@ on them.
 - `frechet_distance`: the Frechet distance of two Gaussians (FID / FVD).
 - `polynomial_mmd`: the unbiased polynomial-kernel MMD estimator (KID / KVD).
 - `inception_score`: the Inception Score of class probabilities (IS).
+- `feature_precision_recall`: improved precision and recall (k-NN balls),
+  density and coverage; `feature_memorisation`: nearest-training-sample
+  distances of generated samples against held-out ones.
 
 Video-level metrics run a pluggable `FeatureNetwork` (a Keras model, a
 callable or a SavedModel directory the user brings) over clips prepared by the
 reference FVD recipe: `fvd`, `kvd`, `fid`, `kid`, `video_inception_score`,
-each returning a `Score` (a float carrying its sample counts and network).
+each returning a `Score` (a float carrying its sample counts, network,
+`num_trials`, `std` and `protocol` record); `precision_recall` and
+`memorisation` read the same clip features, and `replay_ladder` scores held-out
+real clips and replayers of k = 64, 16, 4, 1 of them, the reference figures.
 Without a `feature_net` they use `builtin_feature_network`, a small classifier
 of the zoo's synthetic sets shipped with the package, whose figures are
 labelled "vidgen synthetic features" (not comparable with I3D figures).
@@ -27,12 +33,26 @@ from vidgen_tf.metrics.motion import motion_distance, motion_statistics
 from vidgen_tf.metrics.statistics import (
     GaussianStatistics,
     frechet_distance,
+    feature_memorisation,
+    feature_precision_recall,
     inception_score,
     polynomial_mmd,
 )
 from vidgen_tf.metrics.features import FeatureNetwork, load_feature_network, prepare_clips
 from vidgen_tf.metrics.builtin import builtin_feature_network
-from vidgen_tf.metrics.video import Score, extract_features, fid, fvd, kid, kvd, video_inception_score
+from vidgen_tf.metrics.video import (
+    Score,
+    extract_features,
+    fid,
+    fvd,
+    kid,
+    kvd,
+    memorisation,
+    precision_recall,
+    protocol_record,
+    replay_ladder,
+    video_inception_score,
+)
 
 __all__ = [
     "FeatureNetwork",
@@ -40,6 +60,8 @@ __all__ = [
     "Score",
     "builtin_feature_network",
     "extract_features",
+    "feature_memorisation",
+    "feature_precision_recall",
     "fid",
     "frechet_distance",
     "fvd",
@@ -47,9 +69,13 @@ __all__ = [
     "kid",
     "kvd",
     "load_feature_network",
+    "memorisation",
     "motion_distance",
     "motion_statistics",
     "polynomial_mmd",
+    "precision_recall",
     "prepare_clips",
+    "protocol_record",
+    "replay_ladder",
     "video_inception_score",
 ]
