@@ -51,6 +51,7 @@ from vidgen_tf.metrics.video import (
     precision_recall,
     protocol_record,
     replay_ladder,
+    replay_videos,
     video_inception_score,
 )
 
@@ -77,5 +78,6 @@ __all__ = [
     "prepare_clips",
     "protocol_record",
     "replay_ladder",
+    "replay_videos",
     "video_inception_score",
 ]
