@@ -147,7 +147,7 @@ def build_parser():
     from vidgen_tf.cli.data_check import cmd_data_check
     from vidgen_tf.cli.data_pack import cmd_data_pack
     from vidgen_tf.cli.data_preview import cmd_data_preview
-    from vidgen_tf.cli.evaluate import cmd_eval
+    from vidgen_tf.cli.evaluate import add_protocol_options, cmd_eval
     from vidgen_tf.cli.export import cmd_export
     from vidgen_tf.cli.generate import cmd_generate
     from vidgen_tf.cli.listing import cmd_list
@@ -301,6 +301,7 @@ def build_parser():
     p.add_argument("--json", help="also write the figures to this JSON file (every score with its sample counts "
                                   "and feature network, the motion distances, seeds and the timings)")
     _add_metric_options(p)
+    add_protocol_options(p)
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("generate", help="generate videos from a preset")
