@@ -365,6 +365,8 @@ def build_parser():
     p.add_argument("--num-videos", type=int, default=512, help="held-out videos scored (default 512)")
     p.add_argument("--seed", type=int, default=1, help="seed of the held-out videos and noise (default 1)")
     p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--no-baselines", dest="baselines", action="store_false",
+                   help="leave out the replay ladder (`vidgen eval --baselines`) the card shows beside the scores")
     p.add_argument("--recipe", action="append", metavar="COMMAND",
                    help="the training command(s) for the card, when the run did not record them")
     p.add_argument("--description", help="the one line `vidgen list` shows (default: the zoo's current one)")
