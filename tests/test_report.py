@@ -176,6 +176,7 @@ def test_the_replay_ladder_of_eval_json_is_shown_beside_the_models_figures(tmp_p
         "dataset": "moving_square", "num_videos": 16, "seed": 1,
         "sample_metrics": {"fvd": {"value": 42.5, "feature_network": "builtin"},
                            "recall": {"value": 0.25, "feature_network": "builtin"}},
+        "protocol": {"num_real": 16, "window": "start", "stride": 2, "fingerprint": "80532f7b2aa0"},
         "baselines": [{"name": "held-out real", "k": None, "fvd": {"value": 6.5}, "recall": {"value": 0.875}},
                       {"name": "replay k=16", "k": 16, "fvd": {"value": 192.5}, "recall": {"value": 0.0}}]}))
     text, _ = check_page(report.write_report(run, tmp_path / "r.html"))
@@ -184,6 +185,7 @@ def test_the_replay_ladder_of_eval_json_is_shown_beside_the_models_figures(tmp_p
     assert "<td>this model</td><td>42.5</td><td>0.25</td>" in text
     assert "<td>held-out real</td><td>6.5</td><td>0.875</td>" in text
     assert "<td>replay k=16</td><td>192.5</td><td>0</td>" in text
+    assert "Protocol: num_real 16, window start, stride 2, fingerprint 80532f7b2aa0" in text
 
 
 def test_conditional_samples_have_one_labelled_row_per_class(tmp_path):

@@ -486,6 +486,9 @@ def _scores(directory, metadata, records):
                       f"seed {report.get('seed', '?')}")
             blocks.append(f"<p>From <code>{EVAL_FILE}</code> (<code>vidgen eval --json</code>; {_e(detail)}):</p>"
                           + _table(("score", "value", "detail"), [(n, _format(v), d) for n, v, d in rows]))
+        if isinstance(report, dict) and isinstance(report.get("protocol"), dict):
+            blocks.append('<p class="note">Protocol: '
+                          + _e(", ".join(f"{k} {_format(v)}" for k, v in report["protocol"].items())) + "</p>")
         if isinstance(report, dict) and report.get("baselines"):
             blocks.append(_ladder_table(report))
     if records:
