@@ -153,3 +153,16 @@ def test_publish_shows_the_replay_ladder_precision_recall_and_memorisation(tmp_p
     assert "Protocol: 16 real and 16 generated clips, 8 frames from a random window (stride 1)" in card
     for metric, entry in metadata["scores"].items():  # what tests/test_zoo.py checks of every card
         assert f"| {metric} | {entry['value']:.4g}" in card
+
+
+def test_republishing_a_preset_onto_itself_keeps_its_weights_and_best_checkpoint_line(run, tmp_path):
+    zoo = tmp_path / "zoo"
+    zoo.mkdir()
+    assert published(run, zoo) == 0
+    target = zoo / "tiny_preset"
+    weights = (target / presets.WEIGHTS_FILE).read_bytes()
+    line = "The shipped weights are the run's best checkpoint by motion"
+    assert line in (target / "README.md").read_text()
+    assert published(target, zoo) == 0  # re-scored with publish's own machinery
+    assert line in (target / "README.md").read_text()
+    assert (target / presets.WEIGHTS_FILE).read_bytes() == weights

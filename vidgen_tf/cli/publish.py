@@ -300,7 +300,9 @@ def cmd_publish(args):
         if metadata["real_sample"] is None:
             del metadata["real_sample"]
         presets._write_json(staging / presets.METADATA_FILE, metadata)
-        section = card_section(args.name, metadata, scores, eval_command, best_record)
+        # Re-scoring a published preset (no checkpoints of its own): the card keeps its recorded best checkpoint.
+        best = best_record or metadata.get("best_checkpoint")
+        section = card_section(args.name, metadata, scores, eval_command, best)
         (staging / "README.md").write_text(_merged_card(old_card, section, args.name), encoding="utf-8")
     headline = metadata["headline"]
     print(f"published {target}: {presets.describe_score(headline, scores[headline]) if headline else 'no scores'}")
