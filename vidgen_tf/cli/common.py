@@ -281,7 +281,10 @@ def build_parser():
                     "video_vae) gets its held-out NLL and bits/dim; with --metrics, any model (GANs too) also gets "
                     "sample metrics: --num-videos videos generated from fixed noise (batches of --batch-size, batch k "
                     "from seed --seed + k, at the model's frame count) against --num-videos real clips of the "
-                    "preset's dataset and options (seed --seed). Progress lines with elapsed seconds go to stderr.")
+                    "preset's dataset and options (seed --seed). Besides the distances, --metrics may name "
+                    "precision, recall, density and coverage (k = 3 nearest-neighbour balls on FVD's clip features) "
+                    "and memorisation (each generated clip's distance to its nearest training clip against held-out "
+                    "real clips'). Progress lines with elapsed seconds go to stderr.")
     p.add_argument("preset", help="preset name or directory (e.g. a `vidgen train --out` directory)")
     p.add_argument("--data", help="dataset name (default: the one the preset was trained on)")
     p.add_argument("--path", help=PATH_HELP + " (held-out data)")

@@ -184,10 +184,12 @@ def _both(real_videos, fake_videos, feature_net, num_videos, batch_size, seed, c
           num_trials=1, window="random", stride=1):
     network = _network(feature_net, kind)
     total = _trial_count(num_videos, num_trials)
-    if window == "random" and stride == 1:
+    # Real clips always take a random offset (`window` is the generated clips'); the cache key holds no
+    # stride, so strided real features are not cached.
+    if stride == 1:
         real = real_features(real_videos, network, total, batch_size, seed, cache_dir, cache_key)
-    else:  # the cache key holds neither; such real features are not cached
-        real = extract_features(real_videos, network, total, batch_size, seed, window="random", stride=stride)
+    else:
+        real = extract_features(real_videos, network, total, batch_size, seed, stride=stride)
     fake = extract_features(fake_videos, network, total, batch_size, seed + 1, window=window, stride=stride)
     return network, real, fake
 
