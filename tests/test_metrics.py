@@ -188,6 +188,13 @@ def test_memorisation_puts_a_copier_far_below_the_held_out_level():
     copier = feature_memorisation(train, train[:100] + rng.normal(scale=0.01, size=(100, 8)), held_out)
     assert 0.8 < novel["ratio"] < 1.25 and novel["copied_fraction"] < 0.2
     assert copier["ratio"] < 0.05 and copier["copied_fraction"] == 1.0
+    assert novel["held_out_repeats"] == novel["fake_repeats"] == 0.0
+    # Data with few distinct samples: held-out samples repeat training ones, which the result says.
+    few = np.repeat(np.eye(4), 5, axis=0)  # 4 distinct samples, 5 times each
+    some = feature_memorisation(few, few[:3], np.vstack([np.eye(4)[:2], np.full((3, 4), 0.5)]))
+    assert some["held_out_repeats"] == pytest.approx(2 / 5) and some["fake_repeats"] == 1.0
+    with pytest.raises(ValueError, match=r"median distance to the training set is 0 \(80% of them equal"):
+        feature_memorisation(few, few[:3], np.vstack([np.eye(4), [[0.0, 0.0, 0.0, 2.0]]]))
 
 
 @pytest.mark.parametrize(

@@ -354,6 +354,7 @@ def memorisation_record(result):
     return {
         "ratio": float(result["ratio"]), "fake_median": result["fake_median"],
         "held_out_median": result["held_out_median"], "copied_fraction": result["copied_fraction"],
+        "fake_repeats": result["fake_repeats"], "held_out_repeats": result["held_out_repeats"],
         "fake_quantiles": [float(q) for q in np.quantile(result["fake_distances"], quantiles)],
         "held_out_quantiles": [float(q) for q in np.quantile(result["held_out_distances"], quantiles)],
         "quantiles": list(quantiles), "protocol": dict(result["protocol"]),
@@ -365,7 +366,8 @@ def _print_memorisation(result, report):
     report["memorisation"] = record
     print(f"memorisation: nearest-training-clip distance, generated median {record['fake_median']:.4g} vs held-out "
           f"real {record['held_out_median']:.4g} (ratio {record['ratio']:.3g}; a copier sits far below 1); "
-          f"{record['copied_fraction']:.1%} of generated clips nearer than the held-out 5th percentile "
+          f"{record['copied_fraction']:.1%} of generated clips nearer than the held-out 5th percentile, "
+          f"{record['fake_repeats']:.1%} equal to a training clip "
           f"({record['protocol']['num_train']} training clips, stream seed {record['protocol']['train_seed']})")
 
 

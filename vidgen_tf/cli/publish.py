@@ -66,7 +66,7 @@ def scores_of(report):
             "num_fake": memo["protocol"]["num_fake"], "num_train": memo["protocol"]["num_train"],
             "feature_network": memo["protocol"]["network"], "std": None, "seed": seed,
             "fake_median": memo["fake_median"], "held_out_median": memo["held_out_median"],
-            "copied_fraction": memo["copied_fraction"]}
+            "copied_fraction": memo["copied_fraction"], "fake_repeats": memo.get("fake_repeats")}
     if "motion" in report:
         scores["motion"] = {"value": float(report["motion"]["total"]), "num_real": report["num_real"],
                             "num_fake": report["num_generated"], "seed": seed,
@@ -178,7 +178,8 @@ def _ladder_lines(metadata, scores):
                   f"training clips is {memo['fake_median']:.4g}, held-out real clips' {memo['held_out_median']:.4g} "
                   f"(ratio {memo['value']:.3g}; a copier sits far below 1); {memo['copied_fraction']:.1%} of "
                   "generated clips are nearer a training clip than the held-out clips' 5th percentile (about 5% "
-                  "for novel clips)."]
+                  "for novel clips)" + (f", {memo['fake_repeats']:.1%} equal one" if memo.get("fake_repeats") is not None
+                                        else "") + "."]
     return lines
 
 

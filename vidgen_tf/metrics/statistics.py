@@ -347,6 +347,13 @@ def feature_memorisation(train, fake, held_out):
     generated samples nearer a training sample than the 5th percentile of
     held-out samples' distances (about 0.05 for novel samples).
 
+    On data with few distinct samples (one square moving in one of four
+    directions) held-out samples repeat training samples exactly, and no
+    distance can tell copying from the data: `held_out_repeats` is the share
+    of held-out samples at distance 0 (below 1e-6 of the training features'
+    median norm) from a training sample, and when it is half or more (the
+    held-out median is 0) the check is refused with an error saying so.
+
     Args:
         train: features `(N, D)` of training samples.
         fake: features `(M, D)` of generated samples.
@@ -355,17 +362,24 @@ def feature_memorisation(train, fake, held_out):
     Returns:
         dict: `fake_distances` `(M,)` and `held_out_distances` `(L,)` (each
         sample's distance to its nearest training sample), their medians
-        `fake_median`, `held_out_median`, `ratio` and `copied_fraction`.
+        `fake_median`, `held_out_median`, `ratio`, `copied_fraction`,
+        `fake_repeats` and `held_out_repeats` (the shares at distance 0).
     """
     fake_distances = nearest_distances(fake, train)
     held_out_distances = nearest_distances(held_out, train)
+    zero = 1e-6 * float(np.median(np.linalg.norm(_features("train", train), axis=1)))
     fake_median, held_median = float(np.median(fake_distances)), float(np.median(held_out_distances))
-    if held_median == 0.0:
-        raise ValueError("The held-out samples' median distance to the training set is 0: `held_out` overlaps "
-                         "`train` (pass real samples that were not trained on).")
+    if held_median <= zero:
+        share = float((held_out_distances <= zero).mean())
+        raise ValueError(f"The held-out samples' median distance to the training set is 0 ({share:.0%} of them "
+                         "equal a training sample): `held_out` overlaps `train`, or the data has so few distinct "
+                         "samples that no distance can tell copying from it (pass real samples that were not "
+                         "trained on, of data with more variety).")
     threshold = np.percentile(held_out_distances, 5)
     return {
         "fake_distances": fake_distances, "held_out_distances": held_out_distances,
         "fake_median": fake_median, "held_out_median": held_median, "ratio": fake_median / held_median,
         "copied_fraction": float((fake_distances < threshold).mean()),
+        "fake_repeats": float((fake_distances <= zero).mean()),
+        "held_out_repeats": float((held_out_distances <= zero).mean()),
     }
