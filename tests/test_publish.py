@@ -153,6 +153,10 @@ def test_publish_shows_the_replay_ladder_precision_recall_and_memorisation(tmp_p
     assert "Protocol: 16 real and 16 generated clips, 8 frames from a random window (stride 1)" in card
     for metric, entry in metadata["scores"].items():  # what tests/test_zoo.py checks of every card
         assert f"| {metric} | {entry['value']:.4g}" in card
+    # The card is a function of metadata.json: rewriting it without scoring gives the same text.
+    (target / "README.md").write_text(card.replace("### Against the replay ladder", "stale"))
+    publish.rewrite_card(target)
+    assert (target / "README.md").read_text() == card
 
 
 def test_republishing_a_preset_onto_itself_keeps_its_weights_and_best_checkpoint_line(run, tmp_path):

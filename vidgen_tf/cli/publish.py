@@ -92,7 +92,11 @@ def _hours(seconds):
 
 
 def card_section(name, metadata, scores, eval_command, best):
-    """The markdown between the card's markers: training, scores, sample."""
+    """The markdown between the card's markers: training, scores, the replay ladder, protocol, sample, real clips.
+
+    A function of the preset's metadata alone (its scores, `baselines`, `protocol`, `real_sample`), so a card
+    can be rewritten from `metadata.json` without scoring again (`rewrite_card`).
+    """
     lines = [BEGIN, "", "## Trained weights", ""]
     steps = metadata.get("training_steps", 0)
     seconds = metadata.get("training_seconds")
@@ -114,7 +118,8 @@ def card_section(name, metadata, scores, eval_command, best):
               "| metric | value | recipe |", "|---|---|---|"]
     from vidgen_tf import presets
 
-    for metric, entry in scores.items():
+    order = {name: i for i, name in enumerate(presets.SCORE_NAMES)}  # one order, whatever the JSON's
+    for metric, entry in sorted(scores.items(), key=lambda item: order.get(item[0], len(order))):
         value = f"{entry['value']:.4g}" + (f" +- {entry['std']:.3g}" if entry.get("std") is not None else "")
         recipe = presets.describe_score(metric, entry).partition(" (")[2].rstrip(")")
         lines.append(f"| {metric} | {value} | {recipe} |")
@@ -167,9 +172,10 @@ def _ladder_lines(metadata, scores):
     header, rows = table
     lines = ["", "### Against the replay ladder", "",
              "The same recipe scores held-out real clips (the floor a perfect model reaches) and 'generators' that "
-             "replay k of those held-out clips over and over: a replayer of 16 clips beats many models on FVD, "
-             "while its recall (the share of real clips its samples reach) falls to 0. Read the model's figures "
-             "against these:", "",
+             "replay k of those held-out clips over and over, with no variety beyond those k: a model that scores "
+             "no better than a small replayer has not shown that it makes varied clips. Distances (FVD, KVD) "
+             "cannot see copying; recall (the share of real clips the generated ones reach) and the memorisation "
+             "check below can. Read the model's figures against these:", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     memo = scores.get("memorisation")
@@ -204,6 +210,22 @@ def write_real_sample(model, metadata, path, scale=3, fps=8):
     video_io.write_video(path, videos, fps=fps, scale=scale)
     return (f"{len(videos)} clips of `{dataset}` (seed 0) at the model's {model.num_frames} frames of "
             f"{model.height}x{model.width}, enlarged {scale}x like the samples")
+
+
+def rewrite_card(directory, name=None):
+    """Rewrites the marked part of the card of the preset `directory` from its `metadata.json` (no scoring)."""
+    from vidgen_tf import atomic, presets
+
+    directory = Path(directory)
+    name = name or directory.name
+    metadata = presets._read_json(directory / presets.METADATA_FILE, "metadata")
+    card = directory / "README.md"
+    old = card.read_text(encoding="utf-8") if card.is_file() else ""
+    section = card_section(name, metadata, metadata.get("scores", {}), metadata["scored_by"]["command"],
+                           metadata.get("best_checkpoint"))
+    with atomic.atomic_file(card) as temporary:
+        temporary.write_text(_merged_card(old, section, name), encoding="utf-8")
+    return card
 
 
 def _merged_card(old_text, section, name):
