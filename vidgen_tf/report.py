@@ -270,10 +270,9 @@ def _write_real_clips(model, metadata, folder, num_samples, scale, fps):
     if not dataset:
         return None, "no real clips: the preset does not record its dataset"
     try:
-        clips = data.load(dataset, num_frames=model.num_frames, height=model.height, width=model.width,
-                          channels=model.channels, batch_size=num_samples, seed=0, num_videos=num_samples,
-                          drop_remainder=False, **dict(metadata.get("data_options") or {}))
-        videos = next(iter(clips)).numpy()
+        videos = data.make_videos(dataset, num_samples, num_frames=model.num_frames, height=model.height,
+                                  width=model.width, channels=model.channels, seed=0,
+                                  **dict(metadata.get("data_options") or {}))
     except Exception as error:  # noqa: BLE001 - a dataset gone or moved: the page says so
         logger.warning("No real clips of %s (%s)", dataset, error)
         return None, f"no real clips: {dataset} could not be read ({error})"

@@ -203,10 +203,8 @@ def write_real_sample(model, metadata, path, scale=3, fps=8):
     if not dataset:
         return None
     options = dict(metadata.get("data_options") or {})
-    clips = data.load(dataset, num_frames=model.num_frames, height=model.height, width=model.width,
-                      channels=model.channels, batch_size=8, seed=0, num_videos=8, drop_remainder=False,
-                      **options)
-    videos = next(iter(clips)).numpy()
+    videos = data.make_videos(dataset, 8, num_frames=model.num_frames, height=model.height, width=model.width,
+                              channels=model.channels, seed=0, **options)
     video_io.write_video(path, videos, fps=fps, scale=scale)
     return (f"{len(videos)} clips of `{dataset}` (seed 0) at the model's {model.num_frames} frames of "
             f"{model.height}x{model.width}, enlarged {scale}x like the samples")
