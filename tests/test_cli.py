@@ -685,3 +685,68 @@ def test_an_input_error_found_after_the_out_folder_was_made_leaves_no_folder(cap
                        "--num-frames", "4", "--out", str(out))
     assert code == 2 and "missing.npz" in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_eval_scores_precision_recall_memorisation_and_the_replay_ladder(capsys, tmp_path):
+    code, out, err = run(capsys, "eval", "mocogan_moving_digits", "--num-videos", "16", "--seed", "1",
+                         "--batch-size", "16", "--metrics", "fvd,precision,recall,memorisation", "--baselines",
+                         "--json", str(tmp_path / "e.json"))
+    assert code == 0, err
+    report = json.loads((tmp_path / "e.json").read_text())
+    scores = report["sample_metrics"]
+    assert set(scores) == {"fvd", "precision", "recall"}
+    assert 0.0 <= scores["precision"]["value"] <= 1.0 and scores["recall"]["protocol"]["k"] == 3
+    for entry in scores.values():  # every figure carries its protocol
+        assert {"num_real", "num_fake", "num_frames", "window", "stride", "resize", "seed", "num_trials", "network",
+                "fingerprint"} <= set(entry["protocol"])
+    assert report["protocol"]["num_real"] == 16 and report["protocol"]["seed"] == 1
+    assert "protocol: 16 real, 16 generated, 8 frames (random window, stride 1), bilinear to 32x32" in out
+    memo = report["memorisation"]
+    assert memo["protocol"]["num_train"] == 16 and memo["ratio"] > 0.3 and "memorisation:" in out
+    ladder = report["baselines"]
+    # k = 64 needs 64 held-out clips: at 16 the ladder stops at the replayers it can make.
+    assert [row["name"] for row in ladder] == ["held-out real", "replay k=16", "replay k=4", "replay k=1"]
+    assert ladder[-1]["fvd"]["value"] > ladder[0]["fvd"]["value"] and ladder[-1]["recall"]["value"] == 0.0
+    assert "replay ladder (16 real clips" in out
+    assert report["real_clips"]["held_out"]["draw"] == "made from seed 7920"
+
+
+def test_eval_num_trials_windows_and_their_bad_values(capsys, tmp_path):
+    code, out, err = run(capsys, "eval", "mocogan_moving_digits", "--num-videos", "8", "--num-trials", "2",
+                         "--window", "start", "--metrics", "fvd", "--json", str(tmp_path / "e.json"))
+    assert code == 0, err
+    entry = json.loads((tmp_path / "e.json").read_text())["sample_metrics"]["fvd"]
+    assert (entry["num_trials"], entry["num_real"], entry["num_fake"]) == (2, 8, 8) and entry["std"] > 0
+    assert entry["protocol"]["window"] == "start" and "mean of 2 trials" in out
+    for argv, message in [
+        (["--num-trials", "0", "--metrics", "fvd"], "--num-trials must be >= 1"),
+        (["--stride", "0", "--metrics", "fvd"], "--stride must be >= 1"),
+        (["--num-train", "16", "--metrics", "fvd"], "--num-train is the training clips of --metrics memorisation"),
+        (["--baselines", "--num-trials", "2", "--metrics", "fvd"], "--baselines scores one draw"),
+        (["--metrics", "precison"], "metric (--metrics)"),
+    ]:
+        code, _, err = run(capsys, "eval", "mocogan_moving_digits", "--num-videos", "8", *argv)
+        assert code == 2 and message in err, (argv, err)
+
+
+def test_eval_draws_real_clips_of_a_file_with_the_seed_not_the_first_n(capsys, tmp_path):
+    from vidgen_tf import metrics
+
+    # A file sorted by kind: 32 blank clips, then 32 of moving digits.
+    digits = vidgen_tf.data.make_videos("moving_digits", 32, num_frames=8, height=32, width=32, channels=1, seed=3)
+    np.savez(tmp_path / "sorted.npz", videos=np.concatenate([np.zeros_like(digits), digits]))
+    code, out, err = run(capsys, "eval", "mocogan_moving_digits", "--data", "npz", "--path",
+                         str(tmp_path / "sorted.npz"), "--num-videos", "16", "--seed", "1", "--metrics", "fvd",
+                         "--json", str(tmp_path / "e.json"))
+    assert code == 0, err
+    report = json.loads((tmp_path / "e.json").read_text())
+    assert report["real_clips"]["draw"] == "a seeded shuffle of every clip" and "seeded shuffle" in out
+    seeded = np.concatenate(list(vidgen_tf.data.load("npz", path=str(tmp_path / "sorted.npz"), num_frames=8,
+                                                     height=32, width=32, channels=1, num_videos=16, seed=1,
+                                                     shuffle=True, batch_size=16)))
+    assert 0 < int((seeded.reshape(16, -1).max(axis=1) > -1).sum()) < 16  # both kinds, not 16 blank clips
+    from vidgen_tf.callbacks import generate_videos
+
+    fake = generate_videos(vidgen_tf.from_preset("mocogan_moving_digits"), 16, 1, batch_size=32)
+    assert report["sample_metrics"]["fvd"]["value"] == pytest.approx(float(metrics.fvd(seeded, fake, num_videos=16,
+                                                                                        seed=1)), rel=1e-6)

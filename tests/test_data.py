@@ -568,3 +568,21 @@ def test_labels_beyond_the_model_s_classes_are_refused_when_the_data_are_loaded(
         data.load("moving_digits", with_labels=True, num_classes=4, num_frames=4, height=16, width=16)
     with pytest.raises(ValueError, match="`num_classes` must be"):
         data.load("moving_digits", with_labels=True, num_classes=0, num_frames=4, height=16, width=16)
+
+
+def test_a_shuffled_finite_npz_draws_its_clips_from_the_whole_file(tmp_path):
+    # A file sorted by class: 20 videos of class 0, then 20 of class 1, ... (each video's pixels = its class).
+    labels = np.repeat(np.arange(5), 20)
+    videos = np.broadcast_to(labels[:, None, None, None, None] * 40, (100, 8, 16, 16, 1)).astype(np.uint8)
+    path = _save(tmp_path, videos=videos, labels=labels)
+
+    def drawn(seed, **kwargs):
+        dataset = data.load("npz", path=path, num_videos=20, batch_size=20, seed=seed, with_labels=True, **NPZ,
+                            **kwargs)
+        return next(iter(dataset))[1].numpy()
+
+    assert set(drawn(0)) == {0}  # unshuffled: the first 20, one class
+    seeded = drawn(0, shuffle=True)
+    assert len(set(seeded)) >= 4  # drawn from the whole file
+    np.testing.assert_array_equal(seeded, drawn(0, shuffle=True))
+    assert np.any(seeded != drawn(1, shuffle=True))

@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from vidgen_tf.metrics import GaussianStatistics, frechet_distance, inception_score, polynomial_mmd
+from vidgen_tf.metrics import (
+    GaussianStatistics,
+    feature_memorisation,
+    feature_precision_recall,
+    frechet_distance,
+    inception_score,
+    polynomial_mmd,
+)
 
 
 def _random_features(seed, n=300, d=12, shift=0.0):
@@ -119,4 +126,86 @@ def test_inception_score_bounds():
 )
 def test_bad_inputs_are_named(call, message):
     with pytest.raises((ValueError, TypeError), match=message):
+        call()
+
+
+# Five real and four generated points on which the k=1 balls are worked by hand:
+# real radii (nearest other real point) 1, 1, 1, 1, 3; generated radii 3, 3, 1, 1.
+HAND_REAL = np.array([[0, 0], [1, 0], [2, 0], [3, 0], [6, 0]], np.float64)
+HAND_FAKE = np.array([[0, 0.5], [3, 0.5], [10, 0], [10, 1]], np.float64)
+
+
+def test_precision_recall_density_coverage_on_points_worked_by_hand():
+    found = feature_precision_recall(HAND_REAL, HAND_FAKE, k=1)
+    # Precision: (0, .5) is in (0, 0)'s ball and (3, .5) in (3, 0)'s; the two at x = 10 are in none: 2 / 4.
+    # Recall: (0, .5)'s ball (radius 3) holds the first three real points, (3, .5)'s holds (2, 0) and (3, 0);
+    # (6, 0) is 3.04 from (3, .5) and 4 from (10, 0) (radius 1): 4 / 5.
+    # Density: 2 (fake, real ball) pairs / (k=1 * 4 fakes); coverage: real balls (0, 0), (3, 0) hold a fake: 2 / 5.
+    assert found == pytest.approx({"precision": 0.5, "recall": 0.8, "density": 0.5, "coverage": 0.4})
+    # k = 2: the radius of (6, 0) grows to 4 (its 2nd neighbour, (2, 0)), so its ball takes (3, .5) too:
+    # coverage 3 / 5; (10, 0), at exactly 4 (integer arithmetic, no round-off), counts as inside (balls are
+    # closed): precision 3 / 4, density 4 pairs / (k=2 * 4).
+    wider = feature_precision_recall(HAND_REAL, HAND_FAKE, k=2)
+    assert (wider["coverage"], wider["density"], wider["precision"]) == pytest.approx((0.6, 4 / 8, 0.75))
+
+
+def test_precision_recall_against_brute_force_loops_and_its_extremes():
+    rng = np.random.default_rng(0)
+    real, fake = rng.normal(size=(40, 3)), rng.normal(0.7, 1.0, size=(30, 3))
+    k = 3
+
+    def radii(x):
+        return np.array([sorted(np.linalg.norm(x - p, axis=1))[k] for p in x])  # [0] is the point itself
+
+    r_real, r_fake = radii(real), radii(fake)
+    inside = np.array([[np.linalg.norm(f - r) <= rad for f in fake] for r, rad in zip(real, r_real)])
+    expected = {
+        "precision": np.mean([any(np.linalg.norm(f - r) <= rad for r, rad in zip(real, r_real)) for f in fake]),
+        "recall": np.mean([any(np.linalg.norm(r - f) <= rad for f, rad in zip(fake, r_fake)) for r in real]),
+        "density": inside.sum() / (k * len(fake)),
+        "coverage": inside.any(axis=1).mean(),
+    }
+    assert feature_precision_recall(real, fake, k) == pytest.approx(expected)
+    same = feature_precision_recall(real, real, k)
+    assert same["precision"] == same["recall"] == same["coverage"] == 1.0
+    # A collapsed generator (one point repeated) sits inside the data (precision 1) but covers none of it.
+    collapsed = feature_precision_recall(real, np.repeat(real[:1], 10, axis=0), k)
+    assert collapsed["precision"] == 1.0 and collapsed["recall"] <= 1 / 40 + 1e-12
+
+
+def test_memorisation_puts_a_copier_far_below_the_held_out_level():
+    # By hand: held-out (1, 0), (10, 2) are 1 and 2 from the training points: median 1.5; the generated
+    # (0, 0) and (10, .3) are 0 and .3 away: median .15, ratio .1.
+    train = np.array([[0.0, 0.0], [10.0, 0.0]])
+    found = feature_memorisation(train, np.array([[0.0, 0.0], [10.0, 0.3]]), np.array([[1.0, 0.0], [10.0, 2.0]]))
+    np.testing.assert_allclose(found["fake_distances"], [0.0, 0.3])
+    np.testing.assert_allclose(found["held_out_distances"], [1.0, 2.0])
+    assert (found["fake_median"], found["held_out_median"]) == pytest.approx((0.15, 1.5))
+    assert found["ratio"] == pytest.approx(0.1)
+    rng = np.random.default_rng(1)
+    train, held_out = rng.normal(size=(300, 8)), rng.normal(size=(100, 8))
+    novel = feature_memorisation(train, rng.normal(size=(100, 8)), held_out)
+    copier = feature_memorisation(train, train[:100] + rng.normal(scale=0.01, size=(100, 8)), held_out)
+    assert 0.8 < novel["ratio"] < 1.25 and novel["copied_fraction"] < 0.2
+    assert copier["ratio"] < 0.05 and copier["copied_fraction"] == 1.0
+    assert novel["held_out_repeats"] == novel["fake_repeats"] == 0.0
+    # Data with few distinct samples: held-out samples repeat training ones, which the result says.
+    few = np.repeat(np.eye(4), 5, axis=0)  # 4 distinct samples, 5 times each
+    some = feature_memorisation(few, few[:3], np.vstack([np.eye(4)[:2], np.full((3, 4), 0.5)]))
+    assert some["held_out_repeats"] == pytest.approx(2 / 5) and some["fake_repeats"] == 1.0
+    with pytest.raises(ValueError, match=r"median distance to the training set is 0 \(80% of them equal"):
+        feature_memorisation(few, few[:3], np.vstack([np.eye(4), [[0.0, 0.0, 0.0, 2.0]]]))
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: feature_precision_recall(np.zeros((3, 2)), np.zeros((5, 2)), k=3), "more than 3 samples"),
+        (lambda: feature_precision_recall(np.zeros((5, 2)), np.zeros((5, 3))), "Feature size mismatch"),
+        (lambda: feature_precision_recall(np.zeros((5, 2)), np.zeros((5, 2)), k=0), "`k` must be >= 1"),
+        (lambda: feature_memorisation(np.zeros((3, 2)), np.ones((3, 2)), np.zeros((3, 2))), "overlaps"),
+    ],
+)
+def test_precision_recall_and_memorisation_name_bad_inputs(call, message):
+    with pytest.raises(ValueError, match=message):
         call()

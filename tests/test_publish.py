@@ -44,7 +44,7 @@ def test_publish_writes_the_preset_with_eval_scores_sample_and_card(run, tmp_pat
     printed = capsys.readouterr().out
     target = zoo / "tiny_preset"
     assert sorted(p.name for p in target.iterdir()) == sorted(
-        ["README.md", "config.json", "metadata.json", "model.weights.h5", "sample.gif"])
+        ["README.md", "config.json", "metadata.json", "model.weights.h5", "real.gif", "sample.gif"])
     metadata = json.loads((target / "metadata.json").read_text())
     assert metadata["description"] == "the zoo's own line"
     assert metadata["headline"] == "motion" and metadata["best_checkpoint"]["metric"] == "motion"
@@ -79,6 +79,12 @@ def test_publish_writes_the_preset_with_eval_scores_sample_and_card(run, tmp_pat
     assert "![8 samples of tiny_preset" in card and metadata["command"][0] in card
     with Image.open(target / "sample.gif") as gif:
         assert gif.n_frames == 4 and gif.size[1] >= 3 * 16  # enlarged 3x
+        sample_size = gif.size
+    # Real clips beside the samples: the same frames and enlargement.
+    with Image.open(target / "real.gif") as gif:
+        assert gif.n_frames == 4 and gif.size == sample_size
+    assert "![8 real clips of moving_square (seed 0), the same frames, enlarged 3x](real.gif)" in card
+    assert "--baselines" not in metadata["scored_by"]["command"]  # motion alone reads no clip features
 
 
 def test_publish_final_weights_and_a_new_card(run, tmp_path):
@@ -188,3 +194,47 @@ def test_a_killed_publish_s_staging_is_no_preset_and_the_next_publish_removes_it
     assert published(run, zoo, "--overwrite") == 0  # replaces the preset, and the dead writer's debris is gone
     assert sorted(p.name for p in zoo.iterdir()) == ["tiny_preset"]
     assert "scores" in json.loads((zoo / "tiny_preset" / presets.METADATA_FILE).read_text())
+
+
+def test_publish_shows_the_replay_ladder_precision_recall_and_memorisation(tmp_path_factory, tmp_path):
+    out = tmp_path_factory.mktemp("runs") / "eight"
+    eight = [a if a != "4" or i == 0 or TRAIN[i - 1] != "--num-frames" else "8" for i, a in enumerate(TRAIN)]
+    assert cli.main([*eight, "--out", str(out)]) == 0
+    zoo = tmp_path / "zoo"
+    zoo.mkdir()
+    assert cli.main(["publish", str(out), "--name", "tiny_preset", "--zoo", str(zoo), "--metrics",
+                     "fvd,precision,recall,memorisation", "--num-videos", "16", "--batch-size", "8"]) == 0
+    target = zoo / "tiny_preset"
+    metadata = json.loads((target / "metadata.json").read_text())
+    assert set(metadata["scores"]) == {"fvd", "precision", "recall", "memorisation"}
+    assert presets.headline_score(metadata)[0] == "fvd"
+    assert metadata["scored_by"]["command"].endswith("--metrics fvd,precision,recall,memorisation --baselines")
+    ladder = metadata["baselines"]
+    assert [row["name"] for row in ladder] == ["held-out real", "replay k=16", "replay k=4", "replay k=1"]
+    assert set(ladder[0]) == {"name", "k", "fvd", "precision", "recall"}
+    assert metadata["protocol"]["num_real"] == 16 and len(metadata["protocol"]["fingerprint"]) == 12
+    card = (target / "README.md").read_text()
+    assert "### Against the replay ladder" in card and "| clips scored | fvd | precision | recall |" in card
+    assert f"| this model | {metadata['scores']['fvd']['value']:.4g} |" in card
+    assert f"| replay k=1 | {ladder[-1]['fvd']:.4g} |" in card
+    assert "Memorisation: the generated clips' median distance to their nearest of 16 training clips" in card
+    assert "Protocol: 16 real and 16 generated clips, 8 frames from a random window (stride 1)" in card
+    for metric, entry in metadata["scores"].items():  # what tests/test_zoo.py checks of every card
+        assert f"| {metric} | {entry['value']:.4g}" in card
+    # The card is a function of metadata.json: rewriting it without scoring gives the same text.
+    (target / "README.md").write_text(card.replace("### Against the replay ladder", "stale"))
+    publish.rewrite_card(target)
+    assert (target / "README.md").read_text() == card
+
+
+def test_republishing_a_preset_onto_itself_keeps_its_weights_and_best_checkpoint_line(run, tmp_path):
+    zoo = tmp_path / "zoo"
+    zoo.mkdir()
+    assert published(run, zoo) == 0
+    target = zoo / "tiny_preset"
+    weights = (target / presets.WEIGHTS_FILE).read_bytes()
+    line = "The shipped weights are the run's best checkpoint by motion"
+    assert line in (target / "README.md").read_text()
+    assert published(target, zoo) == 0  # re-scored with publish's own machinery
+    assert line in (target / "README.md").read_text()
+    assert (target / presets.WEIGHTS_FILE).read_bytes() == weights

@@ -88,12 +88,17 @@ def test_report_of_a_run_has_samples_curves_scores_config_and_metadata(tmp_path)
     assert page == tmp_path / "report.html"
     text, found = check_page(page)
     assets = tmp_path / "report_files"
-    assert sorted(p.name for p in assets.iterdir()) == ["curves.png", "samples.gif", "samples.mp4"]
+    assert sorted(p.name for p in assets.iterdir()) == ["curves.png", "real.gif", "samples.gif", "samples.mp4"]
     assert {(tag, value) for tag, _, value in found} == {
-        ("img", "report_files/samples.gif"), ("video", "report_files/samples.mp4"), ("img", "report_files/curves.png")}
+        ("img", "report_files/samples.gif"), ("video", "report_files/samples.mp4"), ("img", "report_files/curves.png"),
+        ("img", "report_files/real.gif")}
     frames = check_samples(assets)
     # 4 videos in a 2x2 grid of 16x16 cells enlarged 3 times, 2 px separators: 98x98.
     assert frames[0].shape == (98, 98, 3)
+    # Real clips of the run's dataset beside them: the same frames, grid and enlargement.
+    with Image.open(assets / "samples.gif") as samples, Image.open(assets / "real.gif") as real:
+        assert (real.n_frames, real.size) == (samples.n_frames, samples.size)
+    assert "Real clips for comparison: 4 real clips of moving_square (seed 0)" in text
     with Image.open(assets / "curves.png") as curves:
         assert curves.format == "PNG" and curves.width > 100 and curves.height > 100
     assert "From metrics.jsonl (3 evaluations), 1 TensorBoard event file(s)." in text
@@ -165,6 +170,24 @@ def test_eval_json_of_a_run_is_shown_in_the_scores(tmp_path):
     assert "<td>fvd</td><td>42.5</td><td>builtin</td>" in text and "<td>motion</td><td>1.25</td>" in text
 
 
+def test_the_replay_ladder_of_eval_json_is_shown_beside_the_models_figures(tmp_path):
+    run = make_run(tmp_path / "run", metrics=False, tensorboard=False)
+    (run / "eval.json").write_text(json.dumps({
+        "dataset": "moving_square", "num_videos": 16, "seed": 1,
+        "sample_metrics": {"fvd": {"value": 42.5, "feature_network": "builtin"},
+                           "recall": {"value": 0.25, "feature_network": "builtin"}},
+        "protocol": {"num_real": 16, "window": "start", "stride": 2, "fingerprint": "80532f7b2aa0"},
+        "baselines": [{"name": "held-out real", "k": None, "fvd": {"value": 6.5}, "recall": {"value": 0.875}},
+                      {"name": "replay k=16", "k": 16, "fvd": {"value": 192.5}, "recall": {"value": 0.0}}]}))
+    text, _ = check_page(report.write_report(run, tmp_path / "r.html"))
+    assert "The replay ladder (<code>vidgen eval --baselines</code>" in text
+    assert "<th>clips scored</th><th>fvd</th><th>recall</th>" in text
+    assert "<td>this model</td><td>42.5</td><td>0.25</td>" in text
+    assert "<td>held-out real</td><td>6.5</td><td>0.875</td>" in text
+    assert "<td>replay k=16</td><td>192.5</td><td>0</td>" in text
+    assert "Protocol: num_real 16, window start, stride 2, fingerprint 80532f7b2aa0" in text
+
+
 def test_conditional_samples_have_one_labelled_row_per_class(tmp_path):
     run = make_run(tmp_path / "run", num_classes=3, dataset="moving_shapes", metrics=False, tensorboard=False)
     page = report.write_report(run, tmp_path / "c.html", num_samples=6, scale=2)
@@ -215,7 +238,7 @@ def test_vidgen_report_command_prints_what_it_wrote(tmp_path, capsys):
     assert cli.main(["report", str(run), "--out", str(out), "--num", "2", "--scale", "2"]) == 0
     printed = capsys.readouterr().out
     assets = tmp_path / "page_files"
-    assert printed.strip() == f"wrote {out} (assets in {assets}/: curves.png, samples.gif, samples.mp4)"
+    assert printed.strip() == f"wrote {out} (assets in {assets}/: curves.png, real.gif, samples.gif, samples.mp4)"
     check_page(out)
     assert cli.main(["report", str(run), "--out", str(out), "--scale", "0"]) == 2
     assert "--scale must be an integer >= 1" in capsys.readouterr().err

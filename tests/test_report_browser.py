@@ -83,11 +83,12 @@ def test_report_renders_in_headless_chromium(tmp_path, monkeypatch):
             "imgs.map(i => [i.getAttribute('src'), i.naturalWidth, i.naturalHeight]);",
             "not every <img> loaded")
         sources = {src: (width, height) for src, width, height in images}
-        assert set(sources) == {"report_files/samples.gif", "report_files/curves.png"}
+        assert set(sources) == {"report_files/samples.gif", "report_files/curves.png", "report_files/real.gif"}
         with Image.open(tmp_path / "report_files" / "curves.png") as curves:
             assert sources["report_files/curves.png"] == curves.size  # the curves render at their size
         with Image.open(tmp_path / "report_files" / "samples.gif") as gif:
             assert sources["report_files/samples.gif"] == gif.size
+            assert sources["report_files/real.gif"] == gif.size  # real clips at the samples' size
         videos = _wait_for(
             driver,
             "const vs = Array.from(document.querySelectorAll('video'));"

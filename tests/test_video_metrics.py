@@ -326,3 +326,85 @@ def test_the_i3d_reference_spec_checks_a_users_network(tmp_path):
     small = harness.write_tf1_hub_feature_net(tmp_path / "small", classes=400, frames=16, side=112)
     with pytest.raises(ValueError, match="not a i3d-kinetics-400 network: a probe clip"):
         metrics.load_feature_network(small, reference="i3d-kinetics-400")
+
+
+def test_window_from_the_start_and_subsampled_windows():
+    network = metrics.load_feature_network(_video_network())
+    videos = np.zeros((3, 40, 8, 8, 1), np.uint8)
+    videos[:, :, :, :, 0] = (np.arange(40) * 6)[None, :, None, None]  # frame t has value 6 t
+
+    def frame_numbers(clips):
+        return np.rint((clips[:, :, 0, 0, 0] + 1) * 255 / 2 / 6).astype(int)
+
+    start = frame_numbers(metrics.prepare_clips(videos, network, np.random.default_rng(0), window="start").numpy())
+    np.testing.assert_array_equal(start, np.tile(np.arange(FRAMES), (3, 1)))  # t = 0..3 for every clip
+    # Every 8th frame (fvd2048_128f_subsample8f's rule): 4 frames span 25, from an offset in [0, 15].
+    strided = frame_numbers(metrics.prepare_clips(videos, network, np.random.default_rng(0), stride=8).numpy())
+    np.testing.assert_array_equal(np.diff(strided, axis=1), 8)
+    assert np.all((strided[:, 0] >= 0) & (strided[:, 0] <= 15))
+    with pytest.raises(ValueError, match="reads 4 frames, every 8th \\(25 in all\\), but the videos have 20"):
+        metrics.prepare_clips(videos[:, :20], network, np.random.default_rng(0), stride=8)
+    with pytest.raises(ValueError, match="`window` must be 'random' or 'start'"):
+        metrics.prepare_clips(videos, network, np.random.default_rng(0), window="middle")
+    real = _digits(16, seed=0, frames=12)
+    score = metrics.fvd(real, real, feature_net=_video_network(), num_videos=16, window="start", stride=2)
+    assert score.protocol["window"] == "start" and score.protocol["stride"] == 2
+
+
+def test_num_trials_give_the_mean_and_spread_of_independent_draws():
+    network = _video_network()
+    real, fake = _digits(48, seed=0), _digits(48, seed=1)
+    score = metrics.fvd(real, fake, feature_net=network, num_videos=16, num_trials=3, seed=4)
+    # The same as three FVDs on consecutive thirds, their features taken in one pass with the same offsets.
+    real_f = metrics.extract_features(real, network, seed=4)
+    fake_f = metrics.extract_features(fake, network, seed=5)
+    each = [metrics.frechet_distance(real_f[t * 16 : (t + 1) * 16], fake_f[t * 16 : (t + 1) * 16]) for t in range(3)]
+    assert float(score) == pytest.approx(np.mean(each))
+    assert score.std == pytest.approx(np.std(each, ddof=1)) and score.std > 0
+    record = score.to_dict()
+    assert (record["num_trials"], record["num_real"], record["num_fake"]) == (3, 16, 16)
+    assert record["std"] == pytest.approx(score.std)
+    assert record["protocol"] == {
+        "num_real": 16, "num_fake": 16, "num_frames": FRAMES, "window": "random", "stride": 1,
+        "resize": f"bilinear to {SIDE}x{SIDE}", "seed": 4, "num_trials": 3,
+        "network": "tiny_video_net (4x16x16x3 in [-1, 1])", "fingerprint": record["protocol"]["fingerprint"]}
+    assert len(record["protocol"]["fingerprint"]) == 12
+    assert "mean of 3 trials" in score.describe()
+    kvd = metrics.kvd(real, fake, feature_net=network, num_videos=16, num_trials=3, num_subsets=2, subset_size=8)
+    assert kvd.num_trials == 3 and kvd.std is not None
+    with pytest.raises(ValueError, match="holds only 48"):
+        metrics.fvd(real, fake, feature_net=network, num_videos=16, num_trials=4)
+    with pytest.raises(ValueError, match="`num_trials` must be an int >= 1"):
+        metrics.fvd(real, fake, feature_net=network, num_videos=16, num_trials=0)
+
+
+def test_precision_recall_of_videos_and_a_replayers_memorisation():
+    network = _video_network()
+    train, held_out, fresh = _digits(64, seed=0), _digits(32, seed=1), _digits(32, seed=2)
+    found = metrics.precision_recall(held_out, fresh, feature_net=network, num_videos=32, k=3)
+    assert set(found) == {"precision", "recall", "density", "coverage"}
+    assert found["recall"].protocol["k"] == 3 and found["recall"].name == "recall (k=3)"
+    # The same figures as the pure function on the features FVD reads (seed for real, seed + 1 for generated).
+    direct = metrics.feature_precision_recall(metrics.extract_features(held_out, network, seed=0),
+                                              metrics.extract_features(fresh, network, seed=1), k=3)
+    assert {k: float(v) for k, v in found.items()} == pytest.approx(direct)
+    copied = metrics.memorisation(train, train[:32], held_out, feature_net=network, num_videos=32)
+    novel = metrics.memorisation(train, fresh, held_out, feature_net=network, num_videos=32)
+    assert float(copied["ratio"]) < 0.05 < 0.5 < float(novel["ratio"])
+    assert copied["protocol"]["num_train"] == 64 and copied["fake_distances"].shape == (32,)
+
+
+def test_the_replay_ladder_ranks_replayers_by_their_variety():
+    network = _video_network()
+    reference, held_out = _digits(32, seed=0), _digits(32, seed=1)
+    rows = metrics.replay_ladder(reference, held_out, feature_net=network, ks=(16, 1),
+                                 metrics=("fvd", "precision", "recall"))
+    assert [row["name"] for row in rows] == ["held-out real", "replay k=16", "replay k=1"]
+    assert float(rows[0]["fvd"]) < float(rows[1]["fvd"]) < float(rows[2]["fvd"])
+    assert float(rows[0]["recall"]) > 0.5 and float(rows[2]["recall"]) == 0.0
+    # Row 0 is the FVD of the held-out clips as generated ones.
+    assert float(rows[0]["fvd"]) == pytest.approx(float(metrics.fvd(reference, held_out, feature_net=network,
+                                                                      num_videos=32)))
+    np.testing.assert_array_equal(metrics.replay_videos(held_out, 3, 7)[[0, 3, 6]], held_out[[0, 0, 0]])
+    with pytest.raises(ValueError, match="must be among"):
+        metrics.replay_ladder(reference, held_out, feature_net=network, metrics=("motion",))

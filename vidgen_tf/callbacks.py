@@ -659,10 +659,14 @@ class SampleScorer:
             a dict `{metric: FeatureNetwork}` of `sample_networks`.
         batch_size: int. Clips per feature-network call. Defaults to 16.
         seed: int. Seed of the clips' frame offsets and of KVD / KID subsets. Defaults to 0.
+        num_trials: int. Independent draws the feature metrics average (each set cut into this many
+            equal parts; see `vidgen_tf.metrics.video.score_features`). Defaults to 1.
+        window: str. "random" or "start": the generated clips' frames (see `prepare_clips`). Defaults to "random".
+        stride: int. Every `stride`-th frame of every clip. Defaults to 1.
     """
 
     def __init__(self, real_videos, metrics, dataset=None, dataset_options=None, feature_net=None, batch_size=16,
-                 seed=0):
+                 seed=0, num_trials=1, window="random", stride=1):
         from vidgen_tf.data import synthetic
         from vidgen_tf.metrics.features import to_uint8
 
@@ -672,6 +676,7 @@ class SampleScorer:
         self.dataset_options = dict(dataset_options or {})
         self.batch_size = int(batch_size)
         self.seed = int(seed)
+        self.num_trials, self.window, self.stride = int(num_trials), window, int(stride)
         if "motion" in self.metrics and dataset not in synthetic.GENERATORS:
             raise ValueError(
                 f"The motion metric needs a synthetic dataset whose motion is known "
@@ -727,7 +732,7 @@ class SampleScorer:
                 same = [k for k in self._real_features if _same_network(self.networks[k], network)]
                 self._real_features[name] = (self._real_features[same[0]] if same else
                                              extract_features(self.real_videos, network, None, self.batch_size,
-                                                              self.seed))
+                                                              self.seed, stride=self.stride))
         return self._real_features
 
     def fake_features(self, fake_videos):
@@ -738,7 +743,8 @@ class SampleScorer:
         for name, network in self.networks.items():
             same = [k for k in found if _same_network(self.networks[k], network)]
             found[name] = (found[same[0]] if same else
-                           extract_features(fake_videos, network, None, self.batch_size, self.seed + 1))
+                           extract_features(fake_videos, network, None, self.batch_size, self.seed + 1,
+                                            window=self.window, stride=self.stride))
         return found
 
     def score(self, fake_videos, fake_features=None):
@@ -760,7 +766,8 @@ class SampleScorer:
                                                 **self.dataset_options)
             else:
                 results[name] = score_features(name, self.networks[name], real.get(name), fake[name], seed=self.seed,
-                                               dataset=self.dataset)
+                                               dataset=self.dataset, num_trials=self.num_trials, window=self.window,
+                                               stride=self.stride)
         return results
 
 

@@ -215,7 +215,10 @@ def load_preset_config(name_or_dir):
 
 # The scores a preset's metadata.json may record, under the names `vidgen eval` gives them:
 # its sample metrics (`--metrics`) and the held-out likelihood figures of its report.
-SCORE_NAMES = ("fvd", "kvd", "fid", "kid", "is", "motion", "nll_nats_per_video", "bits_per_dim")
+# Precision, recall, density and coverage are fractions (higher is better); memorisation is the ratio of the
+# generated clips' median nearest-training-clip distance to held-out real clips' (about 1 unless it copies).
+SCORE_NAMES = ("fvd", "kvd", "fid", "kid", "is", "motion", "nll_nats_per_video", "bits_per_dim",
+               "precision", "recall", "density", "coverage", "memorisation")
 
 
 def headline_score(metadata, source="metadata.json"):

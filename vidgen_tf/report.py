@@ -245,6 +245,18 @@ def _eval_scores(report):
     return rows
 
 
+def _ladder_table(report):
+    """The replay ladder of a `vidgen eval --baselines` report, the model's own figures in the first row."""
+    ladder = report["baselines"]
+    metrics = [key for key in ladder[0] if key not in ("name", "k")]
+    own = report.get("sample_metrics") or {}
+    rows = [("this model", *[_format(own[m]["value"]) if m in own else "-" for m in metrics])]
+    rows += [(row["name"], *[_format(row[m]["value"]) for m in metrics]) for row in ladder]
+    return ("<p>The replay ladder (<code>vidgen eval --baselines</code>, the same recipe): held-out real clips, and "
+            "'generators' replaying k of them. Read the model's figures against these:</p>"
+            + _table(("clips scored", *metrics), rows))
+
+
 # ---------------------------------------------------------------------------
 # Assets
 # ---------------------------------------------------------------------------
@@ -288,6 +300,28 @@ def _write_samples(model, metadata, folder, num_samples, seed, scale, fps):
     if row_labels:
         what += f"; one row per class ({per_class} per class)"
     return what + f"; shown {scale}x (nearest neighbour) at {fps} fps"
+
+
+def _write_real_clips(model, metadata, folder, num_samples, scale, fps):
+    """Writes `real.gif`: real clips of the preset's dataset, the samples' frames and enlargement.
+
+    Returns a description of what it shows, or why there is none.
+    """
+    from vidgen_tf import data, video_io
+
+    dataset = metadata.get("dataset")
+    if not dataset:
+        return None, "no real clips: the preset does not record its dataset"
+    try:
+        videos = data.make_videos(dataset, num_samples, num_frames=model.num_frames, height=model.height,
+                                  width=model.width, channels=model.channels, seed=0,
+                                  **dict(metadata.get("data_options") or {}))
+    except Exception as error:  # noqa: BLE001 - a dataset gone or moved: the page says so
+        logger.warning("No real clips of %s (%s)", dataset, error)
+        return None, f"no real clips: {dataset} could not be read ({error})"
+    video_io.write_video(folder / "real.gif", videos, fps=fps, scale=scale)
+    return "real.gif", (f"{len(videos)} real clips of {dataset} (seed 0), the samples' {model.num_frames} frames of "
+                        f"{model.height}x{model.width}, shown {scale}x at {fps} fps")
 
 
 def _plot_curves(series, path):
@@ -419,17 +453,18 @@ def write_report(source, out="report.html", num_samples=8, seed=0, scale=None, f
     with atomic.atomic_file(out) as page:
         with atomic.atomic_directory(assets) as staging:
             samples_note = _write_samples(model, metadata, staging, num_samples, seed, scale, fps)
+            real = _write_real_clips(model, metadata, staging, num_samples, scale, fps)
             if series:
                 _plot_curves(series, staging / "curves.png")
             text = _page(directory, source, model_name, config, metadata, model, has_weights, assets.name,
-                         samples_note, series, sources, records, tensorboard_dir)
+                         samples_note, series, sources, records, tensorboard_dir, real)
             page.write_text(text, encoding="utf-8")
     logger.info("Wrote report %s (assets in %s)", out, assets)
     return out
 
 
 def _page(directory, source, model_name, config, metadata, model, has_weights, assets, samples_note, series,
-          sources, records, tensorboard_dir):
+          sources, records, tensorboard_dir, real=(None, None)):
     title = f"{Path(str(source)).name} ({model_name})"
     parts = [
         "<!DOCTYPE html>",
@@ -450,6 +485,12 @@ def _page(directory, source, model_name, config, metadata, model, has_weights, a
                  "<figcaption>GIF</figcaption></figure>")
     parts.append(f'<figure><video src="{_e(assets)}/samples.mp4" controls autoplay muted loop playsinline>'
                  "</video><figcaption>MP4 (H.264)</figcaption></figure>")
+    real_file, real_note = real
+    if real_file:
+        parts.append(f'<figure><img src="{_e(assets)}/{_e(real_file)}" alt="real clips (animated GIF)">'
+                     f"<figcaption>Real clips for comparison: {_e(real_note)}</figcaption></figure>")
+    elif real_note:
+        parts.append(f'<p class="note">{_e(real_note)}.</p>')
 
     parts.append("<h2>Training curves</h2>")
     if series:
@@ -492,6 +533,11 @@ def _scores(directory, metadata, records):
                       f"seed {report.get('seed', '?')}")
             blocks.append(f"<p>From <code>{EVAL_FILE}</code> (<code>vidgen eval --json</code>; {_e(detail)}):</p>"
                           + _table(("score", "value", "detail"), [(n, _format(v), d) for n, v, d in rows]))
+        if isinstance(report, dict) and isinstance(report.get("protocol"), dict):
+            blocks.append('<p class="note">Protocol: '
+                          + _e(", ".join(f"{k} {_format(v)}" for k, v in report["protocol"].items())) + "</p>")
+        if isinstance(report, dict) and report.get("baselines"):
+            blocks.append(_ladder_table(report))
     if records:
         last = records[-1]
         figures = [(name, _format(values[-1])) for name, (_, values) in sorted(metric_series([last]).items())]

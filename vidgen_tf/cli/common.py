@@ -283,7 +283,7 @@ def build_parser():
     from vidgen_tf.cli.data_check import cmd_data_check
     from vidgen_tf.cli.data_pack import cmd_data_pack
     from vidgen_tf.cli.data_preview import cmd_data_preview
-    from vidgen_tf.cli.evaluate import cmd_eval
+    from vidgen_tf.cli.evaluate import add_protocol_options, cmd_eval
     from vidgen_tf.cli.export import cmd_export
     from vidgen_tf.cli.generate import cmd_generate
     from vidgen_tf.cli.listing import cmd_list
@@ -420,7 +420,10 @@ def build_parser():
                     "video_vae) gets its held-out NLL and bits/dim; with --metrics, any model (GANs too) also gets "
                     "sample metrics: --num-videos videos generated from fixed noise (batches of --batch-size, batch k "
                     "from seed --seed + k, at the model's frame count) against --num-videos real clips of the "
-                    "preset's dataset and options (seed --seed). Progress lines with elapsed seconds go to stderr.")
+                    "preset's dataset and options (seed --seed). Besides the distances, --metrics may name "
+                    "precision, recall, density and coverage (k = 3 nearest-neighbour balls on FVD's clip features) "
+                    "and memorisation (each generated clip's distance to its nearest training clip against held-out "
+                    "real clips'). Progress lines with elapsed seconds go to stderr.")
     p.add_argument("preset", help="preset name or directory (e.g. a `vidgen train --out` directory)")
     p.add_argument("--data", help="dataset name (default: the one the preset was trained on)")
     p.add_argument("--path", help=PATH_HELP + " (held-out data)")
@@ -440,6 +443,7 @@ def build_parser():
     p.add_argument("--json", help="also write the figures to this JSON file (every score with its sample counts "
                                   "and feature network, the motion distances, seeds and the timings)")
     _add_metric_options(p)
+    add_protocol_options(p)
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("generate", help="generate videos from a preset")
@@ -506,6 +510,8 @@ def build_parser():
     p.add_argument("--num-videos", type=int, default=512, help="held-out videos scored (default 512)")
     p.add_argument("--seed", type=int, default=1, help="seed of the held-out videos and noise (default 1)")
     p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--no-baselines", dest="baselines", action="store_false",
+                   help="leave out the replay ladder (`vidgen eval --baselines`) the card shows beside the scores")
     p.add_argument("--recipe", action="append", metavar="COMMAND",
                    help="the training command(s) for the card, when the run did not record them")
     p.add_argument("--description", help="the one line `vidgen list` shows (default: the zoo's current one)")

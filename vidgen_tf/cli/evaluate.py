@@ -53,13 +53,14 @@ def cmd_eval(args):
 
     if args.num_videos < 1 or args.batch_size < 1:
         raise UsageError("--num-videos and --batch-size must be >= 1.")
-    metric_names = _metric_names(args)
-    if metric_names and args.num_videos < 2:
+    metric_names, eval_names = _eval_metric_names(args)
+    _check_protocol_options(args, metric_names + eval_names)
+    if (metric_names or eval_names) and args.num_videos < 2:
         raise UsageError(f"--metrics need --num-videos >= 2, got {args.num_videos}.")
     stages = _Stages()
     model = vidgen_tf.from_preset(args.preset)
     likelihood = isinstance(model, LikelihoodModel)
-    if not likelihood and not metric_names:
+    if not likelihood and not metric_names and not eval_names:
         raise UsageError(
             f"{model.registered_name} is a GAN and has no likelihood: pass --metrics to score its samples "
             "(e.g. --metrics motion, or --metrics fvd,kvd --feature-net DIR --feature-input-size HxW "
@@ -78,45 +79,59 @@ def cmd_eval(args):
     if metric_names:
         _check_motion_dataset(metric_names, name)
         scorer_network = vcallbacks.sample_networks(metric_names, _feature_network(args))
+    clip_network = _clip_network(args, eval_names, scorer_network)
     report = {"model": model.registered_name, "dataset": name, "data_options": options,
               "num_videos": args.num_videos, "seed": args.seed}
     geometry = f"{model.height}x{model.width}x{model.channels}"
     if likelihood:
         stages.begin("likelihood", f"held-out likelihood of {args.num_videos} videos")
         _likelihood(args, model, name, options, report)
+    results = {}
+    if metric_names or eval_names:
+        total = args.num_videos * args.num_trials
+        stages.begin("real_videos", f"loading {total} real clips of {name}"
+                     + (f" and {args.num_videos} held-out ones" if args.baselines else ""))
+        real, held_out = _real_clips(args, model, name, options, total)
+        report["real_clips"] = _real_clips_record(args, name, len(real), held_out)
+        stages.begin("generating", f"generating {total} videos")
+        fake = vcallbacks.generate_videos(model, total, args.seed, batch_size=args.batch_size)
     if metric_names:
-        stages.begin("real_videos", f"loading {args.num_videos} real clips of {name}")
-        real = data.load(
-            name, num_frames=model.num_frames, height=model.height, width=model.width, channels=model.channels,
-            batch_size=args.batch_size, seed=args.seed, num_videos=args.num_videos, drop_remainder=False, **options,
-        )
-        real = np.concatenate([np.asarray(batch) for batch in real])
         scorer = vcallbacks.SampleScorer(
             real, metric_names, dataset=name, dataset_options={k: v for k, v in options.items() if k != "path"},
-            feature_net=scorer_network, batch_size=args.batch_size, seed=args.seed)
+            feature_net=scorer_network, batch_size=args.batch_size, seed=args.seed, num_trials=args.num_trials,
+            window=args.window, stride=args.stride)
         if scorer.networks:
             stages.begin("real_features", f"features of {len(real)} real clips")
             scorer.real_features()
-        stages.begin("generating", f"generating {args.num_videos} videos")
-        fake = vcallbacks.generate_videos(model, args.num_videos, args.seed, batch_size=args.batch_size)
         fake_features = None
         if scorer.networks:
             stages.begin("fake_features", f"features of {len(fake)} generated clips")
             fake_features = scorer.fake_features(fake)
         stages.begin("scoring", "scoring " + ", ".join(metric_names))
         results = scorer.score(fake, fake_features)
+    if eval_names:
+        stages.begin("diversity", "scoring " + ", ".join(eval_names))
+        results.update(_diversity(args, clip_network, eval_names, real, fake, name, model, options, report))
+    if args.baselines:
+        stages.begin("baselines", f"replay ladder (held-out real clips, replayers of {REPLAY_KS_TEXT} clips)")
+        report["baselines"] = _baselines(args, clip_network, metric_names + eval_names, real, held_out)
     report["timings_seconds"] = stages.finish()
 
     if likelihood:
         _print_likelihood(args, model, name, report)
-    if metric_names:
-        print(f"sample metrics: {args.num_videos} generated videos (noise seeds {args.seed}.., batches of "
-              f"{args.batch_size}) against {args.num_videos} real clips of {name} (seed {args.seed}), "
-              f"{model.num_frames}x{geometry}")
+    if metric_names or eval_names:
+        trials = "" if args.num_trials == 1 else f" x {args.num_trials} trials"
+        print(f"sample metrics: {args.num_videos}{trials} generated videos (noise seeds {args.seed}.., batches of "
+              f"{args.batch_size}) against {args.num_videos}{trials} real clips of {name} "
+              f"({report['real_clips']['draw']}, seed {args.seed}), {model.num_frames}x{geometry}")
         report["sample_metrics"] = {}
         report["seeds"] = {"real_videos": args.seed, "noise": args.seed, "frame_offsets": args.seed}
         report["num_generated"], report["num_real"] = len(fake), len(real)
-        for metric in metric_names:
+        report["num_trials"] = args.num_trials
+        for metric in metric_names + eval_names:
+            if metric == "memorisation":
+                _print_memorisation(results[metric], report)
+                continue
             value = results[metric]
             if metric == "motion":
                 report["motion"] = {k: float(v) for k, v in value.items()}
@@ -126,6 +141,11 @@ def cmd_eval(args):
             else:
                 report["sample_metrics"][metric] = value.to_dict()
                 print(value.describe())
+        protocol = _protocol_line(report)
+        if protocol:
+            print(protocol)
+    if args.baselines:
+        _print_baselines(report["baselines"])
     print(f"time: {report['timings_seconds']['total']:.1f}s")
     if args.json:
         presets._write_json(Path(args.json), report)
@@ -160,3 +180,228 @@ def _print_likelihood(args, model, name, report):
     print(f"nll: {report['nll_nats_per_video']:.3f} nats per video ({kind})")
     print(f"bits/dim: {report['bits_per_dim']:.4f}" + (" (upper bound)" if model.log_prob_is_bound else "")
           + f" ({model.bits_per_dim_kind})")
+
+
+# ------------------------------------------------ protocol, diversity, memorisation and the replay ladder
+# Metrics only `vidgen eval` computes: they read more sets than a training callback holds (held-out and
+# training clips), and precision / recall are not distances (no --keep-best).
+EVAL_METRICS = ("precision", "recall", "density", "coverage", "memorisation")
+REPLAY_KS_TEXT = "64, 16, 4, 1"
+# Seed offset of the held-out real clips of a synthetic dataset (another draw than the reference clips').
+HELD_OUT_SEED_OFFSET = 7919
+
+
+def add_protocol_options(parser):
+    """`vidgen eval`'s protocol options: trials, windows, the replay ladder, memorisation's training clips."""
+    parser.add_argument("--num-trials", type=int, default=1, metavar="N",
+                        help="independent draws of --num-videos real and generated clips each; every feature "
+                             "metric is then their mean with the standard deviation over them (default 1)")
+    parser.add_argument("--window", choices=("random", "start"), default="random",
+                        help="frames of each generated clip the feature network reads: from a random offset (the "
+                             "reference FVD recipe) or from t = 0 (StyleGAN-V's choice); real clips always take "
+                             "a random offset (default random)")
+    parser.add_argument("--stride", type=int, default=1, metavar="N",
+                        help="read every N-th frame (8 with 128-frame clips: fvd2048_128f_subsample8f; default 1)")
+    parser.add_argument("--baselines", action="store_true",
+                        help="also score the replay ladder under the same recipe: held-out real clips, and "
+                             f"'generators' replaying k = {REPLAY_KS_TEXT} of them (the figures every model's "
+                             "should be read against)")
+    parser.add_argument("--num-train", type=int, metavar="N",
+                        help="training clips memorisation compares against (default: --num-videos)")
+    parser.add_argument("--train-seed", type=int, default=0, metavar="SEED",
+                        help="seed of the training stream memorisation reads (default 0, training's default)")
+
+
+def _eval_metric_names(args):
+    """`(SampleScorer metrics, eval-only metrics)` of --metrics; an unknown name is named."""
+    from vidgen_tf.callbacks import SAMPLE_METRICS
+    from vidgen_tf.registry import unknown_name_error
+
+    if not getattr(args, "metrics", None):
+        return _metric_names(args), ()
+    names = [n.strip().lower() for n in args.metrics.split(",") if n.strip()]
+    for n in names:
+        if n not in SAMPLE_METRICS and n not in EVAL_METRICS:
+            raise unknown_name_error("metric (--metrics)", n, sorted([*SAMPLE_METRICS, *EVAL_METRICS]))
+    extra = tuple(dict.fromkeys(n for n in names if n in EVAL_METRICS))
+    if extra and not [n for n in names if n not in EVAL_METRICS]:
+        return (), extra
+    return _metric_names(_Without(args, EVAL_METRICS)), extra
+
+
+class _Without:
+    """`args` whose --metrics lack `names` (for the shared parser of the others)."""
+
+    def __init__(self, args, names):
+        self.__dict__.update(vars(args))
+        self.metrics = ",".join(n for n in args.metrics.split(",") if n.strip().lower() not in names)
+
+
+def _check_protocol_options(args, names):
+    if args.num_trials < 1:
+        raise UsageError(f"--num-trials must be >= 1, got {args.num_trials}.")
+    if args.stride < 1:
+        raise UsageError(f"--stride must be >= 1, got {args.stride}.")
+    if args.num_train is not None and args.num_train < 4:
+        raise UsageError(f"--num-train must be >= 4, got {args.num_train}.")
+    if args.num_train is not None and "memorisation" not in names:
+        raise UsageError("--num-train is the training clips of --metrics memorisation; add memorisation to --metrics.")
+    if args.baselines and args.num_trials > 1:
+        raise UsageError("--baselines scores one draw; leave out --num-trials (or score the ladder separately).")
+    if args.baselines and args.num_videos < 4:
+        raise UsageError(f"--baselines needs --num-videos >= 4 (a replayer of 4 clips), got {args.num_videos}.")
+    unknown_net = [n for n in names if n in ("precision", "recall", "density", "coverage")]
+    if unknown_net and args.num_videos <= 3:
+        raise UsageError(f"--metrics {','.join(unknown_net)} need --num-videos > 3 (k = 3 neighbours).")
+
+
+def _clip_network(args, eval_names, scorer_network):
+    """The video `FeatureNetwork` precision / recall / memorisation and the ladder read (FVD's), or None."""
+    if not eval_names and not args.baselines:
+        return None
+    if scorer_network and "fvd" in scorer_network:
+        return scorer_network["fvd"]
+    from vidgen_tf.callbacks import feature_network_for
+
+    return feature_network_for("fvd", _feature_network(args))
+
+
+def _real_clips(args, model, name, options, total):
+    """`(real, held_out)` uint8 clips: `total` reference clips and, with --baselines, --num-videos others.
+
+    Clips are drawn with the seed: a dataset read from files is shuffled (seeded) before the first
+    `total` are taken, so a folder sorted by class gives every class; a synthetic dataset's clips are
+    made from the seed. The held-out clips of a file dataset are the next --num-videos of the same
+    draw (disjoint from the reference); a synthetic set's are another draw (seed + 7919).
+    """
+    import numpy as np
+
+    from vidgen_tf import data
+    from vidgen_tf.data.registry import get_source
+    from vidgen_tf.metrics.features import to_uint8
+
+    from_files = get_source(name).needs_path
+
+    def load(seed, count):
+        clips = data.load(name, num_frames=model.num_frames, height=model.height, width=model.width,
+                          channels=model.channels, batch_size=args.batch_size, seed=seed, num_videos=count,
+                          drop_remainder=False, shuffle=True if from_files else None, **options)
+        return to_uint8(np.concatenate([np.asarray(batch) for batch in clips]))
+
+    if not args.baselines:
+        return load(args.seed, total), None
+    if from_files:
+        both = load(args.seed, total + args.num_videos)
+        return both[:total], both[total:]
+    return load(args.seed, total), load(args.seed + HELD_OUT_SEED_OFFSET, args.num_videos)
+
+
+def _real_clips_record(args, name, count, held_out):
+    from vidgen_tf.data.registry import get_source
+
+    from_files = get_source(name).needs_path
+    record = {"count": count, "seed": args.seed,
+              "draw": "a seeded shuffle of every clip" if from_files else "made from the seed"}
+    if held_out is not None:
+        record["held_out"] = {"count": len(held_out),
+                              "draw": "the next clips of the same draw" if from_files else
+                              f"made from seed {args.seed + HELD_OUT_SEED_OFFSET}"}
+    return record
+
+
+def _diversity(args, network, names, real, fake, name, model, options, report):
+    """`{metric: Score}` of precision / recall / density / coverage and `{"memorisation": dict}`."""
+    import numpy as np
+
+    from vidgen_tf import data
+    from vidgen_tf.metrics import extract_features
+    from vidgen_tf.metrics.features import to_uint8
+    from vidgen_tf.metrics.video import memorisation_features, precision_recall_features
+
+    found = {}
+    real_features = extract_features(real, network, None, args.batch_size, args.seed, stride=args.stride)
+    fake_features = extract_features(fake, network, None, args.batch_size, args.seed + 1, window=args.window,
+                                     stride=args.stride)
+    wanted = [n for n in names if n != "memorisation"]
+    if wanted:
+        scores = precision_recall_features(network, real_features, fake_features, 3, args.seed, args.num_trials,
+                                           args.window, args.stride)
+        found.update({n: scores[n] for n in wanted})
+    if "memorisation" in names:
+        count = args.num_train or args.num_videos
+        stream = data.load(name, num_frames=model.num_frames, height=model.height, width=model.width,
+                           channels=model.channels, batch_size=args.batch_size, seed=args.train_seed, **options)
+        train = []
+        for batch in stream:
+            train.append(to_uint8(np.asarray(batch)))
+            if sum(len(b) for b in train) >= count:
+                break
+        train = np.concatenate(train)[:count]
+        train_features = extract_features(train, network, None, args.batch_size, args.seed + 2, stride=args.stride)
+        n = args.num_videos  # the first draw's clips: generated against held-out (the reference, never trained on)
+        result = memorisation_features(network, train_features, fake_features[:n], real_features[:n], args.seed,
+                                       args.window, args.stride)
+        result["protocol"]["train_seed"] = args.train_seed
+        found["memorisation"] = result
+    return found
+
+
+def memorisation_record(result):
+    """The JSON-able part of a `memorisation` result (medians, ratio, copied fraction, quantiles, protocol)."""
+    import numpy as np
+
+    quantiles = (0.05, 0.25, 0.5, 0.75, 0.95)
+    return {
+        "ratio": float(result["ratio"]), "fake_median": result["fake_median"],
+        "held_out_median": result["held_out_median"], "copied_fraction": result["copied_fraction"],
+        "fake_repeats": result["fake_repeats"], "held_out_repeats": result["held_out_repeats"],
+        "fake_quantiles": [float(q) for q in np.quantile(result["fake_distances"], quantiles)],
+        "held_out_quantiles": [float(q) for q in np.quantile(result["held_out_distances"], quantiles)],
+        "quantiles": list(quantiles), "protocol": dict(result["protocol"]),
+    }
+
+
+def _print_memorisation(result, report):
+    record = memorisation_record(result)
+    report["memorisation"] = record
+    print(f"memorisation: nearest-training-clip distance, generated median {record['fake_median']:.4g} vs held-out "
+          f"real {record['held_out_median']:.4g} (ratio {record['ratio']:.3g}; a copier sits far below 1); "
+          f"{record['copied_fraction']:.1%} of generated clips nearer than the held-out 5th percentile, "
+          f"{record['fake_repeats']:.1%} equal to a training clip "
+          f"({record['protocol']['num_train']} training clips, stream seed {record['protocol']['train_seed']})")
+
+
+def _baselines(args, network, names, real, held_out):
+    """The replay ladder's rows, as JSON-able dicts `{"name", "k", metric: Score.to_dict()}`."""
+    from vidgen_tf.metrics import replay_ladder
+    from vidgen_tf.metrics.video import REPLAY_KS
+
+    ladder = [n for n in names if n in ("fvd", "kvd", "precision", "recall", "density", "coverage")]
+    rows = replay_ladder(real[: args.num_videos], held_out, feature_net=network,
+                         metrics=ladder or ("fvd", "precision", "recall"), num_videos=args.num_videos,
+                         ks=tuple(k for k in REPLAY_KS if k <= args.num_videos),
+                         batch_size=args.batch_size, seed=args.seed, window=args.window, stride=args.stride)
+    return [{key: (value.to_dict() if hasattr(value, "to_dict") else value) for key, value in row.items()}
+            for row in rows]
+
+
+def _print_baselines(rows):
+    metrics = [key for key in rows[0] if key not in ("name", "k")]
+    first = rows[0][metrics[0]]
+    print(f"replay ladder ({first['num_real']} real clips; the same recipe; features: {first['feature_network']}):")
+    print(f"  {'':14s}" + "".join(f"{m:>12s}" for m in metrics))
+    for row in rows:
+        print(f"  {row['name']:14s}" + "".join(f"{row[m]['value']:12.4g}" for m in metrics))
+
+
+def _protocol_line(report):
+    """One line of the protocol shared by the figures (counts, frames, window, stride, resize, trials, network)."""
+    records = [entry["protocol"] for entry in report.get("sample_metrics", {}).values() if "protocol" in entry]
+    if not records:
+        return None
+    p = records[0]
+    frames = "every frame" if p["num_frames"] is None else f"{p['num_frames']} frames"
+    report["protocol"] = {k: v for k, v in p.items() if k != "k"}
+    return (f"protocol: {p['num_real']} real, {p['num_fake']} generated, {frames} ({p['window']} window, stride "
+            f"{p['stride']}), {p['resize']}, seed {p['seed']}, {p['num_trials']} trial(s), {p['network']}, "
+            f"fingerprint {p['fingerprint']}")

@@ -9,7 +9,9 @@ only with `--overwrite`, and a folder holding other files never): its
 `config.json`, `model.weights.h5` (the run's best checkpoint by the metric of
 `--keep-best`, or its final weights), `metadata.json` with `scores` (every
 figure `vidgen eval` printed, with its recipe) and a `headline`,
-`sample.gif` (fixed noise, enlarged), and `README.md`: the card's
+`sample.gif` (fixed noise, enlarged) and `real.gif` (real clips of its
+dataset, the same frames and enlargement), the replay ladder of
+`vidgen eval --baselines` beside its scores, and `README.md`: the card's
 hand-written text is kept and the part between the two `vidgen publish`
 markers (training, scores, sample) is rewritten.
 """
@@ -24,11 +26,15 @@ from vidgen_tf.cli.common import UsageError
 BEGIN = "<!-- vidgen publish: begin (this part is written by `vidgen publish`) -->"
 END = "<!-- vidgen publish: end -->"
 SAMPLE_FILE = "sample.gif"
-# Figures scored by `vidgen eval` and kept in a preset: GANs by their samples, likelihood models also by NLL.
-DEFAULT_METRICS = "fvd,kvd,motion"
+REAL_FILE = "real.gif"
+# Figures scored by `vidgen eval` and kept in a preset: GANs by their samples, likelihood models also by NLL;
+# precision / recall (diversity) and memorisation beside the distribution distances.
+DEFAULT_METRICS = "fvd,kvd,motion,precision,recall,memorisation"
+# The metrics of the replay ladder shown on a card (those the preset was scored by).
+LADDER_METRICS = ("fvd", "kvd", "precision", "recall", "density", "coverage")
 
 
-def _eval_report(directory, metrics, num_videos, seed, batch_size):
+def _eval_report(directory, metrics, num_videos, seed, batch_size, baselines=False):
     """Runs `vidgen eval` on the preset `directory` and returns its JSON report."""
     from vidgen_tf.cli.common import main
 
@@ -38,6 +44,8 @@ def _eval_report(directory, metrics, num_videos, seed, batch_size):
                 "--batch-size", str(batch_size), "--json", str(path)]
         if metrics:
             argv += ["--metrics", metrics]
+        if baselines and metrics:
+            argv += ["--baselines"]
         code = main(argv)
         if code:
             raise RuntimeError(f"`vidgen {' '.join(argv)}` failed (exit {code}); nothing was published.")
@@ -51,6 +59,16 @@ def scores_of(report):
     for name, entry in report.get("sample_metrics", {}).items():
         scores[name] = {"value": float(entry["value"]), "num_real": entry["num_real"], "num_fake": entry["num_fake"],
                         "feature_network": entry["feature_network"], "std": entry["std"], "seed": seed}
+        if entry.get("num_trials", 1) != 1:
+            scores[name]["num_trials"] = entry["num_trials"]
+    if "memorisation" in report:
+        memo = report["memorisation"]
+        scores["memorisation"] = {
+            "value": float(memo["ratio"]), "num_real": memo["protocol"]["num_real"],
+            "num_fake": memo["protocol"]["num_fake"], "num_train": memo["protocol"]["num_train"],
+            "feature_network": memo["protocol"]["network"], "std": None, "seed": seed,
+            "fake_median": memo["fake_median"], "held_out_median": memo["held_out_median"],
+            "copied_fraction": memo["copied_fraction"], "fake_repeats": memo.get("fake_repeats")}
     if "motion" in report:
         scores["motion"] = {"value": float(report["motion"]["total"]), "num_real": report["num_real"],
                             "num_fake": report["num_generated"], "seed": seed,
@@ -76,7 +94,11 @@ def _hours(seconds):
 
 
 def card_section(name, metadata, scores, eval_command, best):
-    """The markdown between the card's markers: training, scores, sample."""
+    """The markdown between the card's markers: training, scores, the replay ladder, protocol, sample, real clips.
+
+    A function of the preset's metadata alone (its scores, `baselines`, `protocol`, `real_sample`), so a card
+    can be rewritten from `metadata.json` without scoring again (`rewrite_card`).
+    """
     lines = [BEGIN, "", "## Trained weights", ""]
     steps = metadata.get("training_steps", 0)
     seconds = metadata.get("training_seconds")
@@ -98,10 +120,12 @@ def card_section(name, metadata, scores, eval_command, best):
               "| metric | value | recipe |", "|---|---|---|"]
     from vidgen_tf import presets
 
-    for metric, entry in scores.items():
+    order = {name: i for i, name in enumerate(presets.SCORE_NAMES)}  # one order, whatever the JSON's
+    for metric, entry in sorted(scores.items(), key=lambda item: order.get(item[0], len(order))):
         value = f"{entry['value']:.4g}" + (f" +- {entry['std']:.3g}" if entry.get("std") is not None else "")
         recipe = presets.describe_score(metric, entry).partition(" (")[2].rstrip(")")
         lines.append(f"| {metric} | {value} | {recipe} |")
+    lines += _ladder_lines(metadata, scores)
     motion = scores.get("motion", {}).get("terms")
     if motion:
         lines += ["", "Motion terms (each a distance to the data's ground-truth statistics; lower is closer): "
@@ -110,9 +134,98 @@ def card_section(name, metadata, scores, eval_command, best):
     if feature:
         lines += ["", f"FVD and KVD use the built-in synthetic feature network ({feature.split(' (')[0]}): "
                   "they rank models on this data, and are not comparable with figures computed with I3D."]
+    protocol = metadata.get("protocol")
+    if protocol:
+        lines += ["", "Protocol: " + protocol_text(protocol) + "."]
     lines += ["", "## Sample", "", f"![8 samples of {name}, fixed noise (seed 0), enlarged 3x]({SAMPLE_FILE})", "",
-              f"`vidgen generate {name} --num 8 --seed 0 --scale 3 --out {SAMPLE_FILE}`", "", END]
+              f"`vidgen generate {name} --num 8 --seed 0 --scale 3 --out {SAMPLE_FILE}`"]
+    if metadata.get("real_sample"):
+        lines += ["", f"![8 real clips of {metadata.get('dataset')} (seed 0), the same frames, enlarged 3x]"
+                  f"({REAL_FILE})", "", f"Real clips for comparison: {metadata['real_sample']}."]
+    lines += ["", END]
     return "\n".join(lines) + "\n"
+
+
+def protocol_text(protocol):
+    """The protocol record of a figure in words (counts, frames, window, stride, resize, seed, trials, network)."""
+    frames = "every frame" if protocol.get("num_frames") is None else f"{protocol['num_frames']} frames"
+    return (f"{protocol['num_real']} real and {protocol['num_fake']} generated clips, {frames} from a "
+            f"{protocol['window']} window (stride {protocol['stride']}), {protocol['resize']}, seed {protocol['seed']}, "
+            f"{protocol['num_trials']} trial(s), features {protocol['network'].split(' (')[0]} "
+            f"(fingerprint {protocol['fingerprint']})")
+
+
+def ladder_rows(metadata, scores):
+    """`(header, rows)` of the replay ladder beside the model's own figures, or None without a ladder."""
+    ladder = metadata.get("baselines")
+    if not ladder:
+        return None
+    metrics = [m for m in LADDER_METRICS if m in ladder[0]]
+    header = ["clips scored", *metrics]
+    rows = [["this model", *[f"{scores[m]['value']:.4g}" if m in scores else "-" for m in metrics]]]
+    rows += [[row["name"], *[f"{row[m]:.4g}" for m in metrics]] for row in ladder]
+    return header, rows
+
+
+def _ladder_lines(metadata, scores):
+    table = ladder_rows(metadata, scores)
+    if table is None:
+        return []
+    header, rows = table
+    lines = ["", "### Against the replay ladder", "",
+             "The same recipe scores held-out real clips (the floor a perfect model reaches) and 'generators' that "
+             "replay k of those held-out clips over and over, with no variety beyond those k: a model that scores "
+             "no better than a small replayer has not shown that it makes varied clips. Distances (FVD, KVD) "
+             "cannot see copying; recall (the share of real clips the generated ones reach) and the memorisation "
+             "check below can. Read the model's figures against these:", "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    memo = scores.get("memorisation")
+    if memo:
+        lines += ["", f"Memorisation: the generated clips' median distance to their nearest of {memo['num_train']} "
+                  f"training clips is {memo['fake_median']:.4g}, held-out real clips' {memo['held_out_median']:.4g} "
+                  f"(ratio {memo['value']:.3g}; a copier sits far below 1); {memo['copied_fraction']:.1%} of "
+                  "generated clips are nearer a training clip than the held-out clips' 5th percentile (about 5% "
+                  "for novel clips)" + (f", {memo['fake_repeats']:.1%} equal one" if memo.get("fake_repeats") is not None
+                                        else "") + "."]
+    return lines
+
+
+def baselines_of(report):
+    """`metadata.json` "baselines": the replay ladder's rows `{"name", "k", metric: value}` of a report."""
+    return [{"name": row["name"], "k": row["k"],
+             **{m: float(row[m]["value"]) for m in LADDER_METRICS if m in row}} for row in report.get("baselines", [])]
+
+
+def write_real_sample(model, metadata, path, scale=3, fps=8):
+    """Writes 8 real clips of the preset's dataset (seed 0) like its sample; returns their description or None."""
+    from vidgen_tf import data, video_io
+
+    dataset = metadata.get("dataset")
+    if not dataset:
+        return None
+    options = dict(metadata.get("data_options") or {})
+    videos = data.make_videos(dataset, 8, num_frames=model.num_frames, height=model.height, width=model.width,
+                              channels=model.channels, seed=0, **options)
+    video_io.write_video(path, videos, fps=fps, scale=scale)
+    return (f"{len(videos)} clips of `{dataset}` (seed 0) at the model's {model.num_frames} frames of "
+            f"{model.height}x{model.width}, enlarged {scale}x like the samples")
+
+
+def rewrite_card(directory, name=None):
+    """Rewrites the marked part of the card of the preset `directory` from its `metadata.json` (no scoring)."""
+    from vidgen_tf import atomic, presets
+
+    directory = Path(directory)
+    name = name or directory.name
+    metadata = presets._read_json(directory / presets.METADATA_FILE, "metadata")
+    card = directory / "README.md"
+    old = card.read_text(encoding="utf-8") if card.is_file() else ""
+    section = card_section(name, metadata, metadata.get("scores", {}), metadata["scored_by"]["command"],
+                           metadata.get("best_checkpoint"))
+    with atomic.atomic_file(card) as temporary:
+        temporary.write_text(_merged_card(old, section, name), encoding="utf-8")
+    return card
 
 
 def _merged_card(old_text, section, name):
@@ -213,20 +326,34 @@ def cmd_publish(args):
         presets._write_json(staging / presets.METADATA_FILE, metadata)
         model = vidgen_tf.from_preset(str(staging))
         metrics = DEFAULT_METRICS if args.metrics is None else args.metrics
-        report = _eval_report(staging, metrics, args.num_videos, args.seed, args.batch_size)
+        # The ladder reads clip features: only beside metrics that do (not motion alone).
+        baselines = args.baselines and any(m.strip() in (*LADDER_METRICS, "memorisation")
+                                           for m in (metrics or "").split(","))
+        report = _eval_report(staging, metrics, args.num_videos, args.seed, args.batch_size, baselines)
         scores = scores_of(report)
         eval_command = (f"vidgen eval {args.name} --num-videos {args.num_videos} --seed {args.seed}"
-                        f" --batch-size {args.batch_size}" + (f" --metrics {metrics}" if metrics else ""))
+                        f" --batch-size {args.batch_size}" + (f" --metrics {metrics}" if metrics else "")
+                        + (" --baselines" if baselines else ""))
+        for key, value in (("baselines", baselines_of(report)), ("protocol", report.get("protocol"))):
+            if value:
+                metadata[key] = value
+            else:
+                metadata.pop(key, None)
         if args.headline is not None and args.headline not in scores:
             raise UsageError(f"--headline {args.headline} is not among the scores: {', '.join(sorted(scores))}.")
         metadata["scores"], metadata["headline"] = scores, args.headline or _headline(scores)
         # How to score it again: tests/test_zoo.py reruns this and compares.
         metadata["scored_by"] = {"command": eval_command, "num_videos": args.num_videos, "seed": args.seed,
-                                 "batch_size": args.batch_size, "metrics": metrics}
-        presets._write_json(staging / presets.METADATA_FILE, metadata)
+                                 "batch_size": args.batch_size, "metrics": metrics, "baselines": baselines}
         videos = model.generate(8, seed=0).numpy()
         video_io.write_video(staging / SAMPLE_FILE, videos, fps=8, scale=3)
-        section = card_section(args.name, metadata, scores, eval_command, best_record)
+        metadata["real_sample"] = write_real_sample(model, metadata, staging / REAL_FILE)
+        if metadata["real_sample"] is None:
+            del metadata["real_sample"]
+        presets._write_json(staging / presets.METADATA_FILE, metadata)
+        # Re-scoring a published preset (no checkpoints of its own): the card keeps its recorded best checkpoint.
+        best = best_record or metadata.get("best_checkpoint")
+        section = card_section(args.name, metadata, scores, eval_command, best)
         (staging / "README.md").write_text(_merged_card(old_card, section, args.name), encoding="utf-8")
         _check_target(target, args.overwrite)  # again: the zoo may have changed while the preset was scored
         with atomic.atomic_directory(target) as final:

@@ -188,8 +188,11 @@ class NpzSource(registry.Source):
                     f"`num_videos`={num_videos} but npz dataset file '{request.path}' holds only "
                     f"{len(videos)} videos."
                 )
-            videos = videos[:num_videos]
-            labels = None if labels is None else labels[:num_videos]
+            # Shuffled: `num_videos` videos drawn with the seed from the whole file (a file sorted by
+            # class would otherwise give only its first classes); else the first `num_videos`.
+            picks = rng.permutation(len(videos))[:num_videos] if request.shuffle else np.arange(num_videos)
+            videos = videos[picks]
+            labels = None if labels is None else labels[picks]
         return take_windows(videos, request.num_frames, rng), labels
 
     def stream(self, request, start_video, chunk_size):

@@ -9,11 +9,17 @@ on them.
 - `frechet_distance`: the Frechet distance of two Gaussians (FID / FVD).
 - `polynomial_mmd`: the unbiased polynomial-kernel MMD estimator (KID / KVD).
 - `inception_score`: the Inception Score of class probabilities (IS).
+- `feature_precision_recall`: improved precision and recall (k-NN balls),
+  density and coverage; `feature_memorisation`: nearest-training-sample
+  distances of generated samples against held-out ones.
 
 Video-level metrics run a pluggable `FeatureNetwork` (a Keras model, a
 callable or a SavedModel directory the user brings) over clips prepared by the
 reference FVD recipe: `fvd`, `kvd`, `fid`, `kid`, `video_inception_score`,
-each returning a `Score` (a float carrying its sample counts and network).
+each returning a `Score` (a float carrying its sample counts, network,
+`num_trials`, `std` and `protocol` record); `precision_recall` and
+`memorisation` read the same clip features, and `replay_ladder` scores held-out
+real clips and replayers of k = 64, 16, 4, 1 of them, the reference figures.
 Without a `feature_net` they use `builtin_feature_network`, a small classifier
 of the zoo's synthetic sets shipped with the package, whose figures are
 labelled "vidgen synthetic features" (not comparable with I3D figures).
@@ -27,6 +33,8 @@ from vidgen_tf.metrics.motion import motion_distance, motion_statistics
 from vidgen_tf.metrics.statistics import (
     GaussianStatistics,
     frechet_distance,
+    feature_memorisation,
+    feature_precision_recall,
     inception_score,
     polynomial_mmd,
 )
@@ -47,6 +55,11 @@ from vidgen_tf.metrics.video import (
     fvd,
     kid,
     kvd,
+    memorisation,
+    precision_recall,
+    protocol_record,
+    replay_ladder,
+    replay_videos,
     video_inception_score,
 )
 
@@ -59,6 +72,8 @@ __all__ = [
     "check_network",
     "default_splits",
     "extract_features",
+    "feature_memorisation",
+    "feature_precision_recall",
     "fid",
     "frechet_distance",
     "fvd",
@@ -66,10 +81,15 @@ __all__ = [
     "kid",
     "kvd",
     "load_feature_network",
+    "memorisation",
     "motion_distance",
     "motion_statistics",
     "polynomial_mmd",
+    "precision_recall",
     "prepare_clips",
     "resize_frames",
+    "protocol_record",
+    "replay_ladder",
+    "replay_videos",
     "video_inception_score",
 ]

@@ -388,26 +388,39 @@ def resize_frames(frames, size, method="bilinear"):
     raise ValueError(f"`resize` must be one of {', '.join(map(repr, RESIZE_METHODS))}, got {method!r}.")
 
 
-def prepare_clips(videos, network, rng):
+def prepare_clips(videos, network, rng, window="random", stride=1):
     """Preprocessed network inputs from uint8 videos, following the reference FVD recipe.
 
-    For a video network: `network.num_frames` consecutive frames from a
-    random offset per video `(B, F, h, w, 3)`; for a per-frame network every
-    frame of every clip `(B * T, h, w, 3)`. Frames are resized bilinearly by
-    the network's rule (`resize_frames`: half-pixel centres by default, or
-    TF1's rule) and scaled from [0, 255] to the network's value range.
+    For a video network: `network.num_frames` frames per video
+    `(B, F, h, w, 3)`, every `stride`-th one (1: consecutive frames; 8 with
+    128-frame clips is StyleGAN-V's `fvd2048_128f_subsample8f`), from a
+    random offset per video (`window="random"`, the reference recipe) or from
+    frame 0 (`window="start"`, StyleGAN-V's choice for generated clips); for
+    a per-frame network every frame of every clip `(B * T, h, w, 3)`. Frames
+    are resized bilinearly by the network's rule (`resize_frames`: half-pixel
+    centres by default, or TF1's rule) and scaled from [0, 255] to the
+    network's value range.
     """
+    if window not in ("random", "start"):
+        raise ValueError(f"`window` must be 'random' or 'start', got {window!r}.")
+    if isinstance(stride, bool) or int(stride) != stride or stride < 1:
+        raise ValueError(f"`stride` must be an int >= 1, got {stride!r}.")
+    stride = int(stride)
     videos = to_uint8(videos)
     batch, frames = videos.shape[:2]
     if not network.per_frame:
         need = network.num_frames
-        if frames < need:
+        span = (need - 1) * stride + 1  # frames a window covers
+        if frames < span:
+            every = "consecutive frames" if stride == 1 else f"frames, every {stride}th ({span} in all)"
             raise ValueError(
-                f"Feature network {network.describe()} reads {need} consecutive frames, but the videos have "
-                f"{frames}."
+                f"Feature network {network.describe()} reads {need} {every}, but the videos have {frames}."
             )
-        offsets = rng.integers(0, frames - need + 1, size=batch)
-        videos = np.stack([v[o : o + need] for v, o in zip(videos, offsets)])
+        if window == "start":
+            offsets = np.zeros(batch, np.int64)
+        else:
+            offsets = rng.integers(0, frames - span + 1, size=batch)
+        videos = np.stack([v[o : o + span : stride] for v, o in zip(videos, offsets)])
     x = tf.convert_to_tensor(videos, tf.float32)
     if x.shape[-1] == 1 and network.channels == 3:
         x = tf.repeat(x, 3, axis=-1)

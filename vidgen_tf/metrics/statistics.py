@@ -259,3 +259,127 @@ def inception_score(probabilities, splits=10):
         scores.append(np.exp(terms.sum(axis=1).mean()))
     scores = np.asarray(scores)
     return float(scores.mean()), float(scores.std())
+
+
+def _pairwise_distances(x, y):
+    """Euclidean distances `(N, M)` between the rows of `x` and `y` (float64; round-off below 0 clipped)."""
+    squared = (x * x).sum(axis=1)[:, None] + (y * y).sum(axis=1)[None, :] - 2.0 * (x @ y.T)
+    return np.sqrt(np.clip(squared, 0.0, None))
+
+
+def _knn_radii(x, k):
+    """Distance of each row of `x` to its k-th nearest other row `(N,)` (itself excluded)."""
+    distances = _pairwise_distances(x, x)
+    np.fill_diagonal(distances, np.inf)
+    return np.partition(distances, k - 1, axis=1)[:, k - 1]
+
+
+def feature_precision_recall(real, fake, k=3):
+    """Improved precision and recall, density and coverage of two feature sets.
+
+    Kynkaanniemi et al., "Improved Precision and Recall Metric for Assessing
+    Generative Models", NeurIPS 2019: each sample's k-NN ball (radius: the
+    distance to its k-th nearest neighbour in its own set) approximates the
+    support of its distribution's manifold.
+
+    - precision: the fraction of generated samples inside at least one real
+      ball (fidelity: how many generated samples look real);
+    - recall: the fraction of real samples inside at least one generated
+      ball (diversity: how much of the real data the model covers);
+    - density (Naeem et al., "Reliable Fidelity and Diversity Metrics for
+      Generative Models", ICML 2020): the number of real balls holding each
+      generated sample, summed over samples, divided by `k M` (about 1 for
+      one distribution; above 1 when samples crowd dense real regions);
+    - coverage (Naeem et al.): the fraction of real balls holding at least
+      one generated sample (real radii only: robust to generated outliers).
+
+    Args:
+        real: features `(N, D)`, N > k.
+        fake: features `(M, D)`, M > k.
+        k: int. The neighbour whose distance is a ball's radius. Defaults to 3.
+
+    Returns:
+        dict `{"precision", "recall", "density", "coverage"}` of floats
+        (precision, recall and coverage in [0, 1]).
+    """
+    x, y = _features("real", real), _features("fake", fake)
+    if x.shape[1] != y.shape[1]:
+        raise ValueError(f"Feature size mismatch: `real` has {x.shape[1]}-d features, `fake` {y.shape[1]}-d.")
+    k = int(k)
+    if k < 1:
+        raise ValueError(f"`k` must be >= 1, got {k}.")
+    if min(len(x), len(y)) <= k:
+        raise ValueError(f"precision_recall with k={k} needs more than {k} samples in each set, got "
+                         f"{len(x)} real and {len(y)} generated.")
+    real_radii, fake_radii = _knn_radii(x, k), _knn_radii(y, k)
+    between = _pairwise_distances(x, y)  # (N real, M fake)
+    in_real_balls = between <= real_radii[:, None]  # [i, j]: fake j inside real i's ball
+    in_fake_balls = between <= fake_radii[None, :]  # [i, j]: real i inside fake j's ball
+    return {
+        "precision": float(in_real_balls.any(axis=0).mean()),
+        "recall": float(in_fake_balls.any(axis=1).mean()),
+        "density": float(in_real_balls.sum() / (k * len(y))),
+        "coverage": float(in_real_balls.any(axis=1).mean()),
+    }
+
+
+def nearest_distances(queries, references):
+    """Distance of each row of `queries` to its nearest row of `references` `(N,)` (Euclidean, float64)."""
+    q, r = _features("queries", queries), _features("references", references)
+    if q.shape[1] != r.shape[1]:
+        raise ValueError(f"Feature size mismatch: `queries` have {q.shape[1]}-d features, `references` "
+                         f"{r.shape[1]}-d.")
+    out = np.empty(len(q))
+    for start in range(0, len(q), 1024):  # bounded memory for large sets
+        out[start : start + 1024] = _pairwise_distances(q[start : start + 1024], r).min(axis=1)
+    return out
+
+
+def feature_memorisation(train, fake, held_out):
+    """How close generated samples sit to their nearest training sample, against held-out real ones.
+
+    A model that generalises makes samples no nearer the training set than
+    fresh real samples are; one that copies makes samples at (or near)
+    distance 0 from some training sample. The figure to read is `ratio`, the
+    median nearest-training distance of the generated samples over that of
+    the held-out ones: about 1 for a model as novel as the data, far below 1
+    for a copier (0 for an exact one). `copied_fraction` is the share of
+    generated samples nearer a training sample than the 5th percentile of
+    held-out samples' distances (about 0.05 for novel samples).
+
+    On data with few distinct samples (one square moving in one of four
+    directions) held-out samples repeat training samples exactly, and no
+    distance can tell copying from the data: `held_out_repeats` is the share
+    of held-out samples at distance 0 (below 1e-6 of the training features'
+    median norm) from a training sample, and when it is half or more (the
+    held-out median is 0) the check is refused with an error saying so.
+
+    Args:
+        train: features `(N, D)` of training samples.
+        fake: features `(M, D)` of generated samples.
+        held_out: features `(L, D)` of real samples not used for training.
+
+    Returns:
+        dict: `fake_distances` `(M,)` and `held_out_distances` `(L,)` (each
+        sample's distance to its nearest training sample), their medians
+        `fake_median`, `held_out_median`, `ratio`, `copied_fraction`,
+        `fake_repeats` and `held_out_repeats` (the shares at distance 0).
+    """
+    fake_distances = nearest_distances(fake, train)
+    held_out_distances = nearest_distances(held_out, train)
+    zero = 1e-6 * float(np.median(np.linalg.norm(_features("train", train), axis=1)))
+    fake_median, held_median = float(np.median(fake_distances)), float(np.median(held_out_distances))
+    if held_median <= zero:
+        share = float((held_out_distances <= zero).mean())
+        raise ValueError(f"The held-out samples' median distance to the training set is 0 ({share:.0%} of them "
+                         "equal a training sample): `held_out` overlaps `train`, or the data has so few distinct "
+                         "samples that no distance can tell copying from it (pass real samples that were not "
+                         "trained on, of data with more variety).")
+    threshold = np.percentile(held_out_distances, 5)
+    return {
+        "fake_distances": fake_distances, "held_out_distances": held_out_distances,
+        "fake_median": fake_median, "held_out_median": held_median, "ratio": fake_median / held_median,
+        "copied_fraction": float((fake_distances < threshold).mean()),
+        "fake_repeats": float((fake_distances <= zero).mean()),
+        "held_out_repeats": float((held_out_distances <= zero).mean()),
+    }

@@ -27,7 +27,14 @@ import tensorflow as tf
 
 from vidgen_tf.atomic import atomic_file
 from vidgen_tf.metrics.features import REFERENCE_NETWORKS, load_feature_network, prepare_clips, to_uint8
-from vidgen_tf.metrics.statistics import GaussianStatistics, frechet_distance, inception_score, polynomial_mmd
+from vidgen_tf.metrics.statistics import (
+    GaussianStatistics,
+    feature_memorisation,
+    feature_precision_recall,
+    frechet_distance,
+    inception_score,
+    polynomial_mmd,
+)
 
 DEFAULT_NUM_VIDEOS = 2048
 # Clips per Inception Score split at least (below, fewer splits): a split's marginal p(y) is estimated from
@@ -42,12 +49,19 @@ def default_splits(num_clips):
 
 
 class Score(float):
-    """A metric's value with its recipe: `name`, `num_real`, `num_fake`, `feature_network`, `std`, `splits` (IS)."""
+    """A metric's value with its recipe: `name`, `num_real`, `num_fake`, `feature_network`, `std`, `splits` (IS).
 
-    def __new__(cls, value, name, num_real, num_fake, feature_network, std=None, splits=None):
+    `num_trials` is the number of independent draws the value is the mean of
+    (its `std` then the standard deviation over them); `protocol` is the
+    record of how it was measured (see `protocol_record`), or None.
+    """
+
+    def __new__(cls, value, name, num_real, num_fake, feature_network, std=None, num_trials=1, protocol=None,
+                splits=None):
         score = super().__new__(cls, value)
         score.name, score.num_real, score.num_fake = name, num_real, num_fake
         score.feature_network, score.std, score.splits = feature_network, std, splits
+        score.num_trials, score.protocol = int(num_trials), protocol
         return score
 
     def describe(self):
@@ -55,14 +69,44 @@ class Score(float):
         counts = f"{self.num_fake} generated" if self.num_real is None else f"{self.num_real} real, {self.num_fake} generated"
         if self.splits is not None:
             counts += f" in {self.splits} split{'s' if self.splits != 1 else ''}"
-        return f"{self.name} {float(self):.4g}{spread} ({counts}; features: {self.feature_network})"
+        trials = "" if self.num_trials == 1 else f"; mean of {self.num_trials} trials"
+        return f"{self.name} {float(self):.4g}{spread} ({counts}{trials}; features: {self.feature_network})"
 
     def to_dict(self):
-        record = {"metric": self.name, "value": float(self), "std": self.std, "num_real": self.num_real,
-                  "num_fake": self.num_fake, "feature_network": self.feature_network}
+        record = {"metric": self.name, "value": float(self), "std": self.std, "num_trials": self.num_trials,
+                  "num_real": self.num_real, "num_fake": self.num_fake, "feature_network": self.feature_network}
         if self.splits is not None:
             record["splits"] = self.splits
+        if self.protocol is not None:
+            record["protocol"] = dict(self.protocol)
         return record
+
+
+def network_fingerprint(network):
+    """A short hash of what identifies a `FeatureNetwork`'s features (its `cache_key()`)."""
+    text = json.dumps(network.cache_key(), sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def protocol_record(network, num_real, num_fake, seed, num_trials=1, window="random", stride=1, k=None):
+    """How a figure was measured: counts, frames, window, stride, resize, seed, trials, network, fingerprint.
+
+    Printed and stored beside every figure: two figures are comparable only when
+    their records agree (apart from the figure's own counts when those are the
+    point). A published `fvd2048_16f` is 2048 real and 2048 generated clips,
+    16 frames from a random offset, stride 1, bilinear resize to 224x224, I3D
+    Kinetics-400 features; `fvd2048_128f_subsample8f` takes every 8th of 128.
+    """
+    record = {
+        "num_real": num_real, "num_fake": num_fake,
+        "num_frames": network.num_frames, "window": window, "stride": int(stride),
+        "resize": f"{getattr(network, 'resize', 'bilinear')} to {network.input_size[0]}x{network.input_size[1]}",
+        "seed": int(seed),
+        "num_trials": int(num_trials), "network": network.describe(), "fingerprint": network_fingerprint(network),
+    }
+    if k is not None:
+        record["k"] = int(k)
+    return record
 
 
 def iterate_videos(source, batch_size, num_videos=None):
@@ -99,11 +143,15 @@ def iterate_videos(source, batch_size, num_videos=None):
         raise ValueError(f"Asked for {num_videos} videos, but the source holds only {seen}.")
 
 
-def extract_features(source, feature_net, num_videos=None, batch_size=16, seed=0):
-    """Features `(N, D)` float64 of the videos of `source` (per clip, or per frame for an image network)."""
+def extract_features(source, feature_net, num_videos=None, batch_size=16, seed=0, window="random", stride=1):
+    """Features `(N, D)` float64 of the videos of `source` (per clip, or per frame for an image network).
+
+    `window` and `stride` choose each clip's frames (see `prepare_clips`).
+    """
     network = load_feature_network(feature_net)
     rng = np.random.default_rng(seed)
-    parts = [network(prepare_clips(batch, network, rng)) for batch in iterate_videos(source, batch_size, num_videos)]
+    parts = [network(prepare_clips(batch, network, rng, window=window, stride=stride))
+             for batch in iterate_videos(source, batch_size, num_videos)]
     if not parts:
         raise ValueError("The video source is empty.")
     return np.concatenate(parts)
@@ -171,16 +219,30 @@ def _network(feature_net, kind="video"):
     return load_feature_network(feature_net)
 
 
-def _both(real_videos, fake_videos, feature_net, num_videos, batch_size, seed, cache_dir, cache_key, kind, metric):
+def _both(real_videos, fake_videos, feature_net, num_videos, batch_size, seed, cache_dir, cache_key, kind, metric,
+          num_trials=1, window="random", stride=1):
     network = _network(feature_net, kind)
     check_network(metric, network)  # before any clip is read
-    real = real_features(real_videos, network, num_videos, batch_size, seed, cache_dir, cache_key)
-    fake = extract_features(fake_videos, network, num_videos, batch_size, seed + 1)
+    total = _trial_count(num_videos, num_trials)
+    # Real clips always take a random offset (`window` is the generated clips'); the cache key holds no
+    # stride, so strided real features are not cached.
+    if stride == 1:
+        real = real_features(real_videos, network, total, batch_size, seed, cache_dir, cache_key)
+    else:
+        real = extract_features(real_videos, network, total, batch_size, seed, stride=stride)
+    fake = extract_features(fake_videos, network, total, batch_size, seed + 1, window=window, stride=stride)
     return network, real, fake
 
 
+def _trial_count(num_videos, num_trials):
+    """Clips to read from each set for `num_trials` independent draws of `num_videos` (None: every clip)."""
+    if isinstance(num_trials, bool) or int(num_trials) != num_trials or num_trials < 1:
+        raise ValueError(f"`num_trials` must be an int >= 1, got {num_trials!r}.")
+    return None if num_videos is None else int(num_videos) * int(num_trials)
+
+
 # Whether a metric reads clip features (True) or frame features (False).
-_READS_CLIPS = {"fvd": True, "kvd": True, "fid": False, "kid": False}
+_READS_CLIPS = {"fvd": True, "kvd": True, "fid": False, "kid": False, "precision": True}
 _COUNTERPART = {"fvd": "fid", "kvd": "kid", "fid": "fvd", "kid": "kvd"}
 METRICS = ("fvd", "kvd", "fid", "kid", "is")
 
@@ -202,14 +264,14 @@ def check_network(metric, network, dataset=None):
     Returns:
         For "is", the `(first, end)` class block to read (None: every output); else None.
     """
-    if metric not in METRICS:
-        raise ValueError(f"Unknown metric {metric!r}: one of {', '.join(METRICS)}.")
-    name = metric.upper()
+    if metric not in METRICS and metric not in _READS_CLIPS:
+        raise ValueError(f"Unknown metric {metric!r}: one of {', '.join(METRICS)}, precision.")
+    name = "precision/recall" if metric == "precision" else metric.upper()
     if metric in _READS_CLIPS and network.per_frame == _READS_CLIPS[metric]:
         wanted = "video" if _READS_CLIPS[metric] else "per-frame"
         reads = "single frames" if network.per_frame else "clips"
-        raise ValueError(f"{name} needs a {wanted} feature network; {network.describe()} reads {reads} "
-                         f"(use {_COUNTERPART[metric]}).")
+        instead = f" (use {_COUNTERPART[metric]})" if metric in _COUNTERPART else ""
+        raise ValueError(f"{name} needs a {wanted} feature network; {network.describe()} reads {reads}{instead}.")
     if metric != "is":
         return None
     if network.kind == "features":
@@ -239,7 +301,7 @@ def check_network(metric, network, dataset=None):
 
 
 def score_features(metric, network, real, fake, seed=0, num_subsets=100, subset_size=1000, splits=None,
-                   dataset=None):
+                   dataset=None, num_trials=1, window="random", stride=1):
     """The `Score` of `metric` from features already extracted by `network`.
 
     Args:
@@ -252,7 +314,34 @@ def score_features(metric, network, real, fake, seed=0, num_subsets=100, subset_
         splits: int or None. Groups of the Inception Score (at most M); None
             takes `default_splits(M)`. Defaults to None.
         dataset: str or None. Whose classes IS reads (see `check_network`).
+        num_trials: int. Independent draws: each set is cut into `num_trials`
+            equal consecutive parts, part t of the real set is scored against
+            part t of the generated one, and the result is their mean, with
+            the standard deviation over the trials as its `std`. Defaults to 1.
+        window, stride: how the generated clips' frames were chosen (recorded in the protocol).
     """
+    _trial_count(1, num_trials)
+    num_trials = int(num_trials)
+    if num_trials > 1:
+        real_parts = None if real is None else np.array_split(np.asarray(real), num_trials)
+        fake_parts = np.array_split(np.asarray(fake), num_trials)
+        if real_parts is not None and len(real) != len(fake) or len(fake) < 2 * num_trials:
+            raise ValueError(f"{num_trials} trials need as many real as generated clips, at least 2 per trial; got "
+                             f"{None if real is None else len(real)} real and {len(fake)} generated.")
+        trials = [score_features(metric, network, None if real_parts is None else real_parts[t], fake_parts[t],
+                                 seed + t, num_subsets, subset_size, splits, dataset) for t in range(num_trials)]
+        values = np.array([float(t) for t in trials])
+        first = trials[0]
+        return Score(values.mean(), first.name, first.num_real, first.num_fake, first.feature_network,
+                     float(values.std(ddof=1)), num_trials,
+                     protocol_record(network, first.num_real, first.num_fake, seed, num_trials, window, stride),
+                     splits=first.splits)
+    score = _score_once(metric, network, real, fake, seed, num_subsets, subset_size, splits, dataset)
+    score.protocol = protocol_record(network, score.num_real, score.num_fake, seed, 1, window, stride)
+    return score
+
+
+def _score_once(metric, network, real, fake, seed, num_subsets, subset_size, splits, dataset):
     block = check_network(metric, network, dataset)
     name = metric.upper()
     label = network.describe(feature_dim=np.shape(fake)[1])
@@ -284,7 +373,7 @@ def score_features(metric, network, real, fake, seed=0, num_subsets=100, subset_
 
 
 def fvd(real_videos, fake_videos, feature_net=None, num_videos=DEFAULT_NUM_VIDEOS, batch_size=16, seed=0,
-        cache_dir=None, cache_key=None):
+        cache_dir=None, cache_key=None, num_trials=1, window="random", stride=1):
     """Frechet Video Distance (Unterthiner et al. 2018) between two sets of videos.
 
     The reference recipe: `num_videos` clips of each set (2048 by default),
@@ -308,41 +397,52 @@ def fvd(real_videos, fake_videos, feature_net=None, num_videos=DEFAULT_NUM_VIDEO
         seed: int. Seed of the frame offsets. Defaults to 0.
         cache_dir: str or None. Where the real set's features are cached.
         cache_key: any JSON-able value naming the real data (needed with `cache_dir`).
+        num_trials: int. Independent draws of `num_videos` clips of each set
+            (the sets must hold `num_trials * num_videos`); the result is the
+            mean, its `std` the standard deviation over trials. Defaults to 1.
+        window: str. The generated clips' frames: "random" (a random offset,
+            the reference recipe) or "start" (frames from t = 0, StyleGAN-V's
+            choice). Real clips always take a random offset. Defaults to "random".
+        stride: int. Every `stride`-th frame (8 with 128-frame clips:
+            `fvd2048_128f_subsample8f`). Defaults to 1.
 
     Returns:
-        `Score` (a float) with `num_real`, `num_fake` and `feature_network`.
+        `Score` (a float) with `num_real`, `num_fake`, `feature_network`,
+        `num_trials`, `std` and its `protocol` record.
     """
     network, real, fake = _both(real_videos, fake_videos, feature_net, num_videos, batch_size, seed, cache_dir,
-                                cache_key, "video", "fvd")
-    return score_features("fvd", network, real, fake)
+                                cache_key, "video", "fvd", num_trials, window, stride)
+    return score_features("fvd", network, real, fake, seed, num_trials=num_trials, window=window, stride=stride)
 
 
 def kvd(real_videos, fake_videos, feature_net=None, num_videos=DEFAULT_NUM_VIDEOS, batch_size=16, seed=0,
-        cache_dir=None, cache_key=None, num_subsets=100, subset_size=1000):
+        cache_dir=None, cache_key=None, num_subsets=100, subset_size=1000, num_trials=1, window="random", stride=1):
     """Kernel Video Distance: the unbiased polynomial MMD of video features (mean and std over subsets)."""
     network, real, fake = _both(real_videos, fake_videos, feature_net, num_videos, batch_size, seed, cache_dir,
-                                cache_key, "video", "kvd")
-    return score_features("kvd", network, real, fake, seed, num_subsets, subset_size)
+                                cache_key, "video", "kvd", num_trials, window, stride)
+    return score_features("kvd", network, real, fake, seed, num_subsets, subset_size, num_trials=num_trials,
+                          window=window, stride=stride)
 
 
 def fid(real_videos, fake_videos, feature_net=None, num_videos=DEFAULT_NUM_VIDEOS, batch_size=16, seed=0,
-        cache_dir=None, cache_key=None):
+        cache_dir=None, cache_key=None, num_trials=1):
     """Frechet Inception Distance of the frames of two sets of videos (a per-frame network; every frame counts)."""
     network, real, fake = _both(real_videos, fake_videos, feature_net, num_videos, batch_size, seed, cache_dir,
-                                cache_key, "frame", "fid")
-    return score_features("fid", network, real, fake)
+                                cache_key, "frame", "fid", num_trials)
+    return score_features("fid", network, real, fake, seed, num_trials=num_trials)
 
 
 def kid(real_videos, fake_videos, feature_net=None, num_videos=DEFAULT_NUM_VIDEOS, batch_size=16, seed=0,
-        cache_dir=None, cache_key=None, num_subsets=100, subset_size=1000):
+        cache_dir=None, cache_key=None, num_subsets=100, subset_size=1000, num_trials=1, window="random", stride=1):
     """Kernel Inception Distance of the frames of two sets of videos (a per-frame network)."""
     network, real, fake = _both(real_videos, fake_videos, feature_net, num_videos, batch_size, seed, cache_dir,
-                                cache_key, "frame", "kid")
-    return score_features("kid", network, real, fake, seed, num_subsets, subset_size)
+                                cache_key, "frame", "kid", num_trials, window, stride)
+    return score_features("kid", network, real, fake, seed, num_subsets, subset_size, num_trials=num_trials,
+                          window=window, stride=stride)
 
 
 def video_inception_score(fake_videos, feature_net=None, num_videos=DEFAULT_NUM_VIDEOS, batch_size=16, seed=0,
-                          splits=None, dataset=None):
+                          splits=None, dataset=None, num_trials=1, window="random", stride=1):
     """Inception Score of generated videos under a video classifier (declared `kind` "probabilities" or "logits").
 
     Args:
@@ -358,8 +458,171 @@ def video_inception_score(fake_videos, feature_net=None, num_videos=DEFAULT_NUM_
             datasets) the dataset whose classes are scored: needed, so that
             clips of another dataset's classes do not score higher; a
             single-class dataset (`bouncing_balls`) is refused.
+        num_trials, window, stride: as for `fvd`.
     """
     network = _network(feature_net, "logits")
     check_network("is", network, dataset)
-    outputs = extract_features(fake_videos, network, num_videos, batch_size, seed)
-    return score_features("is", network, None, outputs, splits=splits, dataset=dataset)
+    outputs = extract_features(fake_videos, network, _trial_count(num_videos, num_trials), batch_size, seed,
+                               window=window, stride=stride)
+    return score_features("is", network, None, outputs, seed, splits=splits, dataset=dataset, num_trials=num_trials,
+                          window=window, stride=stride)
+
+
+PRECISION_RECALL = ("precision", "recall", "density", "coverage")
+
+
+def precision_recall(real_videos, fake_videos, feature_net=None, num_videos=DEFAULT_NUM_VIDEOS, k=3, batch_size=16,
+                     seed=0, cache_dir=None, cache_key=None, num_trials=1, window="random", stride=1):
+    """Improved precision and recall (Kynkaanniemi et al. 2019), density and coverage (Naeem et al. 2020).
+
+    On the clip features FVD uses (the same network, clips and frames): each
+    clip's ball reaches its k-th nearest neighbour in its own set; precision
+    is the share of generated clips inside some real ball (do they look
+    real?), recall the share of real clips inside some generated ball (is
+    the data's variety covered?); see `statistics.feature_precision_recall`.
+    A generator replaying a few clips has high precision and low recall;
+    one making blurry averages, the reverse.
+
+    Args:
+        real_videos, fake_videos, feature_net, num_videos, batch_size, seed,
+        cache_dir, cache_key, num_trials, window, stride: as for `fvd`.
+        k: int. The neighbour whose distance is a ball's radius. Defaults to 3
+            (the paper's choice).
+
+    Returns:
+        dict `{"precision", "recall", "density", "coverage"}` of `Score`s,
+        each with its protocol (including `k`).
+    """
+    network, real, fake = _both(real_videos, fake_videos, feature_net, num_videos, batch_size, seed, cache_dir,
+                                cache_key, "video", "precision", num_trials, window, stride)
+    return precision_recall_features(network, real, fake, k, seed, num_trials, window, stride)
+
+
+def precision_recall_features(network, real, fake, k=3, seed=0, num_trials=1, window="random", stride=1):
+    """`precision_recall`'s dict of `Score`s from features already extracted by `network`."""
+    _trial_count(1, num_trials)
+    num_trials = int(num_trials)
+    real_parts, fake_parts = np.array_split(np.asarray(real), num_trials), np.array_split(np.asarray(fake), num_trials)
+    if num_trials > 1 and len(real) != len(fake):
+        raise ValueError(f"{num_trials} trials need as many real as generated clips; got {len(real)} and {len(fake)}.")
+    trials = [feature_precision_recall(r, f, k) for r, f in zip(real_parts, fake_parts)]
+    num_real, num_fake = len(real_parts[0]), len(fake_parts[0])
+    protocol = protocol_record(network, num_real, num_fake, seed, num_trials, window, stride, k=k)
+    out = {}
+    for name in PRECISION_RECALL:
+        values = np.array([t[name] for t in trials])
+        std = float(values.std(ddof=1)) if num_trials > 1 else None
+        out[name] = Score(values.mean(), f"{name} (k={k})", num_real, num_fake, network.describe(), std, num_trials,
+                          protocol)
+    return out
+
+
+def memorisation(train_videos, fake_videos, held_out_videos, feature_net=None, num_videos=DEFAULT_NUM_VIDEOS,
+                 num_train=None, batch_size=16, seed=0, window="random", stride=1):
+    """Nearest-training-clip distances of generated clips, against those of held-out real clips.
+
+    Each generated clip's distance (in the clip features FVD uses) to its
+    nearest training clip, and each held-out real clip's: a model that
+    generalises sits at the held-out level (`ratio` about 1), a copier far
+    below it (0 for an exact copy). Distribution metrics cannot see copying:
+    a replayer of a few training clips can score a good FVD. See
+    `statistics.feature_memorisation` for the figures.
+
+    Args:
+        train_videos: videos or dataset of training clips (the more, the
+            nearer a copied clip's source is among them).
+        fake_videos: generated videos or dataset.
+        held_out_videos: real videos or dataset not trained on.
+        feature_net: as for `fvd`. Defaults to None (the built-in network).
+        num_videos: int or None. Generated and held-out clips. Defaults to 2048.
+        num_train: int or None. Training clips; None takes every one. Defaults to None.
+        batch_size, seed, window, stride: as for `fvd` (`window` and `stride`
+            apply to the generated clips).
+
+    Returns:
+        dict: `ratio` (a `Score`: generated median over held-out median),
+        `fake_median`, `held_out_median`, `copied_fraction` (the share of
+        generated clips nearer the training set than the held-out clips' 5th
+        percentile), `fake_distances`, `held_out_distances`, `protocol`.
+    """
+    network = _network(feature_net, "video")
+    check_network("precision", network)  # clip features, as FVD's
+    train = extract_features(train_videos, network, num_train, batch_size, seed + 2)
+    held_out = extract_features(held_out_videos, network, num_videos, batch_size, seed)
+    fake = extract_features(fake_videos, network, num_videos, batch_size, seed + 1, window=window, stride=stride)
+    return memorisation_features(network, train, fake, held_out, seed, window, stride)
+
+
+def memorisation_features(network, train, fake, held_out, seed=0, window="random", stride=1):
+    """`memorisation`'s result from features already extracted by `network`."""
+    result = feature_memorisation(train, fake, held_out)
+    protocol = protocol_record(network, len(held_out), len(fake), seed, 1, window, stride)
+    protocol["num_train"] = len(train)
+    result["ratio"] = Score(result["ratio"], "memorisation ratio", len(held_out), len(fake), network.describe(),
+                            protocol=protocol)
+    result["protocol"] = protocol
+    return result
+
+
+REPLAY_KS = (64, 16, 4, 1)
+
+
+def replay_videos(videos, k, num_videos):
+    """A replayer's output: the first `k` clips of `videos` cycled to `num_videos` clips (uint8)."""
+    array = to_uint8(videos)
+    if not 1 <= int(k) <= len(array):
+        raise ValueError(f"A replayer of k={k} clips needs 1 <= k <= {len(array)} (the clips given).")
+    return array[np.arange(int(num_videos)) % int(k)]
+
+
+def replay_ladder(reference_videos, held_out_videos, feature_net=None, metrics=("fvd", "precision", "recall"),
+                  ks=REPLAY_KS, num_videos=None, batch_size=16, seed=0, window="random", stride=1):
+    """The reference figures every model's should be read against: held-out real clips and replayers.
+
+    Scores, under one recipe (network, counts, seeds, frames), the held-out
+    real clips against the reference real clips (the floor a perfect model
+    reaches), then "generators" that replay the first k held-out clips
+    cycled to the same count, for each k of `ks`: a replayer of 16 clips
+    beats many models on FVD while being a copier with no variety, which
+    precision/recall (its recall falls with k) and memorisation reveal.
+
+    Args:
+        reference_videos: the real set models are scored against (uint8 or [-1, 1] `(N, T, H, W, C)`).
+        held_out_videos: other real clips, at least `num_videos` of them (disjoint from the reference).
+        feature_net: as for `fvd`. Defaults to None (the built-in network).
+        metrics: sequence of "fvd", "kvd", "precision", "recall", "density", "coverage".
+        ks: sequence of int. The replayers' clip counts. Defaults to (64, 16, 4, 1).
+        num_videos: int or None. Clips of each set per row; None takes the reference's count.
+        batch_size, seed, window, stride: as for `fvd` (the held-out and replayed clips are read as generated ones).
+
+    Returns:
+        list of dicts `{"name": "held-out real" | "replay k=K", "k": None | K, metric: Score, ...}`.
+    """
+    known = ("fvd", "kvd", *PRECISION_RECALL)
+    metrics = tuple(metrics)
+    unknown = [m for m in metrics if m not in known]
+    if unknown or not metrics:
+        raise ValueError(f"replay_ladder metrics must be among {', '.join(known)}; got {list(metrics)}.")
+    network = _network(feature_net, "video")
+    check_network("precision", network)  # clip features, as FVD's
+    reference = to_uint8(reference_videos)
+    held_out = to_uint8(held_out_videos)
+    count = len(reference) if num_videos is None else int(num_videos)
+    if len(held_out) < count or len(reference) < count:
+        raise ValueError(f"The replay ladder needs {count} reference and {count} held-out clips; got "
+                         f"{len(reference)} and {len(held_out)}.")
+    real = extract_features(reference, network, count, batch_size, seed)
+    rows = []
+    for k in (None, *ks):
+        fake_videos = held_out[:count] if k is None else replay_videos(held_out, k, count)
+        fake = extract_features(fake_videos, network, None, batch_size, seed + 1, window=window, stride=stride)
+        row = {"name": "held-out real" if k is None else f"replay k={k}", "k": k}
+        if any(m in PRECISION_RECALL for m in metrics):
+            found = precision_recall_features(network, real, fake, seed=seed, window=window, stride=stride)
+        for metric in metrics:
+            if metric in PRECISION_RECALL:
+                row[metric] = found[metric]
+            else:
+                row[metric] = score_features(metric, network, real, fake, seed, window=window, stride=stride)
+        rows.append(row)
+    return rows
