@@ -235,6 +235,6 @@ def test_republishing_a_preset_onto_itself_keeps_its_weights_and_best_checkpoint
     weights = (target / presets.WEIGHTS_FILE).read_bytes()
     line = "The shipped weights are the run's best checkpoint by motion"
     assert line in (target / "README.md").read_text()
-    assert published(target, zoo) == 0  # re-scored with publish's own machinery
+    assert published(target, zoo, "--overwrite") == 0  # re-scored with publish's own machinery
     assert line in (target / "README.md").read_text()
     assert (target / presets.WEIGHTS_FILE).read_bytes() == weights

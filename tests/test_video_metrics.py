@@ -367,7 +367,9 @@ def test_num_trials_give_the_mean_and_spread_of_independent_draws():
     assert record["protocol"] == {
         "num_real": 16, "num_fake": 16, "num_frames": FRAMES, "window": "random", "stride": 1,
         "resize": f"bilinear to {SIDE}x{SIDE}", "seed": 4, "num_trials": 3,
-        "network": "tiny_video_net (4x16x16x3 in [-1, 1])", "fingerprint": record["protocol"]["fingerprint"]}
+        "network": record["protocol"]["network"], "fingerprint": record["protocol"]["fingerprint"]}
+    # The network's label carries its feature size and weights fingerprint (as every figure's does).
+    assert record["protocol"]["network"].startswith("tiny_video_net (4x16x16x3 in [-1, 1]) -> 8-d features, weights ")
     assert len(record["protocol"]["fingerprint"]) == 12
     assert "mean of 3 trials" in score.describe()
     kvd = metrics.kvd(real, fake, feature_net=network, num_videos=16, num_trials=3, num_subsets=2, subset_size=8)

@@ -66,7 +66,7 @@ def default_assets_dir(out):
     return out.parent / f"{out.stem}_files"
 
 
-ASSET_FILES = ("samples.gif", "samples.mp4", "curves.png")  # what a report's assets folder holds
+ASSET_FILES = ("samples.gif", "samples.mp4", "curves.png", "real.gif")  # what a report's assets folder holds
 
 
 def check_report_target(out, overwrite=False, overwrite_flag="overwrite=True"):
