@@ -329,8 +329,9 @@ def export_onnx(model, path, opset=ONNX_OPSET, num_checks=8, savedmodel_dir=None
         rng = np.random.default_rng(seed)
         worst_float, worst_uint8 = 0.0, 0
         for check in range(num_checks):
-            batch = 1 + check % 4
+            batch = min(1 + check % 4, limits["max_batch_size"])
             frames = model.num_frames if not model.variable_length else max(2, model.num_frames - 2 + check % 5)
+            frames = min(frames, limits["max_frames"])
             inputs = _random_inputs(model, rng, batch, frames)
             onnx_video, onnx_float, onnx_valid = session.run(["video", "video_float", "inputs_valid"], inputs)
             if not bool(onnx_valid):

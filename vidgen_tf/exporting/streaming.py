@@ -290,6 +290,8 @@ def convert_and_check_onnx(model, opset, num_checks, savedmodel_dir, seed=0, lim
     worst_state, worst_uint8 = 0.0, 0
     for check in range(num_checks):
         batch, frames = 1 + check % 4, 1 + (check // 2) % 4
+        if limits:
+            batch, frames = min(batch, limits["max_batch_size"]), min(frames, limits["max_frames"])
         onnx_state, saved_state = {}, {}
         if states:
             clip = _random_noise(model, clip_specs, rng, batch, frames)

@@ -75,7 +75,7 @@ def _range_condition(name, x, distribution, limits):
         if maximum is None:
             return value >= minimum, f"{name}: expected an integer >= {minimum}, got {{}}", [value]
         return ((value >= minimum) & (value <= maximum),
-                f"{name}: expected an integer in [{minimum}, {maximum}] (the export's {limit} is {maximum}), "
+                f"{name}: expected an integer in [{minimum}, {maximum}] (limit {limit} = {maximum}), "
                 "got {}", [value])
     if kind == "video" and x.dtype.is_floating:
         low, high = distribution["low"], distribution["high"]
@@ -125,8 +125,8 @@ def _value_conditions(described, inputs, limits):
                                                   "got {}", [size]))
                 else:
                     conditions.append(((size >= 1) & (size <= maximum),
-                                       f"{name}: expected 1 to {maximum} along axis {axis} ({role}; the export's "
-                                       f"{limit} is {maximum}), got {{}}", [size]))
+                                       f"{name}: expected 1 to {maximum} along axis {axis} ({role}; limit "
+                                       f"{limit} = {maximum}), got {{}}", [size]))
                 continue
             other, other_axis, other_size = first[role]
             conditions.append((
