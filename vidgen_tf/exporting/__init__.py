@@ -439,7 +439,7 @@ def export_bundle(model, directory, name=None, version=1, formats=("savedmodel",
     onnx_path = directory / f"{name}.onnx"
     for wanted, existing in (("savedmodel", target), ("onnx", onnx_path)):
         if wanted in formats and existing.exists() and not overwrite:
-            raise FileExistsError(f"{existing} already exists; pass overwrite=True (--overwrite) to replace it.")
+            raise FileExistsError(f"{existing} already exists; pass --overwrite (overwrite=True) to replace it.")
     directory.mkdir(parents=True, exist_ok=True)
     staging = directory / f".{name}.export.{secrets.token_hex(4)}.tmp"
     staging.mkdir()
