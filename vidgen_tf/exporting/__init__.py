@@ -296,7 +296,7 @@ def export_onnx(model, path, opset=ONNX_OPSET, num_checks=8, savedmodel_dir=None
     digest = description.weights_digest(model)
     if savedmodel_dir is not None:
         saved_digest = describe(savedmodel_dir, check_pairs=False).get("weights_digest")
-        if saved_digest != digest:
+        if saved_digest is not None and saved_digest != digest:  # exports before digests record none
             raise description.ExportMismatchError(
                 f"The SavedModel {savedmodel_dir} holds other weights ({saved_digest}) than the model being "
                 f"exported to ONNX ({digest}): export both from the same model."
