@@ -67,3 +67,39 @@ def test_a_full_disk_leaves_no_parity_report_for_an_onnx_file_never_written(tmp_
     with pytest.raises(OSError, match="No space left on device"):
         exporting.export_onnx(model, tmp_path / "hmm.onnx", savedmodel_dir=version_dir)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["serving"]  # no hmm.onnx.parity.json
+
+
+def _can_mount_tmpfs():
+    import shutil
+    import subprocess
+
+    if shutil.which("unshare") is None:
+        return False
+    return subprocess.run(["unshare", "-r", "-m", "true"], capture_output=True).returncode == 0
+
+
+@pytest.mark.large
+@pytest.mark.skipif(not _can_mount_tmpfs(), reason="needs `unshare -r -m` (user and mount namespaces) for a tmpfs")
+def test_a_real_full_disk_leaves_no_parity_report_for_an_onnx_file_never_written(tmp_path):
+    import subprocess
+    import sys
+
+    disk = tmp_path / "disk"  # a 4 KiB tmpfs: a parity report fits, the ONNX file does not
+    disk.mkdir()
+    script = f"""
+import vidgen_tf
+from vidgen_tf import exporting
+model = vidgen_tf.build("hmm", **{TINY_HMM!r})
+version = exporting.export_savedmodel(model, {str(tmp_path / "serving")!r})
+try:
+    exporting.export_onnx(model, {str(disk / "hmm.onnx")!r}, savedmodel_dir=version)
+except OSError as error:
+    print("refused:", error)
+"""
+    mount = f"mount -t tmpfs -o size=4k tmpfs {disk} && {sys.executable} -c \"$0\" && ls -A {disk}"
+    result = subprocess.run(["unshare", "-r", "-m", "sh", "-c", mount, script], capture_output=True, text=True,
+                            timeout=900, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("refused:") and "No space left on device" in line for line in lines), result.stdout
+    assert lines[-1].startswith("refused:")  # `ls -A` of the tmpfs printed nothing: no file, no temporary
