@@ -102,7 +102,75 @@ def load_description(path):
         description = json.loads(text)
     except json.JSONDecodeError as error:
         raise ClientError(f"The description in {source} is not valid JSON: {error}.") from None
-    return check_description(description, source)
+    description = check_description(description, source)
+    if not path.endswith(".json"):
+        check_weights(path, description)
+    return description
+
+
+# ---------------------------------------------------------------------------
+# Files exported together hold the same weights
+# ---------------------------------------------------------------------------
+
+
+def _recorded_digest(path):
+    """The `weights_digest` a file of an export records (None if it records none)."""
+    if path.endswith(".parity.json"):
+        with open(path, encoding="utf-8") as f:
+            return json.load(f).get("weights_digest")
+    if path.endswith(".onnx"):
+        text = _onnx_metadata(path).get(ONNX_METADATA_KEY)
+    else:
+        asset = os.path.join(path, DESCRIPTION_ASSET)
+        text = open(asset, encoding="utf-8").read() if os.path.isfile(asset) else None
+    try:
+        return json.loads(text).get("weights_digest") if text else None
+    except json.JSONDecodeError:
+        return None
+
+
+def check_weights(path, description):
+    """Raises ClientError when files exported together with `path` come from other weights.
+
+    An `.onnx` file is compared with its streaming files (`<stem>.chunk.onnx`,
+    `<stem>.initial_state.onnx`), the parity reports beside them and the
+    SavedModel it was checked against (`paired_savedmodel`); a SavedModel
+    version `<dir>/<name>/<v>` with `<dir>/<name>.onnx` when that file was
+    checked against it. Each records the `weights_digest` of its weights.
+    """
+    digests = {path: description.get("weights_digest")}
+    if path.endswith(".onnx"):
+        directory, name = os.path.split(os.path.abspath(path))
+        stem = name[: -len(".onnx")]
+        for part in (".initial_state", ".chunk"):
+            if stem.endswith(part):
+                stem = stem[: -len(part)]
+        for part in ("", ".initial_state", ".chunk"):
+            model = os.path.join(directory, f"{stem}{part}.onnx")
+            for candidate in (model, f"{model}.parity.json"):
+                if os.path.isfile(candidate) and os.path.abspath(candidate) != os.path.abspath(path):
+                    digests[candidate] = _recorded_digest(candidate)
+        main = os.path.join(directory, f"{stem}.onnx")
+        paired = description.get("paired_savedmodel")
+        if os.path.abspath(main) != os.path.abspath(path) and os.path.isfile(main):
+            text = _onnx_metadata(main).get(ONNX_METADATA_KEY)
+            paired = json.loads(text).get("paired_savedmodel") if text else None
+        if paired and os.path.isfile(os.path.join(directory, paired, "saved_model.pb")):
+            digests[os.path.join(directory, paired)] = _recorded_digest(os.path.join(directory, paired))
+    elif os.path.isdir(path):
+        version_dir = path if os.path.isfile(os.path.join(path, "saved_model.pb")) else _version_dirs(path)[-1][1]
+        base = os.path.dirname(os.path.abspath(version_dir))
+        onnx_file = f"{base}.onnx"
+        if os.path.isfile(onnx_file):
+            text = _onnx_metadata(onnx_file).get(ONNX_METADATA_KEY)
+            onnx_description = json.loads(text) if text else {}
+            if onnx_description.get("paired_savedmodel") == f"{os.path.basename(base)}/{os.path.basename(version_dir)}":
+                digests[onnx_file] = onnx_description.get("weights_digest")
+    found = {where: digest for where, digest in digests.items() if digest is not None}
+    if len(set(found.values())) > 1:
+        listed = "; ".join(f"{where}: {digest}" for where, digest in found.items())
+        raise ClientError(f"The files exported with {path} come from different weights ({listed}): an export was "
+                          "interrupted or only part of it replaced. Export the model again.")
 
 
 def check_description(description, source="the description"):
@@ -152,6 +220,20 @@ def _num_frames(description, frames):
         raise ClientError(f"Model {description['model']!r} makes videos of exactly {video['num_frames']} frames; "
                           f"a frame count of {frames} cannot be given.")
     return frames
+
+
+def check_limits(description, num, frames=None, chunk_frames=None):
+    """Raises ClientError naming `--num` / `--frames` above the export's `limits`, before anything is drawn."""
+    limits = description.get("limits") or {}
+    maximum = limits.get("max_batch_size")
+    if maximum is not None and num > maximum:
+        raise ClientError(f"--num {num} is above the export's max_batch_size ({maximum}): the model refuses "
+                          f"larger requests; make {maximum} or fewer videos per request.")
+    maximum = limits.get("max_frames")
+    for flag, value in (("--frames", frames), ("chunk_frames", chunk_frames)):
+        if maximum is not None and value is not None and value > maximum:
+            raise ClientError(f"{flag} {value} is above the export's max_frames ({maximum}): the model refuses "
+                              "longer requests.")
 
 
 def _shape(name, spec, sizes):
@@ -219,6 +301,7 @@ def draw_inputs(description, signature_name="serving_default", num=1, seed=0, fr
     if isinstance(num, bool) or not isinstance(num, int) or num < 1:
         raise ClientError(f"The number of videos must be a positive integer, got {num!r}.")
     frames = _num_frames(description, frames)
+    check_limits(description, num, frames, chunk_frames)
     if label is not None and not any(s["distribution"]["kind"] == "label" for s in spec_of.values()):
         raise ClientError(f"Model {description['model']!r} is unconditional; a label cannot be given.")
     counts = {"batch_size": num, "num_frames": frames, "chunk_frames": chunk_frames}

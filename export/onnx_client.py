@@ -46,7 +46,14 @@ def generate(model_path, num=4, frames=None, label=None, seed=0, signature=SIGNA
         raise common.ClientError(f"{model_path}: the graph's inputs {sorted(graph_inputs)} differ from its "
                                  f"description's {sorted(inputs)}.")
     output = common.video_output(description, signature)
-    (video,) = session.run([output], inputs)
+    outputs = {spec.name for spec in session.get_outputs()}
+    if "inputs_valid" in outputs:  # ONNX has no assert: the graph reports what the SavedModel would refuse
+        video, valid = session.run([output, "inputs_valid"], inputs)
+        if not bool(valid):
+            raise common.ClientError(f"{model_path} reports its inputs invalid (inputs_valid is False): an input "
+                                     "fails a check of its description (shape, batch, finite values, range).")
+    else:
+        (video,) = session.run([output], inputs)
     return common.check_video(video, description, signature, output), description
 
 

@@ -142,3 +142,37 @@ def test_export_replaces_only_a_savedmodel_when_told_and_an_unknown_preset_leave
     code, _, err = run(capsys, "export", "no_such_preset", "--out", tmp_path / "new" / "serving")
     assert code == 2 and "no_such_preset" in err
     assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.large
+def test_an_overwrite_killed_midway_keeps_the_old_savedmodel_and_onnx_together(capsys, tmp_path, tiny_zoo,
+                                                                              monkeypatch):
+    import tf2onnx
+
+    from vidgen_tf import exporting
+
+    out = tmp_path / "exp"
+    code, _, err = run(capsys, "export", "tiny_hmm", "--out", out)
+    assert code == 0, err
+    variables = out / "hmm" / "1" / "variables" / "variables.data-00000-of-00001"
+    old_weights, old_onnx = variables.read_bytes(), (out / "hmm.onnx").read_bytes()
+    old_parity = (out / "hmm.onnx.parity.json").read_text()
+
+    def killed(*args, **kwargs):  # the process dies while converting, after the SavedModel was written
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tf2onnx.convert, "from_function", killed)
+    with pytest.raises(KeyboardInterrupt):
+        cli.main(["export", "tiny_hmm", "--out", str(out), "--overwrite"])  # a preset without weights: new ones
+    assert variables.read_bytes() == old_weights
+    assert (out / "hmm.onnx").read_bytes() == old_onnx and (out / "hmm.onnx.parity.json").read_text() == old_parity
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # no staging left behind
+    digest = exporting.describe(out / "hmm" / "1")["weights_digest"]
+    assert exporting.describe(out / "hmm.onnx")["weights_digest"] == digest
+
+    monkeypatch.undo()
+    monkeypatch.setenv("VIDGEN_ZOO", str(tiny_zoo))
+    code, _, err = run(capsys, "export", "tiny_hmm", "--out", out, "--overwrite")
+    assert code == 0, err
+    new = exporting.describe(out / "hmm" / "1")["weights_digest"]
+    assert new != digest and exporting.describe(out / "hmm.onnx")["weights_digest"] == new

@@ -117,8 +117,10 @@ def hmm_model():
 def hmm_export(hmm_model, tmp_path_factory):
     """The HMM preset exported to SavedModel and ONNX, each carrying its description."""
     out = tmp_path_factory.mktemp("exported")
-    version = exporting.export_savedmodel(hmm_model, out, preset=PRESET)
-    onnx_path = exporting.export_onnx(hmm_model, out / "hmm.onnx", savedmodel_dir=version, preset=PRESET)
+    # 256 videos a request: the state-statistics test draws them in one.
+    version = exporting.export_savedmodel(hmm_model, out, preset=PRESET, max_batch_size=256)
+    onnx_path = exporting.export_onnx(hmm_model, out / "hmm.onnx", savedmodel_dir=version, preset=PRESET,
+                                      max_batch_size=256)
     return {"base": out / "hmm", "version": version, "onnx": onnx_path}
 
 
@@ -556,3 +558,27 @@ def test_every_preset_through_the_three_clients(preset, tmp_path):
         rest.server_close()
         thread.join(10)
         grpc_server.stop(grace=None).wait(10)
+
+
+def test_requests_above_the_export_limits_are_refused_before_drawing(hmm_export, capsys):
+    description = common.load_description(str(hmm_export["onnx"]))
+    assert description["limits"] == {"max_batch_size": 256, "max_frames": 1024}
+    with pytest.raises(common.ClientError, match=r"--num 257 is above the export's max_batch_size \(256\)"):
+        common.draw_inputs(description, num=257)
+    with pytest.raises(common.ClientError, match=r"--num 2147483647 is above the export's max_batch_size"):
+        common.draw_inputs(common.load_description(str(hmm_export["version"])), "generate", num=2**31 - 1)
+    argv = [str(hmm_export["onnx"]), "--frames", "100000000", "--out", str(hmm_export["base"].parent / "x.npz")]
+    assert common.run_main(lambda: onnx_client.main(argv)) == 2
+    assert "error: --frames 100000000 is above the export's max_frames (1024)" in capsys.readouterr().err
+
+
+def test_the_onnx_client_refuses_what_the_graph_reports_invalid(hmm_export, monkeypatch):
+    draw = common.draw_inputs
+
+    def nan_noise(*args, **kwargs):
+        inputs = draw(*args, **kwargs)
+        return dict(inputs, emission_noise=np.full_like(inputs["emission_noise"], np.nan))
+
+    monkeypatch.setattr(common, "draw_inputs", nan_noise)
+    with pytest.raises(common.ClientError, match=r"reports its inputs invalid \(inputs_valid is False\)"):
+        onnx_client.generate(str(hmm_export["onnx"]), num=2, frames=4)

@@ -222,3 +222,30 @@ def test_saved_model_cli_lists_every_described_signature(tmp_path):
         assert f"signature_def['{name}']" in result.stdout
         for key in entry["inputs"]:
             assert f"inputs['{key}']" in result.stdout
+
+
+@pytest.mark.large
+def test_describe_and_the_clients_refuse_a_savedmodel_and_onnx_of_different_weights(tmp_path):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "export"))
+    import _client_common
+
+    first, second = tiny("hmm"), tiny("hmm")
+    first.set_weights([w + 0.5 for w in second.get_weights()])
+    assert exporting.description.weights_digest(first) != exporting.description.weights_digest(second)
+    written = exporting.export_bundle(first, tmp_path)
+    assert written == {"savedmodel": tmp_path / "hmm" / "1", "onnx": tmp_path / "hmm.onnx"}
+    digest = exporting.description.weights_digest(first)
+    for path in (written["savedmodel"], written["onnx"], tmp_path / "hmm"):
+        assert exporting.describe(path)["weights_digest"] == digest
+        assert _client_common.load_description(str(path))["weights_digest"] == digest
+    assert exporting.describe(written["onnx"])["paired_savedmodel"] == "hmm/1"
+
+    with pytest.raises(exporting.ExportMismatchError, match="holds other weights"):
+        exporting.export_onnx(second, tmp_path / "other.onnx", savedmodel_dir=written["savedmodel"])
+    exporting.export_savedmodel(second, tmp_path, version=1, overwrite=True)  # half of the pair replaced
+    for path in (written["savedmodel"], written["onnx"], tmp_path / "hmm"):
+        with pytest.raises(exporting.ExportMismatchError, match="come from different weights"):
+            exporting.describe(path)
+        with pytest.raises(_client_common.ClientError, match="come from different weights"):
+            _client_common.load_description(str(path))
+    assert exporting.describe(written["onnx"], check_pairs=False)["weights_digest"] == digest

@@ -94,9 +94,9 @@ def test_exported_conditional_signatures_check_their_inputs(tmp_path):
         generate(**args, label=tf.constant([1, -4]))
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"label: expected batch_size \(2\) labels, got 3"):
         generate(**args, label=tf.constant([1, 1, 1]))
-    with pytest.raises(tf.errors.InvalidArgumentError, match="batch_size: expected an integer >= 1, got 0"):
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"batch_size: expected an integer in \[1, 64\].*got 0"):
         generate(**dict(args, batch_size=tf.constant(0)), label=tf.constant([], tf.int32))
-    with pytest.raises(tf.errors.InvalidArgumentError, match="num_frames: expected an integer >= 1, got -2"):
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"num_frames: expected an integer in \[1, 1024\].*got -2"):
         generate(**dict(args, num_frames=tf.constant(-2)), label=tf.constant([1, 1]))
 
     # ONNX: the checks are dropped, the conversion and the parity on valid input still pass.
@@ -130,3 +130,91 @@ def test_exported_hmm_checks_uniform_noise_and_videos(tmp_path):
     np.testing.assert_allclose(
         loaded.signatures["log_prob_uint8"](videos=tf.constant(as_uint8))["log_prob"].numpy(),
         model.log_prob(np.ones((2, 5, 2, 2, 1), np.float32)).numpy(), rtol=1e-6)
+
+
+# ------------------------------------------------------------------ shapes, counts and limits (issue 21, items 2 and 9)
+@pytest.fixture(scope="module")
+def limited_hmm(tmp_path_factory):
+    """A tiny HMM exported with small limits: at most 4 videos and 6 frames per request."""
+    model = tiny("hmm")
+    out = tmp_path_factory.mktemp("limited")
+    version_dir = vidgen_tf.export_savedmodel(model, out, version=1, max_batch_size=4, max_frames=6)
+    return model, version_dir, tf.saved_model.load(str(version_dir)).signatures
+
+
+@pytest.mark.large
+def test_signatures_name_an_input_of_the_wrong_rank_or_width_or_without_frames(limited_hmm):
+    model, _, signatures = limited_hmm
+    serve, generate = signatures["serving_default"], signatures["generate"]
+    noise = harness.fixed_noise(model)  # state_noise (2, 5), emission_noise (2, 5, 4)
+    state, emission = noise["state_noise"], noise["emission_noise"]
+    assert serve(state_noise=state, emission_noise=emission)["video"].shape == (2, 5, 2, 2, 1)
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=r"emission_noise: expected rank 3 \(shape \[batch, frames, 4\]\), got rank 4"):
+        serve(state_noise=state, emission_noise=emission[..., None])
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=r"state_noise: expected rank 2 \(shape \[batch, frames\]\), got rank 1"):
+        serve(state_noise=state[0], emission_noise=emission)
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=r"emission_noise: expected size 4 along axis 2 \(shape \[batch, frames, 4\]\), got 5"):
+        serve(state_noise=state, emission_noise=tf.concat([emission, emission[..., :1]], -1))
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=r"state_noise: expected 1 to 6 along axis 1 \(frames; .*got 0"):
+        serve(state_noise=state[:, :0], emission_noise=emission[:, :0])
+    args = dict(batch_size=tf.constant(2), seed=tf.constant(5, tf.int64), num_frames=tf.constant(3))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"batch_size: expected rank 0 \(shape \[\]\), got rank 1"):
+        generate(**dict(args, batch_size=tf.constant([2])))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"num_frames: expected an integer in \[1, 6\].*got 0"):
+        generate(**dict(args, num_frames=tf.constant(0)))
+
+
+@pytest.mark.large
+def test_requests_beyond_the_declared_limits_are_refused_naming_the_argument(limited_hmm):
+    model, version_dir, signatures = limited_hmm
+    assert vidgen_tf.exporting.describe(version_dir)["limits"] == {"max_batch_size": 4, "max_frames": 6}
+    generate, serve = signatures["generate"], signatures["serving_default"]
+    args = dict(batch_size=tf.constant(2), seed=tf.constant(5, tf.int64), num_frames=tf.constant(6))
+    assert generate(**args)["video"].shape == (2, 6, 2, 2, 1)
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=r"batch_size: expected an integer in \[1, 4\] \(limit max_batch_size = 4\), "
+                             r"got 2147483647"):
+        generate(**dict(args, batch_size=tf.constant(2**31 - 1)))
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=r"num_frames: expected an integer in \[1, 6\] \(limit max_frames = 6\), "
+                             r"got 2147483647"):
+        generate(**dict(args, num_frames=tf.constant(2**31 - 1)))
+    noise = harness.fixed_noise(model, batch_size=5)
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=r"state_noise: expected 1 to 4 along axis 0 \(batch; limit max_batch_size = 4\), "
+                             r"got 5"):
+        serve(**noise)
+    noise = harness.fixed_noise(model, num_frames=7)
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=r"state_noise: expected 1 to 6 along axis 1 \(frames; limit max_frames = 6\), got 7"):
+        serve(**noise)
+
+
+@pytest.mark.large
+def test_onnx_reports_inputs_the_savedmodel_refuses_in_inputs_valid(limited_hmm, tmp_path):
+    import onnxruntime
+
+    model, version_dir, _ = limited_hmm
+    path = vidgen_tf.export_onnx(model, tmp_path / "hmm.onnx", savedmodel_dir=version_dir, max_batch_size=4,
+                                 max_frames=6)
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert "inputs_valid" in vidgen_tf.exporting.describe(path)["signatures"]["serving_default"]["outputs"]
+
+    def valid(**noise):
+        return bool(session.run(["inputs_valid"], {k: np.asarray(v, np.float32) for k, v in noise.items()})[0])
+
+    noise = {k: v.numpy() for k, v in harness.fixed_noise(model).items()}
+    assert valid(**noise)
+    assert not valid(**dict(noise, emission_noise=np.full_like(noise["emission_noise"], np.nan)))
+    assert not valid(**dict(noise, state_noise=np.full_like(noise["state_noise"], 1.5)))
+    try:  # batch 1 against 2: the model itself may fail on it in onnxruntime, or run and say so
+        mismatched = valid(**dict(noise, state_noise=noise["state_noise"][:1]))
+    except Exception as error:  # noqa: BLE001 - onnxruntime's Fail
+        assert "Reshape" in str(error) or "shape" in str(error)
+        mismatched = False
+    assert not mismatched
+    assert not valid(**{k: v.numpy() for k, v in harness.fixed_noise(model, batch_size=5).items()})  # above 4

@@ -215,8 +215,10 @@ def _check_bounded_signature(model, signature):
     the noise has the chunk's (dynamic) length; no seed, no frame count."""
     inputs = signature.structured_input_signature[1]
     assert set(inputs) == set(streaming.state_specs(model)) | set(model.frame_noise_names)
-    for name, spec in inputs.items():
-        shape = spec.shape.as_list()
+    # The signature takes any shape and checks the described one itself (exporting.validation).
+    described = streaming.streaming_description(model)["generate_chunk"]["inputs"]
+    for name in inputs:
+        shape = described[name]["shape"]
         assert shape[0] is None
         if name in model.frame_noise_names:
             assert shape[1] is None and None not in shape[2:]  # (B, K, ...): the chunk only
@@ -286,19 +288,23 @@ def test_exported_chunks_equal_one_long_generate_call(key, tmp_path):
         if path.is_file():
             described = vidgen_tf.exporting.describe(path)
             assert set(described["signatures"]) == {name}
-            assert described["signatures"][name] == saved_description["signatures"][name]
+            entry = described["signatures"][name]
+            assert entry["outputs"].pop("inputs_valid")["dtype"] == "bool"  # ONNX has no assert
+            assert entry == saved_description["signatures"][name]
             assert described["parity"]["onnx"]["max_abs_diff"] <= 1
     chunk_session = onnxruntime.InferenceSession(str(chunk_path), providers=["CPUExecutionProvider"])
     outputs = [o.name for o in chunk_session.get_outputs()]
-    assert set(outputs) == {"video"} | {streaming.NEXT_PREFIX + n for n in states}
+    assert set(outputs) == {"video", "inputs_valid"} | {streaming.NEXT_PREFIX + n for n in states}
 
     def onnx_chunk(inputs):
-        return dict(zip(outputs, chunk_session.run(outputs, inputs)))
+        result = dict(zip(outputs, chunk_session.run(outputs, inputs)))
+        assert result.pop("inputs_valid")  # the graph's own checks pass on valid input
+        return result
 
     run_onnx_initial = None
     if states:
         initial_session = onnxruntime.InferenceSession(str(initial_path), providers=["CPUExecutionProvider"])
-        names = [o.name for o in initial_session.get_outputs()]
+        names = [o.name for o in initial_session.get_outputs() if o.name != "inputs_valid"]
         run_onnx_initial = lambda inputs: dict(zip(names, initial_session.run(names, inputs)))  # noqa: E731
     for sizes in ((1,), (3,)):
         got = _stream_through(run_onnx_initial, onnx_chunk, model, states, labels, sizes)
@@ -310,3 +316,30 @@ def test_fixed_length_export_has_no_streaming_signature(tmp_path):
     version = vidgen_tf.export_savedmodel(model, tmp_path / "serving")
     assert set(tf.saved_model.load(str(version)).signatures) == {"serving_default", "generate", "log_prob",
                                                                  "log_prob_uint8"}
+
+
+@pytest.mark.large
+def test_exported_chunk_signatures_name_a_batch_mismatch_a_nan_state_and_a_long_chunk(tmp_path):
+    model = build("mocogan_conditional")
+    version = vidgen_tf.export_savedmodel(model, tmp_path / "serving", max_batch_size=4, max_frames=6)
+    signatures = tf.saved_model.load(str(version)).signatures
+    noise = model.sample_noise(2, tf.constant([SEED, 1], tf.int64), num_frames=3)
+    clip = {k: v for k, v in noise.items() if k not in model.frame_noise_names}
+    frames = {k: noise[k] for k in model.frame_noise_names}
+    state = signatures["initial_state"](**clip, label=tf.constant([0, 1]))
+    assert signatures["generate_chunk"](**state, **frames)["video"].shape[:2] == (2, 3)
+    name = sorted(state)[0]
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"expected 1 along axis 0 \(batch, as "):
+        signatures["generate_chunk"](**dict(state, **{name: state[name][:1]}), **frames)
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=f"{name}: expected finite values \\(a streaming state\\), got NaN or Inf"):
+        signatures["generate_chunk"](**dict(state, **{name: state[name] * np.nan}), **frames)
+    frame_name = model.frame_noise_names[0]
+    with pytest.raises(tf.errors.InvalidArgumentError, match=f"{frame_name}: expected rank "):
+        signatures["generate_chunk"](**state, **dict(frames, **{frame_name: frames[frame_name][0]}))
+    long_noise = model.sample_noise(2, tf.constant([SEED, 1], tf.int64), num_frames=7)
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=f"{frame_name}: expected 1 to 6 along axis 1 \\(chunk_frames; limit max_frames = 6\\)"):
+        signatures["generate_chunk"](**state, **{k: long_noise[k] for k in model.frame_noise_names})
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"label: expected 2 along axis 0"):
+        signatures["initial_state"](**clip, label=tf.constant([0, 1, 1]))

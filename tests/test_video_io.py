@@ -513,3 +513,24 @@ def test_row_labels_must_match_the_rows_and_npz_takes_no_grid(tmp_path):
         write_video(tmp_path / "x.npz", videos, row_labels=["a", "b"])
     with pytest.raises(ValueError, match="`separator` must be a non-negative integer"):
         video_io.video_grid(videos, separator=-1)
+
+
+def test_chunks_make_the_file_write_video_makes(tmp_path):
+    rng = np.random.default_rng(0)
+    videos = (rng.integers(0, 4, (3, 7, 8, 10, 1)) * 80).astype(np.uint8)  # few colours: GIF is exact
+    video_io.write_video(tmp_path / "whole.npz", videos, scale=2)
+    video_io.write_video_chunks(tmp_path / "chunks.npz", iter([videos[:2], videos[2:]]), scale=2, shape=videos.shape)
+    with np.load(tmp_path / "whole.npz") as whole, np.load(tmp_path / "chunks.npz") as chunks:
+        np.testing.assert_array_equal(chunks["videos"], whole["videos"])
+    for extension in (".gif", ".mp4"):
+        assert video_io.chunk_order(f"x{extension}") == "frames"
+        video_io.write_video(tmp_path / f"whole{extension}", videos, fps=8)
+        video_io.write_video_chunks(tmp_path / f"chunks{extension}", iter([videos[:, :3], videos[:, 3:]]), fps=8)
+        np.testing.assert_array_equal(video_io.read_video(tmp_path / f"chunks{extension}"),
+                                      video_io.read_video(tmp_path / f"whole{extension}"))
+    assert video_io.chunk_order("x.npz") == "videos"
+    with pytest.raises(ValueError, match="does not continue videos of shape"):
+        video_io.write_video_chunks(tmp_path / "bad.npz", iter([videos[:, :3]]), shape=videos.shape)
+    with pytest.raises(ValueError, match=r"needs `shape`"):
+        video_io.write_video_chunks(tmp_path / "bad.npz", iter([videos]))
+    assert not (tmp_path / "bad.npz").exists() and not [p for p in os.listdir(tmp_path) if p.startswith(".")]

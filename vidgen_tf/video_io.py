@@ -392,24 +392,44 @@ def _mp4_codec():
     return "mpeg4"
 
 
-def _encode_mp4(target, frames, fps, crf):
-    """Encodes uint8 frames `(T, H, W, 3)` with even H and W into an MP4 at `target`."""
+def _pad_even(frames):
+    """Pads uint8 frames `(T, H, W, 3)` to even H and W by repeating the last row / column (for yuv420p)."""
     _, height, width, _ = frames.shape
+    if height % 2 or width % 2:
+        frames = np.pad(frames, ((0, 0), (0, height % 2), (0, width % 2), (0, 0)), mode="edge")
+    return frames
+
+
+def _encode_mp4(target, chunks, fps, crf):
+    """Encodes uint8 frames into an MP4 at `target`, chunk by chunk.
+
+    Args:
+        chunks: iterable of uint8 arrays `(K, H, W, 3)`, every one of the same
+            H and W (padded to even sizes here); encoded as they arrive.
+    """
     codec = _mp4_codec()
     # faststart moves the index to the front so players can start before the end arrives.
     with av.open(str(target), mode="w", format="mp4", options={"movflags": "+faststart"}) as out:
-        stream = out.add_stream(codec, rate=fps)
-        stream.width, stream.height = width, height
-        # yuv420p is the pixel format every H.264 player decodes.
-        stream.pix_fmt = "yuv420p"
-        if codec == "libx264":
-            stream.options = {"crf": str(crf), "preset": "medium"}
-        else:
-            # mpeg4 has no CRF; a generous bit rate keeps small clips sharp.
-            stream.bit_rate = max(1_000_000, int(width * height * float(fps) * 2))
-        for index, rgb in enumerate(frames):
-            for packet in stream.encode(_to_av_frame(rgb, index)):
-                out.mux(packet)
+        stream, index = None, 0
+        for chunk in chunks:
+            chunk = _pad_even(chunk)
+            if stream is None:
+                _, height, width, _ = chunk.shape
+                stream = out.add_stream(codec, rate=fps)
+                stream.width, stream.height = width, height
+                # yuv420p is the pixel format every H.264 player decodes.
+                stream.pix_fmt = "yuv420p"
+                if codec == "libx264":
+                    stream.options = {"crf": str(crf), "preset": "medium"}
+                else:
+                    # mpeg4 has no CRF; a generous bit rate keeps small clips sharp.
+                    stream.bit_rate = max(1_000_000, int(width * height * float(fps) * 2))
+            for rgb in chunk:
+                for packet in stream.encode(_to_av_frame(rgb, index)):
+                    out.mux(packet)
+                index += 1
+        if stream is None:
+            raise ValueError("No frames to write: the video is empty.")
         for packet in stream.encode():  # flush delayed frames
             out.mux(packet)
 
@@ -444,12 +464,9 @@ def write_mp4(path, video, fps=8, crf=18, scale=1, columns=None, row_labels=None
     if isinstance(crf, bool) or not isinstance(crf, numbers.Real) or not 0 <= crf <= 51:
         raise ValueError(f"`crf` must be a number in [0, 51], got {crf!r}.")
     frames = _prepare_frames(video, scale=scale, columns=columns, row_labels=row_labels)  # (T, H, W, 3)
-    _, height, width, _ = frames.shape
-    if height % 2 or width % 2:
-        frames = np.pad(frames, ((0, 0), (0, height % 2), (0, width % 2), (0, 0)), mode="edge")
     path = Path(path)
     with _atomic_video_path(path) as temporary:
-        _encode_mp4(temporary, frames, rate, crf)
+        _encode_mp4(temporary, [frames], rate, crf)
     return path
 
 
@@ -474,22 +491,32 @@ def _palette_frame(rgb):
     return np.ascontiguousarray(np.asarray(image, dtype=np.uint8)), palette
 
 
-def _encode_gif(target, frames, fps, loop):
-    """Encodes uint8 frames `(T, H, W, 3)` as an animated GIF into `target` (path or file)."""
-    _, height, width, _ = frames.shape
+def _encode_gif(target, chunks, fps, loop):
+    """Encodes uint8 frames as an animated GIF into `target` (path or file), chunk by chunk.
+
+    Args:
+        chunks: iterable of uint8 arrays `(K, H, W, 3)` of one H and W.
+    """
     # GIF delays are in hundredths of a second; time stamps in that unit make the
     # muxer's delays average exactly 1 / fps even when 100 / fps is not whole.
     with av.open(target, mode="w", format="gif", options={"loop": str(loop)}) as out:
-        stream = out.add_stream("gif", rate=fps)
-        stream.width, stream.height = width, height
-        stream.pix_fmt = "pal8"
-        stream.time_base = Fraction(1, 100)
-        for index, rgb in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(_palette_frame(rgb), format="pal8")
-            frame.pts = round(index * 100 / fps)
-            frame.time_base = Fraction(1, 100)
-            for packet in stream.encode(frame):
-                out.mux(packet)
+        stream, index = None, 0
+        for chunk in chunks:
+            if stream is None:
+                _, height, width, _ = chunk.shape
+                stream = out.add_stream("gif", rate=fps)
+                stream.width, stream.height = width, height
+                stream.pix_fmt = "pal8"
+                stream.time_base = Fraction(1, 100)
+            for rgb in chunk:
+                frame = av.VideoFrame.from_ndarray(_palette_frame(rgb), format="pal8")
+                frame.pts = round(index * 100 / fps)
+                frame.time_base = Fraction(1, 100)
+                for packet in stream.encode(frame):
+                    out.mux(packet)
+                index += 1
+        if stream is None:
+            raise ValueError("No frames to write: the video is empty.")
         for packet in stream.encode():
             out.mux(packet)
 
@@ -526,7 +553,7 @@ def gif_bytes(video, fps=8, loop=0, scale=1, columns=None, row_labels=None):
     _check_loop(loop)
     frames = _prepare_frames(video, scale=scale, columns=columns, row_labels=row_labels)  # (T, H, W, 3)
     buffer = io.BytesIO()
-    _encode_gif(buffer, frames, rate, loop)
+    _encode_gif(buffer, [frames], rate, loop)
     return buffer.getvalue()
 
 
@@ -630,6 +657,93 @@ def write_video(path, video, fps=8, scale=1, columns=None, row_labels=None):
         f"Cannot write video '{path}': unknown extension '{path.suffix}'. Supported extensions: "
         f"{', '.join(SUPPORTED_WRITE_EXTENSIONS)}."
     )
+
+
+# ---------------------------------------------------------------------------
+# Writing chunk by chunk
+# ---------------------------------------------------------------------------
+
+
+def chunk_order(path):
+    """How `write_video_chunks` wants the chunks of `path`: `"frames"` (`.mp4`, `.gif`: the next
+    frames of every video) or `"videos"` (`.npz`: the next videos, every frame)."""
+    extension = Path(path).suffix.lower()
+    if extension in (".mp4", ".gif"):
+        return "frames"
+    if extension == ".npz":
+        return "videos"
+    raise ValueError(
+        f"Cannot write video '{path}': unknown extension '{Path(path).suffix}'. Supported extensions: "
+        f"{', '.join(SUPPORTED_WRITE_EXTENSIONS)}."
+    )
+
+
+def _npz_chunks(handle, chunks, shape, scale):
+    """Writes the `videos` entry `shape` (uint8, enlarged by `scale`) of an NPZ file chunk by chunk."""
+    import zipfile
+
+    with zipfile.ZipFile(handle, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+        with archive.open("videos.npy", mode="w", force_zip64=True) as entry:
+            header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": False,
+                      "shape": tuple(shape)}
+            np.lib.format.write_array_header_2_0(entry, header)
+            written = 0
+            for chunk in chunks:
+                videos = scale_video(to_uint8(_as_numpy(chunk, "chunk")), scale)
+                if videos.ndim != 5 or videos.shape[1:] != tuple(shape[1:]) or written + len(videos) > shape[0]:
+                    raise ValueError(f"Chunk of shape {videos.shape} does not continue videos of shape {shape} "
+                                     f"after {written} videos.")
+                entry.write(np.ascontiguousarray(videos).tobytes())
+                written += len(videos)
+            if written != shape[0]:
+                raise ValueError(f"Got {written} videos for an NPZ file of {shape[0]}.")
+
+
+def write_video_chunks(path, chunks, fps=8, scale=1, columns=None, shape=None):
+    """Writes a video file from chunks as they are made, atomically: memory holds one chunk.
+
+    The file is what `write_video` writes of the chunks put together:
+
+    - `.mp4`, `.gif` (`chunk_order(path) == "frames"`): each chunk is the
+      next `K` frames of every video, `(B, K, H, W, C)` (tiled into one grid
+      video, as `write_video` tiles a batch) or `(K, H, W, C)`;
+    - `.npz` (`"videos"`): each chunk is the next videos with all their
+      frames, `(b, T, H, W, C)`; `shape`, the `(B, T, H, W, C)` of them all
+      (before `scale`), is required, as the file states it first.
+
+    Args:
+        path: str or Path. The output file; its extension picks the format.
+        chunks: iterable of array-likes or tf.Tensors, float in [-1, 1] or
+            uint8, C = 1 or 3.
+        fps: number. Frames per second (ignored for `.npz`). Defaults to 8.
+        scale: int. Nearest-neighbour enlargement of every frame, >= 1.
+            Defaults to 1.
+        columns: int. Grid cells per row (`.mp4`, `.gif`). Defaults to None.
+        shape: tuple of 5 ints. The whole `.npz` array. Defaults to None.
+
+    Returns:
+        The `Path` written. A failure keeps any previous file at `path`.
+    """
+    path = Path(path)
+    order = chunk_order(path)
+    _check_scale(scale)
+    if order == "videos":
+        if shape is None or len(shape) != 5:
+            raise ValueError(f"Writing '{path}' chunk by chunk needs `shape` (B, T, H, W, C), got {shape!r}.")
+        shape = tuple(int(d) for d in shape)
+        shape = shape[:2] + (shape[2] * scale, shape[3] * scale, shape[4])
+        with _atomic_video_path(path) as temporary:
+            with open(temporary, "wb") as handle:
+                _npz_chunks(handle, chunks, shape, scale)
+        return path
+    rate = _check_fps(fps)
+    frames = (_prepare_frames(chunk, scale=scale, columns=columns) for chunk in chunks)  # (K, H', W', 3)
+    with _atomic_video_path(path) as temporary:
+        if path.suffix.lower() == ".mp4":
+            _encode_mp4(temporary, frames, rate, 18)
+        else:
+            _encode_gif(str(temporary), frames, rate, 0)
+    return path
 
 
 # ---------------------------------------------------------------------------

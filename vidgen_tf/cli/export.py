@@ -9,10 +9,7 @@ is written atomically.
 """
 
 import json
-import os
 import re
-import shutil
-import tempfile
 from pathlib import Path
 
 from vidgen_tf.cli.common import UsageError, _quiet_tensorflow
@@ -114,42 +111,20 @@ def _write_batching_config(out):
 # ---------------------------------------------------------------------------
 
 
-def _savedmodel_as(model, out, name, version, overwrite, preset):
-    """`export_savedmodel`, but to `out/<name>/<version>` (it names the directory after the model)."""
-    import vidgen_tf
-    from vidgen_tf import exporting
-    from vidgen_tf.atomic import atomic_directory
-
-    target = Path(out) / name / str(version)
-    exporting.check_replaceable(target, overwrite, overwrite_flag="--overwrite")  # the message names the flag
-    if name == model.registered_name:
-        return vidgen_tf.export_savedmodel(model, out, version=version, overwrite=overwrite, preset=preset)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # Exported beside the target (same file system), then moved in as one directory.
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}.staging.", dir=target.parent))
-    try:
-        written = vidgen_tf.export_savedmodel(model, staging, version=version, preset=preset)
-        with atomic_directory(target) as temporary:
-            os.rmdir(temporary)
-            os.replace(written, temporary)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
-
-
 def _export(preset, name, out, formats, args):
     import vidgen_tf
+    from vidgen_tf import exporting
 
     model = vidgen_tf.from_preset(preset)
     name = name or model.registered_name
     preset_name = Path(preset).name
-    savedmodel_dir = None
-    if "savedmodel" in formats:
-        savedmodel_dir = _savedmodel_as(model, out, name, args.version, args.overwrite, preset_name)
-        print(f"savedmodel: {savedmodel_dir}")
-    if "onnx" in formats:
-        path = out / f"{name}.onnx"
-        vidgen_tf.export_onnx(model, path, savedmodel_dir=savedmodel_dir, preset=preset_name)
+    # Staged whole (vidgen_tf.exporting.export_bundle): an interrupted export leaves the old one as it was.
+    written = exporting.export_bundle(model, out, name=name, version=args.version, formats=formats,
+                                      overwrite=args.overwrite, preset=preset_name, overwrite_flag="--overwrite")
+    if written["savedmodel"] is not None:
+        print(f"savedmodel: {written['savedmodel']}")
+    if written["onnx"] is not None:
+        path = written["onnx"]
         parity = json.loads(Path(f"{path}.parity.json").read_text())
         print(f"onnx: {path} (max |diff| vs SavedModel: float {parity['max_abs_diff_float']:.2e}, "
               f"uint8 {parity['max_abs_diff_uint8']}; {path}.parity.json)")

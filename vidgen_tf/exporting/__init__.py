@@ -25,7 +25,9 @@ import tensorflow as tf
 
 from vidgen_tf.atomic import atomic_directory, write_bytes
 from vidgen_tf.exporting import description, validation
-from vidgen_tf.exporting.description import MissingDescriptionError, describe, describe_model  # noqa: F401
+from vidgen_tf.exporting.description import (  # noqa: F401
+    ExportMismatchError, MissingDescriptionError, describe, describe_model,
+)
 from vidgen_tf.exporting import streaming
 
 logger = logging.getLogger(__name__)
@@ -70,7 +72,7 @@ def _check_exportable(model):
             raise TypeError(f"{type(model).__name__} cannot be exported: it has no `{attribute}`.")
 
 
-def _build_archive(model):
+def _build_archive(model, limits):
     import keras
 
     specs = _input_specs(model)
@@ -79,17 +81,19 @@ def _build_archive(model):
     archive = keras.export.ExportArchive()
     archive.track(model)
 
+    # Every signature takes inputs of any shape and checks them itself (`validation`): a graph trusts
+    # a declared shape, so a wrong rank would otherwise reach the model unchecked.
     def serve(inputs):
-        inputs = validation.checked_inputs(described["serving_default"], inputs)
+        inputs = validation.checked_inputs(described["serving_default"], inputs, limits)
         return {"video": to_uint8_video(video_fn(inputs))}
 
-    archive.add_endpoint("serving_default", serve, input_signature=[specs])
+    archive.add_endpoint("serving_default", serve, input_signature=[validation.relaxed_specs(specs)])
 
     generate_names = list(description.generate_input_specs(model))
-    generate_specs = list(description.generate_input_specs(model).values())
+    generate_specs = list(validation.relaxed_specs(description.generate_input_specs(model)).values())
 
     def generate(*args):
-        args = validation.checked_inputs(described["generate"], dict(zip(generate_names, args)))
+        args = validation.checked_inputs(described["generate"], dict(zip(generate_names, args)), limits)
         batch_size = args["batch_size"]
         num_frames = args["num_frames"] if model.variable_length else model.num_frames
         noise = model.sample_noise(
@@ -105,17 +109,18 @@ def _build_archive(model):
 
         def scorer(name):
             def score(videos):
-                videos = validation.checked_inputs(described[name], {"videos": videos})["videos"]
+                videos = validation.checked_inputs(described[name], {"videos": videos}, limits)["videos"]
                 # log_prob takes uint8 (as x / 127.5 - 1) and float videos alike.
                 return {"log_prob": tf.cast(model.log_prob(videos), tf.float32)}
 
             return score
 
         for name, dtype in (("log_prob", "float32"), ("log_prob_uint8", "uint8")):
+            spec = description.log_prob_input_specs(model, dtype)
             archive.add_endpoint(
-                name, scorer(name), input_signature=[description.log_prob_input_specs(model, dtype)["videos"]]
+                name, scorer(name), input_signature=[validation.relaxed_specs(spec)["videos"]]
             )
-    streaming.add_savedmodel_endpoints(archive, model)
+    streaming.add_savedmodel_endpoints(archive, model, limits)
     return archive
 
 
@@ -145,7 +150,8 @@ def check_replaceable(target, overwrite, overwrite_flag="overwrite=True"):
                               "an export's version folder, even when told to overwrite: move it away.")
 
 
-def export_savedmodel(model, directory, version=1, overwrite=False, preset=None):
+def export_savedmodel(model, directory, version=1, overwrite=False, preset=None, max_batch_size=None,
+                      max_frames=None):
     """Writes a SavedModel to `<directory>/<model name>/<version>/`, atomically.
 
     Signatures:
@@ -160,10 +166,13 @@ def export_savedmodel(model, directory, version=1, overwrite=False, preset=None)
       - `initial_state`, `generate_chunk`, for models that stream: see
         `vidgen_tf.exporting.streaming`.
 
-    Every signature checks its inputs (sizes of shared batch and frames
-    axes, noise support, label range, counts, video range; see
-    `vidgen_tf.exporting.validation`): invalid input gives INVALID_ARGUMENT
-    with a message naming the input and what was expected.
+    Every signature checks its inputs (rank and fixed sizes, sizes of shared
+    batch and frames axes, noise support, finite states, label range,
+    counts, video range; see `vidgen_tf.exporting.validation`): invalid input
+    gives INVALID_ARGUMENT with a message naming the input and what was
+    expected. A batch above `max_batch_size` or more frames than
+    `max_frames` (the description's `limits`) is refused so, before the
+    model allocates anything.
 
     The description of every signature (how to draw each input; see
     `vidgen_tf.exporting.description`) is written to
@@ -179,6 +188,11 @@ def export_savedmodel(model, directory, version=1, overwrite=False, preset=None)
         overwrite: bool. Replace an existing version. Defaults to False.
         preset: str or None. The preset the model came from, for the
             description. Defaults to None.
+        max_batch_size: int or None. Videos per request; defaults to
+            `description.DEFAULT_MAX_BATCH_SIZE` (64).
+        max_frames: int or None. Frames per request; defaults to
+            `description.DEFAULT_MAX_FRAMES` (1024) for models of any length,
+            a fixed-length model's `num_frames` otherwise.
 
     Returns:
         The version directory as a `Path`.
@@ -189,10 +203,11 @@ def export_savedmodel(model, directory, version=1, overwrite=False, preset=None)
     base = Path(directory) / model.registered_name
     target = base / str(version)
     check_replaceable(target, overwrite)
-    text = description.to_json(description.describe_model(model, preset=preset))
+    limits = description.request_limits(model, max_batch_size, max_frames)
+    text = description.to_json(description.describe_model(model, preset=preset, limits=limits))
     base.mkdir(parents=True, exist_ok=True)
     with atomic_directory(target) as temporary:
-        archive = _build_archive(model)
+        archive = _build_archive(model, limits)
         archive.write_out(str(temporary), verbose=False)
         _write_description(temporary, text)
     logger.info("Wrote SavedModel %s", target)
@@ -235,23 +250,29 @@ def _random_inputs(model, rng, batch_size, num_frames):
     return draw_inputs(described, rng, batch_size, num_frames)
 
 
-def export_onnx(model, path, opset=ONNX_OPSET, num_checks=8, savedmodel_dir=None, seed=0, preset=None):
+def export_onnx(model, path, opset=ONNX_OPSET, num_checks=8, savedmodel_dir=None, seed=0, preset=None,
+                max_batch_size=None, max_frames=None):
     """Converts `serving_default` to ONNX and checks it against the SavedModel.
 
-    The ONNX graph takes the same named inputs and returns `video` (uint8) and
-    `video_float` (float32 in [-1, 1]). It is checked with `onnx.checker`, then
+    The ONNX graph takes the same named inputs and returns `video` (uint8),
+    `video_float` (float32 in [-1, 1]) and `inputs_valid` (bool scalar: False
+    when an input fails a check the SavedModel's signature asserts; ONNX has
+    no assert, so clients check it). It is checked with `onnx.checker`, then
     run by onnxruntime on `num_checks` random inputs of varying batch size (and
     length, where the model allows it): `video_float` must match the
     TensorFlow function within 1e-4 and `video` the SavedModel's
-    `serving_default` within one level. The maximum differences are written to
-    `<path>.parity.json`; the ONNX file is written only when the check passes.
+    `serving_default` within one level. The ONNX file is written only when the
+    check passes, and the maximum differences to `<path>.parity.json` only
+    after it (a parity report never stands beside a file that was not
+    written). `savedmodel_dir` must hold the same weights (its description's
+    `weights_digest`).
     A model that streams also gets `<stem>.initial_state.onnx` and
     `<stem>.chunk.onnx`, checked likewise (`vidgen_tf.exporting.streaming`).
 
     ONNX cannot raise on an assert: tf2onnx drops the input checks of the
     SavedModel's signatures, so the ONNX model computes something from any
-    input, valid or not. Check inputs against the description (below) before
-    running it.
+    input, valid or not; its `inputs_valid` output says whether the inputs
+    passed them. Check it, or the inputs against the description (below).
 
     The file carries the export description (see
     `vidgen_tf.exporting.description`) as its `metadata_props` entry
@@ -271,6 +292,8 @@ def export_onnx(model, path, opset=ONNX_OPSET, num_checks=8, savedmodel_dir=None
             says. Defaults to 0.
         preset: str or None. The preset the model came from, for the
             description. Defaults to None.
+        max_batch_size, max_frames: int or None. The request limits of the
+            description (see `export_savedmodel`).
 
     Returns:
         The ONNX file's `Path`.
@@ -288,6 +311,15 @@ def export_onnx(model, path, opset=ONNX_OPSET, num_checks=8, savedmodel_dir=None
     if path.suffix != ".onnx":
         raise ValueError(f"The ONNX path must end in .onnx, got {path}.")
     path.parent.mkdir(parents=True, exist_ok=True)
+    limits = description.request_limits(model, max_batch_size, max_frames)
+    digest = description.weights_digest(model)
+    if savedmodel_dir is not None:
+        saved_digest = describe(savedmodel_dir, check_pairs=False).get("weights_digest")
+        if saved_digest is not None and saved_digest != digest:  # exports before digests record none
+            raise description.ExportMismatchError(
+                f"The SavedModel {savedmodel_dir} holds other weights ({saved_digest}) than the model being "
+                f"exported to ONNX ({digest}): export both from the same model."
+            )
 
     specs = _input_specs(model)
     names = list(specs)
@@ -297,12 +329,15 @@ def export_onnx(model, path, opset=ONNX_OPSET, num_checks=8, savedmodel_dir=None
 
     @tf.function(input_signature=[specs[n] for n in names])
     def flat_serve(*args):
-        # The same checks as the SavedModel's; tf2onnx drops them (ONNX has no assert).
-        video = video_fn(validation.checked_inputs(serving_described, dict(zip(names, args))))
-        return {"video": to_uint8_video(video), "video_float": video}
+        # ONNX has no assert: the SavedModel's checks become the `inputs_valid` output.
+        inputs = dict(zip(names, args))
+        video = video_fn(inputs)
+        return {"video": to_uint8_video(video), "video_float": video,
+                "inputs_valid": validation.valid_inputs(serving_described, inputs, limits)}
 
     proto, _ = tf2onnx.convert.from_function(flat_serve, input_signature=[specs[n] for n in names], opset=opset)
-    proto = _rename_outputs(proto, ["video", "video_float"])
+    # A dict's outputs are flattened in the order of its sorted keys.
+    proto = _rename_outputs(proto, ["inputs_valid", "video", "video_float"])
     onnx.checker.check_model(proto)
 
     with tempfile.TemporaryDirectory() as scratch:
@@ -313,10 +348,14 @@ def export_onnx(model, path, opset=ONNX_OPSET, num_checks=8, savedmodel_dir=None
         rng = np.random.default_rng(seed)
         worst_float, worst_uint8 = 0.0, 0
         for check in range(num_checks):
-            batch = 1 + check % 4
+            batch = min(1 + check % 4, limits["max_batch_size"])
             frames = model.num_frames if not model.variable_length else max(2, model.num_frames - 2 + check % 5)
+            frames = min(frames, limits["max_frames"])
             inputs = _random_inputs(model, rng, batch, frames)
-            onnx_video, onnx_float = session.run(["video", "video_float"], inputs)
+            onnx_video, onnx_float, onnx_valid = session.run(["video", "video_float", "inputs_valid"], inputs)
+            if not bool(onnx_valid):
+                raise ExportParityError(f"The ONNX model reports valid check inputs as invalid (inputs_valid "
+                                        f"False for batch {batch}, {frames} frames).")
             tf_float = flat_serve(*[tf.constant(inputs[n]) for n in names])["video_float"].numpy()
             saved_video = serving(**{n: tf.constant(v) for n, v in inputs.items()})["video"].numpy()
             if onnx_float.shape != tf_float.shape or onnx_video.shape != saved_video.shape:
@@ -327,7 +366,7 @@ def export_onnx(model, path, opset=ONNX_OPSET, num_checks=8, savedmodel_dir=None
             worst_uint8 = max(
                 worst_uint8, int(np.max(np.abs(onnx_video.astype(np.int16) - saved_video.astype(np.int16))))
             )
-        streaming_onnx = streaming.convert_and_check_onnx(model, opset, num_checks, savedmodel_dir, seed)
+        streaming_onnx = streaming.convert_and_check_onnx(model, opset, num_checks, savedmodel_dir, seed, limits)
     report = {
         "model": model.registered_name,
         "opset": opset,
@@ -336,19 +375,23 @@ def export_onnx(model, path, opset=ONNX_OPSET, num_checks=8, savedmodel_dir=None
         "max_abs_diff_uint8": worst_uint8,
         "tolerance_float": FLOAT_TOLERANCE,
         "tolerance_uint8": UINT8_TOLERANCE,
+        "weights_digest": digest,
         "versions": {"tf2onnx": tf2onnx.__version__, "onnx": onnx.__version__,
                      "onnxruntime": onnxruntime.__version__, "tensorflow": tf.__version__},
     }
-    write_bytes(Path(f"{path}.parity.json"), json.dumps(report, indent=2).encode())
     if worst_float > FLOAT_TOLERANCE or worst_uint8 > UINT8_TOLERANCE:
         raise ExportParityError(
             f"ONNX export of {model.registered_name} disagrees with TensorFlow: max |float diff| "
             f"{worst_float:.3g} (tolerance {FLOAT_TOLERANCE}), max uint8 diff {worst_uint8} "
             f"(tolerance {UINT8_TOLERANCE}); {path} was not written."
         )
-    described = description.describe_model(model, preset=preset, signatures=["serving_default"])
+    described = description.describe_model(model, preset=preset, signatures=["serving_default"], limits=limits)
     outputs = described["signatures"]["serving_default"]["outputs"]
     outputs["video_float"] = dict(outputs["video"], dtype="float32", range=[-1.0, 1.0])
+    outputs["inputs_valid"] = {"dtype": "bool", "shape": [], "dynamic_axes": {}, "range": [False, True]}
+    paired = _paired_savedmodel(path, savedmodel_dir)
+    if paired is not None:
+        described["paired_savedmodel"] = paired
     described["versions"] = description.versions(
         {"tf2onnx": tf2onnx.__version__, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__,
          "opset": int(opset)}
@@ -360,12 +403,105 @@ def export_onnx(model, path, opset=ONNX_OPSET, num_checks=8, savedmodel_dir=None
     }
     entry = proto.metadata_props.add()
     entry.key, entry.value = description.ONNX_METADATA_KEY, description.to_json(described)
+    # Models first, parity reports after them: a report never stands beside a file that was not written.
     write_bytes(path, proto.SerializeToString())
     if streaming_onnx is not None:
         stream_described = dict(described, signatures=streaming.streaming_description(model))
+        streaming_onnx["report"]["weights_digest"] = digest
         streaming.write_onnx(path, streaming_onnx, stream_described)
+    write_bytes(Path(f"{path}.parity.json"), json.dumps(report, indent=2).encode())
     logger.info("Wrote ONNX %s (max float diff %.3g)", path, worst_float)
     return path
+
+
+def export_bundle(model, directory, name=None, version=1, formats=("savedmodel", "onnx"), overwrite=False,
+                  preset=None, max_batch_size=None, max_frames=None, overwrite_flag="overwrite=True"):
+    """Exports `model` as `<directory>/<name>/<version>/` and `<directory>/<name>.onnx`, staged whole.
+
+    Everything (the SavedModel, the ONNX files and their parity reports) is
+    written to one hidden staging directory beside the targets first, and
+    checked; only then is each moved into place, by renames within one file
+    system, models before their parity reports. A failure (or a kill) while
+    exporting leaves the old export as it was: never a new SavedModel beside
+    an old ONNX file. Every description carries the same `weights_digest`,
+    so `describe()` and the clients refuse a pair left mismatched anyway.
+
+    Args:
+        model: a vidgen_tf model.
+        directory: str or Path. The export directory.
+        name: str or None. The name of the SavedModel's directory and ONNX
+            file; defaults to `model.registered_name`.
+        version: int. The SavedModel's version. Defaults to 1.
+        formats: iterable of "savedmodel", "onnx". Defaults to both.
+        overwrite: bool. Replace an existing version (only a SavedModel's:
+            see `check_replaceable`) or ONNX file. Defaults to False.
+        preset, max_batch_size, max_frames: see `export_savedmodel`.
+        overwrite_flag: str. How the refusal names the way to overwrite
+            (the CLI says `--overwrite`). Defaults to "overwrite=True".
+
+    Returns:
+        dict with `savedmodel` (the version directory) and `onnx` (the ONNX
+        file), each a `Path` or None when not in `formats`.
+    """
+    import os
+    import secrets
+    import shutil
+
+    from vidgen_tf.atomic import fsync
+
+    _check_exportable(model)
+    formats = list(formats)
+    unknown = sorted(set(formats) - {"savedmodel", "onnx"})
+    if unknown or not formats:
+        raise ValueError(f"`formats` takes 'savedmodel' and/or 'onnx', got {formats!r}.")
+    name = name or model.registered_name
+    directory = Path(directory)
+    target = directory / name / str(version)
+    onnx_path = directory / f"{name}.onnx"
+    if "savedmodel" in formats:
+        check_replaceable(target, overwrite, overwrite_flag)  # only an export's own version folder
+    if "onnx" in formats and onnx_path.exists() and not overwrite:
+        raise FileExistsError(f"{onnx_path} already exists; pass {overwrite_flag} to replace it.")
+    directory.mkdir(parents=True, exist_ok=True)
+    staging = directory / f".{name}.export.{secrets.token_hex(4)}.tmp"
+    staging.mkdir()
+    limits = {"max_batch_size": max_batch_size, "max_frames": max_frames}
+    try:
+        staged_savedmodel = None
+        if "savedmodel" in formats:
+            written = export_savedmodel(model, staging / "savedmodel", version=version, preset=preset, **limits)
+            (staging / name).mkdir()
+            staged_savedmodel = staging / name / str(version)
+            os.replace(written, staged_savedmodel)
+        if "onnx" in formats:
+            export_onnx(model, staging / f"{name}.onnx", savedmodel_dir=staged_savedmodel, preset=preset, **limits)
+        # Everything is written and checked: move it in, the models before the parity reports.
+        if staged_savedmodel is not None:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_directory(target) as temporary:
+                os.rmdir(temporary)
+                os.replace(staged_savedmodel, temporary)
+        if "onnx" in formats:
+            files = sorted(p.name for p in staging.iterdir() if p.is_file())
+            for file_name in sorted(files, key=lambda n: n.endswith(".parity.json")):
+                os.replace(staging / file_name, directory / file_name)
+            fsync(directory, directory=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return {"savedmodel": target if "savedmodel" in formats else None,
+            "onnx": onnx_path if "onnx" in formats else None}
+
+
+def _paired_savedmodel(path, savedmodel_dir):
+    """`"<stem>/<version>"` when the SavedModel checked against sits beside the ONNX file as
+    `<dir>/<stem>/<version>/` (the layout `vidgen export` writes), else None."""
+    if savedmodel_dir is None:
+        return None
+    savedmodel_dir = Path(savedmodel_dir).resolve()
+    path = Path(path).resolve()
+    if savedmodel_dir.parent == path.parent / path.stem and savedmodel_dir.name.isdigit():
+        return f"{path.stem}/{savedmodel_dir.name}"
+    return None
 
 
 def _rename_outputs(proto, names):

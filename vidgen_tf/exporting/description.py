@@ -27,8 +27,20 @@ ASSET_NAME = "vidgen_export.json"
 ONNX_METADATA_KEY = "vidgen_export"
 
 
+# The largest request an export takes unless told otherwise (`export_savedmodel(max_batch_size=,
+# max_frames=)`): 64 videos, and 1024 frames for models of any length (a fixed-length model takes its
+# own length only). Every signature refuses more before allocating anything for it.
+DEFAULT_MAX_BATCH_SIZE = 64
+DEFAULT_MAX_FRAMES = 1024
+
+
 class MissingDescriptionError(ValueError):
     """An export (or a path) that holds no vidgen_tf description."""
+
+
+class ExportMismatchError(ValueError):
+    """Two files of one export (a SavedModel and its ONNX file, the ONNX files and their parity
+    reports) come from different weights."""
 
 
 # ------------------------------------------------------------ distributions
@@ -96,6 +108,55 @@ def log_prob_input_specs(model, dtype="float32"):
     frames = None if model.variable_length else model.num_frames
     shape = [None, frames, model.height, model.width, model.channels]
     return {"videos": tf.TensorSpec(shape, tf.as_dtype(dtype), name="videos")}
+
+
+# ------------------------------------------------------------ limits and weights
+def request_limits(model, max_batch_size=None, max_frames=None):
+    """`{"max_batch_size", "max_frames"}`: the largest request the exports of `model` take.
+
+    Args:
+        model: a vidgen_tf model.
+        max_batch_size: int or None. Videos per request. Defaults to
+            `DEFAULT_MAX_BATCH_SIZE` (64).
+        max_frames: int or None. Frames per request (a `generate` call, a
+            `serving_default` noise input, a `generate_chunk` chunk). Defaults
+            to `DEFAULT_MAX_FRAMES` (1024) for models of any length; a
+            fixed-length model takes exactly its `num_frames`.
+    """
+    from vidgen_tf.base import check_positive_int
+
+    max_batch_size = check_positive_int(
+        "max_batch_size", DEFAULT_MAX_BATCH_SIZE if max_batch_size is None else max_batch_size)
+    if not model.variable_length:
+        if max_frames is not None and max_frames != model.num_frames:
+            raise ValueError(f"`max_frames` must be the model's num_frames ({model.num_frames}) for "
+                             f"{type(model).__name__}, which makes no other length; got {max_frames}.")
+        max_frames = model.num_frames
+    max_frames = check_positive_int("max_frames", DEFAULT_MAX_FRAMES if max_frames is None else max_frames)
+    return {"max_batch_size": max_batch_size, "max_frames": max_frames}
+
+
+def weights_digest(model):
+    """`sha256:<hex>` of the weights an export computes with (names, shapes, dtypes and values).
+
+    Every description carries it, so that two files of one export (a
+    SavedModel and its ONNX file) from different weights are told apart.
+    Random-number state (Keras seed generators) is left out: drawing noise
+    does not change what an export computes.
+    """
+    import hashlib
+
+    import numpy as np
+
+    digest = hashlib.sha256()
+    for variable in model.weights:
+        path = getattr(variable, "path", None) or variable.name
+        if "seed_generator" in path:
+            continue
+        value = np.ascontiguousarray(np.asarray(variable.numpy()))
+        digest.update(f"{path}|{value.dtype.str}|{value.shape}\n".encode())
+        digest.update(value.tobytes())
+    return f"sha256:{digest.hexdigest()}"
 
 
 # ------------------------------------------------------------ description
@@ -206,7 +267,7 @@ def versions(onnx=None):
     return result
 
 
-def describe_model(model, preset=None, signatures=None):
+def describe_model(model, preset=None, signatures=None, limits=None):
     """The description of `model`'s exports (the schema of `EXPORT_DESCRIPTION.md`).
 
     Args:
@@ -216,11 +277,15 @@ def describe_model(model, preset=None, signatures=None):
         signatures: list of str or None. Signatures to describe; defaults to
             every signature `export_savedmodel` writes (`serving_default`,
             `generate`, and `log_prob`, `log_prob_uint8` for likelihood models).
+        limits: dict or None. `request_limits(model, ...)`; defaults to
+            `request_limits(model)`.
 
     Returns:
         A JSON-serialisable dict with `format`, `model`, `class`, `preset`,
-        `video`, `versions`, `signatures` and `parity` (empty: the ONNX export
-        fills in what it measured).
+        `video`, `limits` (`max_batch_size`, `max_frames`: every signature
+        refuses more), `weights_digest` (`weights_digest(model)`),
+        `versions`, `signatures` and `parity` (empty: the ONNX export fills
+        in what it measured).
     """
     described = signature_descriptions(model)
     if signatures is not None:
@@ -242,6 +307,8 @@ def describe_model(model, preset=None, signatures=None):
             "num_classes": model.num_classes,
             "layout": "NTHWC",
         },
+        "limits": dict(limits or request_limits(model)),
+        "weights_digest": weights_digest(model),
         "versions": versions(),
         "signatures": described,
         "parity": {},
@@ -299,13 +366,85 @@ def _read_savedmodel(directory):
     return _parse(asset.read_text(), asset)
 
 
-def describe(path):
+def _onnx_members(path):
+    """The files of the ONNX export `path` belongs to: `{label: path}` of those that exist, the main
+    file `<stem>.onnx`, `<stem>.initial_state.onnx`, `<stem>.chunk.onnx` and their parity reports."""
+    path = Path(path)
+    stem = path.name[: -len(".onnx")]
+    for part in (".initial_state", ".chunk"):
+        if stem.endswith(part):
+            stem = stem[: -len(part)]
+    members = {}
+    for part in ("", ".initial_state", ".chunk"):
+        model = path.parent / f"{stem}{part}.onnx"
+        for candidate in (model, Path(f"{model}.parity.json")):
+            if candidate.is_file():
+                members[str(candidate)] = candidate
+    return stem, members
+
+
+def _digest_of(path):
+    """The `weights_digest` a member of an export records (None if it records none)."""
+    path = Path(path)
+    if path.name.endswith(".parity.json"):
+        try:
+            return json.loads(path.read_text()).get("weights_digest")
+        except ValueError as error:
+            raise MissingDescriptionError(f"The parity report {path} is not JSON ({error}).") from error
+    if path.suffix == ".onnx":
+        return _read_onnx(path).get("weights_digest")
+    return _read_savedmodel(path).get("weights_digest")
+
+
+def _mismatch(digests, what):
+    found = {where: digest for where, digest in digests.items() if digest is not None}
+    if len(set(found.values())) > 1:
+        listed = "; ".join(f"{where}: {digest}" for where, digest in found.items())
+        raise ExportMismatchError(
+            f"The files of {what} come from different weights ({listed}): an export was interrupted or "
+            "only part of it replaced. Export the model again (all formats, with --overwrite)."
+        )
+
+
+def check_export_pairs(path, described):
+    """Raises `ExportMismatchError` unless the files exported together with `path` hold its weights.
+
+    An ONNX file is checked against its streaming files, the parity reports
+    beside them and the SavedModel it was checked against when that sits
+    beside it (`<dir>/<stem>/<version>/`, its `paired_savedmodel`); a
+    SavedModel version `<dir>/<name>/<version>` against `<dir>/<name>.onnx`
+    when that file was checked against this version.
+    """
+    path = Path(path)
+    digests = {str(path): described.get("weights_digest")}
+    if path.is_file():
+        stem, members = _onnx_members(path)
+        for where, member in members.items():
+            if where != str(path):
+                digests[where] = _digest_of(member)
+        main = path.parent / f"{stem}.onnx"
+        paired = (_read_onnx(main) if main != path and main.is_file() else described).get("paired_savedmodel")
+        if paired and (path.parent / paired / "saved_model.pb").is_file():
+            digests[str(path.parent / paired)] = _digest_of(path.parent / paired)
+        _mismatch(digests, f"the ONNX export {path.parent / stem}.onnx")
+        return
+    onnx_file = path.parent.parent / f"{path.parent.name}.onnx"
+    if onnx_file.is_file():
+        onnx_described = _read_onnx(onnx_file)
+        if onnx_described.get("paired_savedmodel") == f"{path.parent.name}/{path.name}":
+            digests[str(onnx_file)] = onnx_described.get("weights_digest")
+            _mismatch(digests, f"the export {path} and {onnx_file}")
+
+
+def describe(path, check_pairs=True):
     """The description of an export, from either format.
 
     Args:
         path: str or Path. A SavedModel (version) directory, a base directory
             of numbered versions (the highest, which TF Serving serves, is
             read), or an `.onnx` file.
+        check_pairs: bool. Check that the files exported with it (see
+            `check_export_pairs`) hold the same weights. Defaults to True.
 
     Returns:
         The description dict (see `describe_model`).
@@ -314,24 +453,32 @@ def describe(path):
         FileNotFoundError: `path` does not exist.
         MissingDescriptionError: `path` is not an export, or holds no
             description (a ValueError; the message names the file looked for).
+        ExportMismatchError: files exported together come from different
+            weights (a ValueError naming them and their `weights_digest`).
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"No export at {path}: the path does not exist.")
     if path.is_file():
         if path.suffix == ".onnx":
-            return _read_onnx(path)
-        raise MissingDescriptionError(
-            f"{path} is not an export: describe() reads an .onnx file or a SavedModel directory."
+            described = _read_onnx(path)
+        else:
+            raise MissingDescriptionError(
+                f"{path} is not an export: describe() reads an .onnx file or a SavedModel directory."
+            )
+    elif (path / "saved_model.pb").is_file():
+        described = _read_savedmodel(path)
+    else:
+        versions_found = sorted(
+            (int(child.name), child) for child in path.iterdir() if child.is_dir() and child.name.isdigit()
         )
-    if (path / "saved_model.pb").is_file():
-        return _read_savedmodel(path)
-    versions_found = sorted(
-        (int(child.name), child) for child in path.iterdir() if child.is_dir() and child.name.isdigit()
-    )
-    if versions_found:
-        return _read_savedmodel(versions_found[-1][1])
-    raise MissingDescriptionError(
-        f"{path} is neither a SavedModel directory (no saved_model.pb) nor a base directory of numbered "
-        "versions (no subdirectory named by a number)."
-    )
+        if not versions_found:
+            raise MissingDescriptionError(
+                f"{path} is neither a SavedModel directory (no saved_model.pb) nor a base directory of numbered "
+                "versions (no subdirectory named by a number)."
+            )
+        path = versions_found[-1][1]
+        described = _read_savedmodel(path)
+    if check_pairs:
+        check_export_pairs(path, described)
+    return described

@@ -104,20 +104,31 @@ def _chunk_fn(model, states):
     return generate_chunk
 
 
-def add_savedmodel_endpoints(archive, model):
+def add_savedmodel_endpoints(archive, model, limits=None):
     """Adds `initial_state` (if the state is not empty) and `generate_chunk` to a
-    `keras.export.ExportArchive` of a streaming model; does nothing for others."""
+    `keras.export.ExportArchive` of a streaming model; does nothing for others.
+
+    Both check their inputs as every exported signature does (`validation`:
+    ranks, sizes, batch agreement, finite noise and states, counts and the
+    export's `limits`), naming the input that fails."""
+    from vidgen_tf.exporting import validation
+
     if not is_streaming(model):
         return
     states = state_specs(model)
+    described = streaming_description(model)
     if states:
+        initial = _initial_state_fn(model)
         archive.add_endpoint(
-            INITIAL_STATE, _initial_state_fn(model), input_signature=[_clip_noise_specs(model)]
+            INITIAL_STATE,
+            lambda inputs: initial(validation.checked_inputs(described[INITIAL_STATE], inputs, limits)),
+            input_signature=[validation.relaxed_specs(_clip_noise_specs(model))],
         )
     chunk = _chunk_fn(model, states)
     archive.add_endpoint(
-        GENERATE_CHUNK, lambda inputs: chunk(inputs)[0],
-        input_signature=[{**states, **_frame_noise_specs(model)}],
+        GENERATE_CHUNK,
+        lambda inputs: chunk(validation.checked_inputs(described[GENERATE_CHUNK], inputs, limits))[0],
+        input_signature=[validation.relaxed_specs({**states, **_frame_noise_specs(model)})],
     )
 
 
@@ -192,18 +203,25 @@ def onnx_paths(path):
     return Path(f"{stem}.initial_state.onnx"), Path(f"{stem}.chunk.onnx")
 
 
-def _convert(fn, specs, output_names, opset):
+def _convert(fn, specs, output_names, opset, described=None, limits=None):
+    """ONNX of `fn`; with `described` (its signature's description) it also returns `inputs_valid`,
+    the checks the SavedModel's signature asserts (ONNX has no assert)."""
     import onnx
     import tf2onnx
 
-    from vidgen_tf.exporting import _rename_outputs
+    from vidgen_tf.exporting import _rename_outputs, validation
 
     names = list(specs)
+    output_names = list(output_names) + (["inputs_valid"] if described is not None else [])
 
     @tf.function(input_signature=[specs[n] for n in names])
     def flat(*args):
-        outputs = fn(dict(zip(names, args)))
-        return {name: outputs[name] for name in output_names}
+        inputs = dict(zip(names, args))
+        outputs = fn(inputs)
+        result = {name: outputs[name] for name in output_names if name != "inputs_valid"}
+        if described is not None:
+            result["inputs_valid"] = validation.valid_inputs(described, inputs, limits)
+        return result
 
     proto, _ = tf2onnx.convert.from_function(flat, input_signature=[specs[n] for n in names], opset=opset)
     # A dict's outputs are flattened in the order of its sorted keys.
@@ -229,7 +247,7 @@ def _random_noise(model, specs, rng, batch, frames):
     return values
 
 
-def convert_and_check_onnx(model, opset, num_checks, savedmodel_dir, seed=0):
+def convert_and_check_onnx(model, opset, num_checks, savedmodel_dir, seed=0, limits=None):
     """Converts `initial_state` and `generate_chunk` to ONNX and checks them against the SavedModel.
 
     Each of the `num_checks` checks draws a batch (1-4) and a chunk length
@@ -253,11 +271,14 @@ def convert_and_check_onnx(model, opset, num_checks, savedmodel_dir, seed=0):
     clip_specs = _clip_noise_specs(model)
     frame_specs = _frame_noise_specs(model)
     chunk_fn = _chunk_fn(model, states)
+    described = streaming_description(model)
     initial_proto = None
     if states:
-        initial_proto = _convert(_initial_state_fn(model), clip_specs, list(states), opset)
+        initial_proto = _convert(_initial_state_fn(model), clip_specs, list(states), opset,
+                                 described[INITIAL_STATE], limits)
     chunk_outputs = ["video"] + [NEXT_PREFIX + n for n in states]
-    chunk_proto = _convert(lambda inputs: chunk_fn(inputs)[0], {**states, **frame_specs}, chunk_outputs, opset)
+    chunk_proto = _convert(lambda inputs: chunk_fn(inputs)[0], {**states, **frame_specs}, chunk_outputs, opset,
+                           described[GENERATE_CHUNK], limits)
 
     loaded = tf.saved_model.load(str(savedmodel_dir)).signatures
     providers = ["CPUExecutionProvider"]
@@ -269,17 +290,25 @@ def convert_and_check_onnx(model, opset, num_checks, savedmodel_dir, seed=0):
     worst_state, worst_uint8 = 0.0, 0
     for check in range(num_checks):
         batch, frames = 1 + check % 4, 1 + (check // 2) % 4
+        if limits:
+            batch, frames = min(batch, limits["max_batch_size"]), min(frames, limits["max_frames"])
         onnx_state, saved_state = {}, {}
         if states:
             clip = _random_noise(model, clip_specs, rng, batch, frames)
-            onnx_state = dict(zip(states, initial_session.run(list(states), clip)))
+            *initial_out, initial_valid = initial_session.run(list(states) + ["inputs_valid"], clip)
+            onnx_state = dict(zip(states, initial_out))
+            if not bool(initial_valid):
+                raise ExportParityError("The ONNX initial_state reports valid check inputs as invalid.")
             saved_state = {
                 k: v.numpy() for k, v in loaded[INITIAL_STATE](**{k: tf.constant(v) for k, v in clip.items()}).items()
             }
         for _ in range(2):
             worst_state = max(worst_state, _state_difference(onnx_state, saved_state, states))
             noise = _random_noise(model, frame_specs, rng, batch, frames)
-            onnx_out = dict(zip(chunk_outputs, chunk_session.run(chunk_outputs, {**onnx_state, **noise})))
+            onnx_out = dict(zip(chunk_outputs + ["inputs_valid"],
+                                chunk_session.run(chunk_outputs + ["inputs_valid"], {**onnx_state, **noise})))
+            if not bool(onnx_out["inputs_valid"]):
+                raise ExportParityError("The ONNX generate_chunk reports valid check inputs as invalid.")
             saved_out = loaded[GENERATE_CHUNK](
                 **{k: tf.constant(v) for k, v in {**saved_state, **noise}.items()}
             )
@@ -328,7 +357,10 @@ def _describe_onnx(proto, described, signature, report):
                        "max_abs_diff": report["max_abs_diff_uint8"], "tolerance": report["tolerance_uint8"],
                        "output": "video"},
               "state": {"max_abs_diff": report["max_abs_diff_state"], "tolerance": report["tolerance_float"]}}
-    one = dict(described, signatures={signature: _signature_entry(described, signature)}, parity=parity)
+    entry = dict(_signature_entry(described, signature))
+    entry["outputs"] = dict(entry["outputs"], inputs_valid={"dtype": "bool", "shape": [], "dynamic_axes": {},
+                                                             "range": [False, True]})
+    one = dict(described, signatures={signature: entry}, parity=parity)
     entry = proto.metadata_props.add()
     entry.key, entry.value = description.ONNX_METADATA_KEY, description.to_json(one)
 
