@@ -10,8 +10,8 @@ resolutions, and after every spatial block a temporal attention block mixes
 the frames at each spatial position, with a learned relative position bias
 (one number per head and frame offset: Shaw et al. 2018, as Ho et al. use)
 so that attention knows the order of the frames. Residual blocks use
-GroupNorm and SiLU, and each adds the embedded noise level (and class) to its
-features; the output layer starts at zero, so the untrained network predicts
+GroupNorm and SiLU, and each scales and shifts its features by the embedded
+noise level (and class); the output layer starts at zero, so the untrained network predicts
 zero (the mean of every objective's target). Video tensors are
 `(B, T, H, W, C)`.
 """
@@ -75,7 +75,13 @@ class FrameConv(layers.Layer):
 
 
 class ResidualBlock(layers.Layer):
-    """GroupNorm, SiLU, 1x3x3 conv, + the embedded noise level, GroupNorm, SiLU, 1x3x3 conv, + skip.
+    """GroupNorm, SiLU, 1x3x3 conv, GroupNorm scaled and shifted by the embedded noise level, SiLU, 1x3x3 conv, + skip.
+
+    The noise level enters as a scale and shift after the second
+    normalisation (`norm(h) (1 + s) + b`, Dhariwal and Nichol, "Diffusion
+    models beat GANs on image synthesis", NeurIPS 2021, `use_scale_shift_norm`),
+    not as a sum before it as in DDPM: a GroupNorm whose groups hold one
+    channel (narrow networks) would remove a per-channel sum entirely.
 
     Called on `[x (B, T, H, W, C), embedding (B, E)]`; returns `(B, T, H, W, filters)`.
 
@@ -93,7 +99,7 @@ class ResidualBlock(layers.Layer):
         policy = self.dtype_policy
         self.norm1 = layers.GroupNormalization(_groups(channels, self.groups), dtype=policy, name="norm1")
         self.conv1 = FrameConv(self.filters, dtype=policy, name="conv1")
-        self.embed = layers.Dense(self.filters, dtype=policy, name="noise_level")
+        self.embed = layers.Dense(2 * self.filters, dtype=policy, name="noise_level")
         self.norm2 = layers.GroupNormalization(_groups(self.filters, self.groups), dtype=policy, name="norm2")
         self.conv2 = FrameConv(self.filters, dtype=policy, name="conv2")
         self.skip = layers.Dense(self.filters, dtype=policy, name="skip") if channels != self.filters else None
@@ -101,8 +107,8 @@ class ResidualBlock(layers.Layer):
     def call(self, inputs):
         x, embedding = inputs
         h = self.conv1(tf.nn.silu(self.norm1(x)))
-        h = h + self.embed(tf.nn.silu(embedding))[:, None, None, None, :]
-        h = self.conv2(tf.nn.silu(self.norm2(h)))
+        scale, shift = tf.split(self.embed(tf.nn.silu(embedding))[:, None, None, None, :], 2, axis=-1)
+        h = self.conv2(tf.nn.silu(self.norm2(h) * (1.0 + scale) + shift))
         return h + (x if self.skip is None else self.skip(x))
 
     def get_config(self):
