@@ -93,7 +93,7 @@ def test_a_model_trained_on_one_clip_regenerates_it(objective):
     model = tiny(objective=objective, base_filters=16)
     model.compile(optimizer=keras.optimizers.Adam(3e-3), ema_decay=None, seed=0)
     data = tf.data.Dataset.from_tensors(np.repeat(clip, 8, axis=0)).repeat()
-    history = model.fit(data, steps_per_epoch=50, epochs=6, verbose=0)
+    history = model.fit(data, steps_per_epoch=50, epochs=8, verbose=0)
     losses = history.history["loss"]
     assert losses[-1] < 0.2 * losses[0], losses
     videos = model.generate(2, seed=0, num_steps=10).numpy()
@@ -152,7 +152,7 @@ def test_two_replicas_make_the_one_device_step():
         data = harness.video_dataset(model, batch_size=4, num_batches=2)
         history = model.fit(data, epochs=1, verbose=0)
         runs[name] = ([w.numpy() for w in model.denoiser.weights] + [w.numpy() for w in model.ema_denoiser.weights],
-                      history.history["loss"][-1], int(model.noise_step))
+                      history.history["loss"][-1], int(model.noise_step.value.numpy()))
     assert strategy.num_replicas_in_sync == 2
     assert runs["mirrored"][2] == runs["default"][2] == 2
     assert runs["mirrored"][1] == pytest.approx(runs["default"][1], rel=1e-5)
@@ -209,3 +209,25 @@ def test_bad_configurations_are_named():
     with pytest.raises(ValueError, match=r"expects videos shaped \(batch, 4, 8, 8, 1\)"):
         model.compile(seed=0)
         model.fit(np.zeros((2, 4, 16, 16, 1), "float32"), batch_size=2, verbose=0)
+
+
+# ----------------------------------------------------------------- exports
+@pytest.mark.parametrize("num_classes", [0, 2])
+def test_exports_agree(tmp_path, num_classes):
+    model = tiny(num_classes=num_classes)
+    kernel = model.denoiser.out_conv.conv.kernel
+    kernel.assign(tf.random.stateless_normal(kernel.shape, [0, 1]) * 0.1)
+    version_dir, report = harness.check_diffusion_exports(model, tmp_path)
+    described = vidgen_tf.exporting.describe(tmp_path / "model.onnx")
+    assert set(described["signatures"]) == {"step"} and described["parity"]["onnx"]["max_abs_diff"] <= 1
+    assert set(vidgen_tf.exporting.describe(tmp_path / "model.denoise.onnx")["signatures"]) == {"denoise"}
+    loop = described["signatures"]["step"]["loop"]
+    assert loop["sampler"] == "ddim" and loop["num_steps_default"] == 4 and not loop["stochastic_step"]
+    # Bad requests are refused naming the input.
+    loaded = tf.saved_model.load(str(version_dir))
+    noise = tf.zeros((1,) + model.video_shape)
+    extra = {"label": tf.constant([0]), "guidance_scale": tf.constant(1.0)} if num_classes else {}
+    with pytest.raises(tf.errors.InvalidArgumentError, match="num_steps: expected an integer >= 1"):
+        loaded.signatures["sample"](noise=noise, num_steps=tf.constant(0), **extra)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"t: expected times in \[0, 1\]"):
+        loaded.signatures["step"](x_t=noise, t=tf.constant(1.5), t_next=tf.constant(0.0), noise=noise, **extra)
