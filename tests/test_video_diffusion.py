@@ -212,7 +212,8 @@ def test_bad_configurations_are_named():
 
 
 # ----------------------------------------------------------------- exports
-@pytest.mark.parametrize("num_classes", [0, 2])
+@pytest.mark.large
+@pytest.mark.parametrize("num_classes", [2, 0])
 def test_exports_agree(tmp_path, num_classes):
     model = tiny(num_classes=num_classes)
     kernel = model.denoiser.out_conv.conv.kernel
