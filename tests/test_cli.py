@@ -505,7 +505,8 @@ def test_train_a_diffusion_model_and_its_flags(capsys, tmp_path):
     code, _, err = run(capsys, *DIFFUSION_RUN, "--steps", "1", "--loss", "hinge", "--out", str(tmp_path / "bad"))
     assert code == 2 and "--loss applies to GANs; video_diffusion is a diffusion model" in err
     out = tmp_path / "run"
-    code, text, err = run(capsys, *DIFFUSION_RUN, "--steps", "2", "--ema-decay", "0.9", "--out", str(out))
+    code, text, err = run(capsys, *DIFFUSION_RUN, "--steps", "2", "--ema-decay", "0.9", "--log-every", "1",
+                          "--out", str(out))
     assert code == 0, err
     model = vidgen_tf.from_preset(out)
     assert model.registered_name == "video_diffusion" and model.channel_multipliers == (1, 2)
