@@ -13,7 +13,8 @@ SHAPE = (2, 3, 4, 4, 1)
 
 def videos(seed=0):
     rng = np.random.default_rng(seed)
-    return tf.constant(rng.uniform(-1, 1, SHAPE).astype("float32")), tf.constant(rng.standard_normal(SHAPE).astype("float32"))
+    x0 = rng.uniform(-1, 1, SHAPE).astype("float32")
+    return tf.constant(x0), tf.constant(rng.standard_normal(SHAPE).astype("float32"))
 
 
 def test_cosine_rates_are_keras_io_s_signal_rates_and_variance_preserving():

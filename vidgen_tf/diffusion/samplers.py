@@ -148,7 +148,8 @@ def step(predict, objective, sampler, x_t, t, s, noise=None, eta=0.0):
     elif sampler == "ancestral":
         x_s = ancestral_step(x_t, x0, alpha_t, sigma_t, alpha_s, sigma_s, noise)
     else:
-        raise ValueError(f"`sampler` must be one of {SAMPLERS[objective]} for objective={objective!r}, got {sampler!r}.")
+        raise ValueError(f"`sampler` must be one of {SAMPLERS[objective]} for objective={objective!r}, "
+                         f"got {sampler!r}.")
     return tf.where(s > 0.0, x_s, x0)  # the last step returns the clean prediction
 
 

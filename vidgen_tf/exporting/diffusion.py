@@ -220,7 +220,8 @@ def _random_inputs(described, rng, batch, model):
         else:  # noisy videos and noise
             values[name] = rng.standard_normal(shape).astype(np.float32)
     if "t_next" in values:
-        values["t_next"] = np.asarray(values["t"] * rng.choice([0.0, 0.5]), np.float32)  # the last step, and an inner one
+        # The last step (to 0), and an inner one.
+        values["t_next"] = np.asarray(values["t"] * rng.choice([0.0, 0.5]), np.float32)
     return values
 
 

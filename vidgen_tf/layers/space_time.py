@@ -18,7 +18,6 @@ zero (the mean of every objective's target). Video tensors are
 
 import math
 
-import keras
 import tensorflow as tf
 from keras import layers
 
@@ -132,7 +131,7 @@ def _attend(q, k, v, heads, bias=None):
 
 
 class VideoAttention(layers.Layer):
-    """Residual self-attention over the frames at each position (`axis="time"`) or the positions of each frame (`"space"`).
+    """Residual self-attention over the frames at each position (`axis="time"`) or within each frame (`"space"`).
 
     `x + W_o attention(GroupNorm(x))`, `W_o` zero-initialised so the block
     starts as the identity. Temporal attention adds a learned bias per head
