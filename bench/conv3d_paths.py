@@ -46,6 +46,9 @@ def _exercise(model):
         labels = tf.zeros([1], tf.int32) if model.num_classes else None
         videos = model.generate_from_noise(noise, labels)
         model.discriminate(tf.cast(videos, tf.float32), labels, tf.constant([0, 0], tf.int64))
+    elif getattr(model, "is_diffusion", False):  # one network call: sampling repeats it
+        labels = tf.zeros([1], tf.int32) if model.num_classes else None
+        model.denoise(tf.zeros((1, *model.video_shape)), 0.5, labels)
     else:
         videos = tf.zeros((1, model.num_frames, model.height, model.width, model.channels))
         model.log_prob(videos)

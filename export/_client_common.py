@@ -272,7 +272,7 @@ def _labels(name, distribution, label, shape, rng):
 
 
 def draw_inputs(description, signature_name="serving_default", num=1, seed=0, frames=None, label=None,
-                chunk_frames=None):
+                chunk_frames=None, num_steps=None, guidance_scale=None):
     """Draws every input of a signature from its declared distribution.
 
     Inputs are drawn in name order from one `numpy.random.default_rng(seed)`,
@@ -293,6 +293,11 @@ def draw_inputs(description, signature_name="serving_default", num=1, seed=0, fr
             models. Defaults to None (drawn uniformly).
         chunk_frames: int or None. Length of `chunk_frames` axes. Defaults
             to None.
+        num_steps: int or None. Sampling steps of a diffusion model's
+            `num_steps` count. Defaults to None (the description's default).
+        guidance_scale: float or None. Classifier-free guidance of a
+            conditional diffusion model (1: none). Defaults to None (the
+            description's default).
 
     Returns:
         dict name -> numpy array of the declared dtype and shape.
@@ -305,6 +310,8 @@ def draw_inputs(description, signature_name="serving_default", num=1, seed=0, fr
     if label is not None and not any(s["distribution"]["kind"] == "label" for s in spec_of.values()):
         raise ClientError(f"Model {description['model']!r} is unconditional; a label cannot be given.")
     counts = {"batch_size": num, "num_frames": frames, "chunk_frames": chunk_frames}
+    steps = spec_of.get("num_steps", {}).get("distribution", {})
+    counts["num_steps"] = steps.get("default") if num_steps is None else num_steps
     sizes = {"batch": num, "frames": frames, "chunk_frames": chunk_frames}
     rng = np.random.default_rng(seed)
     inputs = {}
@@ -331,6 +338,11 @@ def draw_inputs(description, signature_name="serving_default", num=1, seed=0, fr
             if counts[name] < distribution.get("min", 1):
                 raise ClientError(f"Input {name!r} must be at least {distribution.get('min', 1)}, got {counts[name]}.")
             value = np.full(shape, counts[name])
+        elif kind == "guidance":
+            value = np.full(shape, distribution.get("default", 1.0) if guidance_scale is None else guidance_scale)
+            if not value.min() >= distribution.get("min", 0.0):
+                raise ClientError(f"Input {name!r} must be at least {distribution.get('min', 0.0)}, got "
+                                  f"{guidance_scale}.")
         else:
             raise ClientError(f"Input {name!r} of signature {signature_name!r} takes {kind!r} values, which this "
                               "client cannot draw; choose a generation signature.")
@@ -463,6 +475,10 @@ def add_generation_arguments(parser):
     parser.add_argument("--frames", type=int, help="frame count, for models of any length (default: the model's)")
     parser.add_argument("--label", type=int, help="class label of conditional models (default: drawn at random)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the drawn inputs (default 0)")
+    parser.add_argument("--num-steps", type=int,
+                        help="diffusion models: sampling steps (default: the export's, its model's sampling_steps)")
+    parser.add_argument("--guidance-scale", type=float,
+                        help="conditional diffusion models: classifier-free guidance, 1 none (default: the export's)")
     parser.add_argument("--fps", type=int, default=8, help="frames per second of .gif/.mp4 (default 8)")
     parser.add_argument("--out", required=True, help="output file: .npz (every video), .gif or .mp4 (a grid)")
 

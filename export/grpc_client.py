@@ -195,9 +195,11 @@ def predict(target, request, timeout=300.0, max_message_mb=256):
 
 
 def generate(target, model, description, num=4, frames=None, label=None, seed=0, signature="serving_default",
-             version=None, max_message_mb=256, timeout=300.0):
+             version=None, max_message_mb=256, timeout=300.0, num_steps=None,
+             guidance_scale=None):
     """Draws the inputs, calls Predict, checks and returns the uint8 videos `(N, T, H, W, C)`."""
-    inputs = common.draw_inputs(description, signature, num=num, seed=seed, frames=frames, label=label)
+    inputs = common.draw_inputs(description, signature, num=num, seed=seed, frames=frames, label=label,
+                                num_steps=num_steps, guidance_scale=guidance_scale)
     output = common.video_output(description, signature)
     outputs = predict(target, predict_request(model, inputs, signature, version), timeout, max_message_mb)
     if output not in outputs:
@@ -216,6 +218,7 @@ def main(argv=None):
     description = common.load_description(args.description)
     videos = generate(args.target, args.model, description, num=args.num, frames=args.frames, label=args.label,
                       seed=args.seed, signature=args.signature, version=args.version,
+                      num_steps=args.num_steps, guidance_scale=args.guidance_scale,
                       max_message_mb=args.max_message_mb, timeout=args.timeout)
     common.write_videos(args.out, videos, fps=args.fps)
     print(f"{args.model} (gRPC {args.target}, {args.signature}): wrote {args.out}: videos {list(videos.shape)} uint8")

@@ -102,9 +102,11 @@ def post(url, body, timeout=300.0):
 
 
 def generate(url, model, description, num=4, frames=None, label=None, seed=0, signature="serving_default",
-             version=None, request_format="columnar", timeout=300.0):
+             version=None, request_format="columnar", timeout=300.0, num_steps=None,
+             guidance_scale=None):
     """Draws the inputs, POSTs them, checks and returns the uint8 videos `(N, T, H, W, C)`."""
-    inputs = common.draw_inputs(description, signature, num=num, seed=seed, frames=frames, label=label)
+    inputs = common.draw_inputs(description, signature, num=num, seed=seed, frames=frames, label=label,
+                                num_steps=num_steps, guidance_scale=guidance_scale)
     output = common.video_output(description, signature)
     names = list(common.signature(description, signature)["outputs"])
     body = request_body(inputs, signature, request_format)
@@ -126,7 +128,8 @@ def main(argv=None):
     common.check_output_path(args.out)
     description = common.load_description(args.description)
     videos = generate(args.url, args.model, description, num=args.num, frames=args.frames, label=args.label,
-                      seed=args.seed, signature=args.signature, version=args.version, request_format=args.format,
+                      seed=args.seed, signature=args.signature, version=args.version,
+                      num_steps=args.num_steps, guidance_scale=args.guidance_scale, request_format=args.format,
                       timeout=args.timeout)
     common.write_videos(args.out, videos, fps=args.fps)
     print(f"{args.model} (REST {args.url}, {args.signature}, {args.format}): wrote {args.out}: "

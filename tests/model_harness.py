@@ -202,3 +202,41 @@ def write_tf1_hub_feature_net(path, classes=400, frames=16, side=224, seed=0):
             builder.add_meta_graph_and_variables(session, [], signature_def_map={"default": signature})
             builder.save()
     return path
+
+
+def check_diffusion_exports(model, tmp_path, num_steps=2):
+    """The exports of a diffusion model (`vidgen_tf.exporting.diffusion`): the SavedModel's `sample` loop,
+    `generate`, `denoise` and `step` agree with the Keras model, and the ONNX `step` / `denoise` with parity."""
+    version_dir = vidgen_tf.export_savedmodel(model, tmp_path / "serving", version=3)
+    loaded = tf.saved_model.load(str(version_dir))
+    assert set(loaded.signatures) == {"serving_default", "sample", "generate", "denoise", "step"}
+    assert set(vidgen_tf.exporting.describe(version_dir)["signatures"]) == set(loaded.signatures)
+    noise = fixed_noise(model)["noise"]
+    labels = labels_for(model)
+    conditional = {} if labels is None else {"label": labels, "guidance_scale": tf.constant(2.0)}
+    guidance = 2.0 if labels is not None else None
+    expected = vidgen_tf.exporting.to_uint8_video(
+        model.generate_from_noise({"noise": noise}, labels, num_steps=num_steps, guidance_scale=guidance)).numpy()
+    for name in ("serving_default", "sample"):
+        served = loaded.signatures[name](noise=noise, num_steps=tf.constant(num_steps), **conditional)["video"]
+        assert served.dtype == tf.uint8
+        assert np.max(np.abs(served.numpy().astype(int) - expected.astype(int))) <= 1, name
+    generated = loaded.signatures["generate"](batch_size=tf.constant(2), seed=tf.constant(5, tf.int64),
+                                              num_steps=tf.constant(num_steps), **conditional)["video"].numpy()
+    reference = model.generate(2, seed=5, labels=labels, num_steps=num_steps, guidance_scale=guidance)
+    reference = vidgen_tf.exporting.to_uint8_video(reference).numpy()
+    assert np.max(np.abs(generated.astype(int) - reference.astype(int))) <= 1
+    t = tf.constant([0.3, 0.9])
+    denoised = loaded.signatures["denoise"](x_t=noise, t=t, **({} if labels is None else {"label": labels}))
+    np.testing.assert_allclose(denoised["prediction"].numpy(), model.denoise(noise, t, labels).numpy(), atol=1e-5)
+    stepped = loaded.signatures["step"](x_t=noise, t=tf.constant(0.9), t_next=tf.constant(0.4), noise=noise,
+                                        **conditional)["x_next"].numpy()
+    np.testing.assert_allclose(stepped, model.step(noise, 0.9, 0.4, noise, labels, guidance or 1.0).numpy(),
+                               atol=1e-5)
+
+    onnx_path = vidgen_tf.export_onnx(model, tmp_path / "model.onnx", savedmodel_dir=version_dir)
+    report = json.loads((tmp_path / "model.onnx.parity.json").read_text())
+    assert onnx_path.is_file() and (tmp_path / "model.denoise.onnx").is_file()
+    assert report["num_checks"] >= 8 and report["loop_steps"]
+    assert report["max_abs_diff_float"] <= 1e-4 and report["max_abs_diff_uint8"] <= 1
+    return version_dir, report

@@ -813,3 +813,23 @@ def test_generate_memory_is_bounded_by_the_batch_not_the_request(tmp_path):
     assert peak_gib < 1.4, peak_gib
     with np.load(tmp_path / "g.npz") as data:
         assert data["videos"].shape == (128, 64, 32, 32, 1)
+
+
+DIFFUSION_RUN = ["train", "video_diffusion", "--data", "moving_square", "--num-frames", "4", "--height", "8",
+                 "--width", "8", "--channels", "1", "--batch-size", "4", "--quiet", "--set", "base_filters=8",
+                 "--set", "channel_multipliers=[1, 2]", "--set", "attention_resolutions=[4]",
+                 "--set", "sampling_steps=2"]
+
+
+def test_train_a_diffusion_model_and_its_flags(capsys, tmp_path):
+    code, _, err = run(capsys, *DIFFUSION_RUN, "--steps", "1", "--loss", "hinge", "--out", str(tmp_path / "bad"))
+    assert code == 2 and "--loss applies to GANs; video_diffusion is a diffusion model" in err
+    out = tmp_path / "run"
+    code, text, err = run(capsys, *DIFFUSION_RUN, "--steps", "2", "--ema-decay", "0.9", "--log-every", "1",
+                          "--out", str(out))
+    assert code == 0, err
+    model = vidgen_tf.from_preset(out)
+    assert model.registered_name == "video_diffusion" and model.channel_multipliers == (1, 2)
+    assert model.generate(1, seed=0).shape == (1, 4, 8, 8, 1)
+    losses = [json.loads(line) for line in (out / "losses.jsonl").read_text().splitlines()]
+    assert losses and "loss" in losses[-1]

@@ -78,9 +78,15 @@ def test_the_hmm_closed_form_matches_a_hand_count():
 
 @pytest.mark.parametrize("name", vidgen_tf.list_models())
 def test_every_model_is_counted_at_its_default_config(name):
-    cost = model_multiply_adds(vidgen_tf.build(name))
+    model = vidgen_tf.build(name)
+    cost = model_multiply_adds(model)
     assert cost.per_generated_clip > 0
-    assert cost.per_training_clip > cost.per_generated_clip
+    if getattr(model, "is_diffusion", False):
+        # Sampling runs the network once per step; a training clip once forward and backward.
+        assert cost.per_generated_clip == model.sampling_steps * cost.forward["denoise"]
+        assert cost.per_training_clip == 3 * cost.forward["denoise"]
+    else:
+        assert cost.per_training_clip > cost.per_generated_clip
     assert all(count > 0 for count in cost.forward.values())
     assert cost.model == name
 
@@ -111,3 +117,19 @@ def test_a_kalman_vae_with_one_fixed_dynamics_is_counted_without_an_lstm():
     assert cost.per_generated_clip == 3 * (decoder + 16 + 8)
     frames = 3 * (multiply_adds(model.encoder, (8, 8, 1)) + decoder)
     assert cost.forward["log_prob"] == frames + 3 * filter_step_multiply_adds(4, 2)
+
+
+def test_a_diffusion_model_counts_its_network_and_its_attention_products():
+    model = vidgen_tf.build("video_diffusion", num_frames=4, height=8, width=8, base_filters=8,
+                            channel_multipliers=(1, 2), attention_resolutions=(4,), sampling_steps=3,
+                            num_classes=2, guidance_scale=2.0)
+    cost = model_multiply_adds(model)
+    # Temporal attention, per block on (T, H, W, C): 2 H W T^2 C; spatial at side 4: 2 T (H W)^2 C.
+    level0, level1 = 2 * 8 * 8 * 16 * 8, 2 * 4 * 4 * 16 * 16 + 2 * 4 * 16**2 * 16
+    assert model.denoiser.attention_multiply_adds(model.video_shape) == 3 * level0 + 4 * level1
+    layers = cost.forward["denoise"] - model.denoiser.attention_multiply_adds(model.video_shape)
+    stem = 4 * 8 * 8 * 9 * 1 * 8  # the first 1x3x3 convolution: T H W x 9 x C_in x C_out
+    assert layers > stem
+    assert cost.per_generated_clip == 3 * 2 * cost.forward["denoise"]  # guidance: two calls per step
+    with pytest.raises(ValueError, match="`n_critic` is for adversarial models; video_diffusion is a diffusion"):
+        model_multiply_adds(model, n_critic=2)

@@ -582,3 +582,67 @@ def test_the_onnx_client_refuses_what_the_graph_reports_invalid(hmm_export, monk
     monkeypatch.setattr(common, "draw_inputs", nan_noise)
     with pytest.raises(common.ClientError, match=r"reports its inputs invalid \(inputs_valid is False\)"):
         onnx_client.generate(str(hmm_export["onnx"]), num=2, frames=4)
+
+
+# ---------------------------------------------------------------------------
+# A diffusion model: the ONNX client runs the loop; REST and gRPC call `sample`
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def diffusion_export(tmp_path_factory):
+    root = tmp_path_factory.mktemp("diffusion")
+    model = vidgen_tf.build("video_diffusion", num_frames=4, height=8, width=8, base_filters=8,
+                            channel_multipliers=(1, 2), attention_resolutions=(4,), num_classes=2,
+                            sampling_steps=3, guidance_scale=1.5)
+    kernel = model.denoiser.out_conv.conv.kernel
+    kernel.assign(tf.random.stateless_normal(kernel.shape, [0, 1]) * 0.1)  # not the zero network
+    version = vidgen_tf.export_savedmodel(model, root / "serving", version=1)
+    onnx_path = vidgen_tf.export_onnx(model, root / "video_diffusion.onnx", savedmodel_dir=version)
+    return {"model": model, "version": version, "onnx": onnx_path}
+
+
+def test_the_onnx_client_runs_the_diffusion_loop_and_matches_sample(diffusion_export):
+    export = diffusion_export
+    sample = tf.saved_model.load(str(export["version"])).signatures["sample"]
+    noise = np.random.default_rng(4).standard_normal((2, 4, 8, 8, 1)).astype(np.float32)
+    for steps, scale in ((3, None), (2, 0.5)):
+        videos, described = onnx_client.sample(export["onnx"], noise, num_steps=steps, label=[0, 1],
+                                               guidance_scale=scale)
+        expected = sample(noise=tf.constant(noise), num_steps=tf.constant(steps), label=tf.constant([0, 1]),
+                          guidance_scale=tf.constant(1.5 if scale is None else scale))["video"].numpy()
+        assert videos.dtype == np.uint8 and videos.shape == expected.shape
+        assert np.max(np.abs(videos.astype(int) - expected.astype(int))) <= 1
+    assert described["signatures"]["step"]["loop"]["num_steps_default"] == 3
+    # generate() draws the noise and labels from the seed, and runs the same loop.
+    videos, _ = onnx_client.generate(str(export["onnx"]), num=2, seed=1, label=1)
+    assert videos.shape == (2, 4, 8, 8, 1)
+    with pytest.raises(common.ClientError, match="positive integer"):
+        onnx_client.sample(export["onnx"], noise, num_steps=0)
+
+
+def test_rest_and_grpc_clients_call_the_diffusion_sample(diffusion_export):
+    export = diffusion_export
+    description = common.load_description(export["version"])
+    inputs = common.draw_inputs(description, "sample", num=2, seed=3, label=1, num_steps=2)
+    assert int(inputs["num_steps"]) == 2 and float(inputs["guidance_scale"]) == 1.5
+    assert int(common.draw_inputs(description, "sample", num=1)["num_steps"]) == 3  # the export's default
+    with pytest.raises(common.ClientError, match="guidance_scale.*at least 0"):
+        common.draw_inputs(description, "sample", num=1, guidance_scale=-1.0)
+    signatures = standins.Signatures("video_diffusion", export["version"])
+    expected = signatures.signatures["sample"](**{k: tf.constant(v) for k, v in inputs.items()})["video"].numpy()
+    rest, thread = standins.start_rest(signatures, port=0)
+    grpc_server, target = standins.start_grpc(signatures, port=0)
+    try:
+        url = f"http://127.0.0.1:{rest.server_port}"
+        for videos in (rest_client.generate(url, "video_diffusion", description, num=2, seed=3, label=1,
+                                            signature="sample", num_steps=2),
+                       grpc_client.generate(target, "video_diffusion", description, num=2, seed=3, label=1,
+                                            signature="sample", num_steps=2)):
+            assert np.array_equal(videos, expected)
+        assert [name for name, _ in signatures.requests] == ["sample", "sample"]
+    finally:
+        rest.shutdown()
+        rest.server_close()
+        thread.join(10)
+        grpc_server.stop(grace=None).wait(10)

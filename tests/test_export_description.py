@@ -16,7 +16,7 @@ from tests.test_keras_saving import TINY
 from vidgen_tf import exporting
 from vidgen_tf.exporting import description as desc
 
-CONDITIONAL = {"dcgan", "dvdgan", "mocogan", "tgan", "vgan"}
+CONDITIONAL = {"dcgan", "dvdgan", "mocogan", "tgan", "vgan", "video_diffusion"}
 
 
 def tiny(name, **overrides):
@@ -51,12 +51,17 @@ def test_every_models_description_matches_its_noise_spec(name, num_classes):
     expected_signatures = {"serving_default", "generate"} | (
         {"log_prob", "log_prob_uint8"} if getattr(model, "has_log_prob", False) else set())
     expected_signatures |= set(vidgen_tf.exporting.streaming.streaming_signature_names(model))
+    sampling = []  # the sampling inputs of a diffusion model's serving_default (its `sample`)
+    if getattr(model, "is_diffusion", False):
+        expected_signatures |= {"sample", "denoise", "step"}
+        sampling = ["num_steps"]
     assert set(described["signatures"]) == expected_signatures
 
     inputs = described["signatures"]["serving_default"]["inputs"]
     frames = None if model.variable_length else model.num_frames
     spec = model.noise_spec(num_frames=frames)
-    assert list(inputs) == list(spec) + (["label"] if num_classes else [])
+    guidance = ["guidance_scale"] if sampling and num_classes else []
+    assert list(inputs) == list(spec) + sampling + (["label"] if num_classes else []) + guidance
     for key, tensor_spec in spec.items():
         assert inputs[key]["dtype"] == tensor_spec.dtype.name
         assert inputs[key]["shape"] == tensor_spec.shape.as_list()
@@ -82,6 +87,7 @@ EXPECTED_KINDS = {
     "mocogan": {"content": "normal", "motion_noise": "normal", "motion_init": "normal"},
     "tgan": {"latent": "uniform"},
     "vgan": {"latent": "normal"},
+    "video_diffusion": {"noise": "normal"},
     "video_vae": {"latent": "normal"},
 }
 

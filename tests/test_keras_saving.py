@@ -26,6 +26,8 @@ TINY = {
                  generator_width=8, temporal_width=16, discriminator_width=8),
     "vgan": dict(num_frames=4, height=16, width=16, channels=1, latent_dim=8, generator_width=8,
                  discriminator_width=8),
+    "video_diffusion": dict(num_frames=4, height=8, width=8, channels=1, base_filters=8, channel_multipliers=(1, 2),
+                            attention_resolutions=(4,), sampling_steps=4),
     "video_vae": dict(num_frames=4, height=8, width=8, channels=1, latent_dim=4, base_filters=4),
 }
 

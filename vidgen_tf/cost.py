@@ -41,6 +41,10 @@ One step consumes `n B` clips, so per training clip
 
 A likelihood model's step runs `log_prob` forward (`F`, its layers plus its
 closed forms) and backward (`2F`) on every clip once: `3F` per training clip.
+A diffusion model's step runs its network forward and backward once per clip
+(`3F`, `F` its layers plus the attention products its class gives in
+`extra_multiply_adds`); generating a clip runs the network `sampling_steps`
+times (twice per step with classifier-free guidance, `guidance_scale != 1`).
 Left out: optimizer updates, the spectral-norm power iteration, TGAN's
 singular value clipping (an SVD of each critic matrix every
 `clipping_interval`-th critic update, independent of the batch), the
@@ -186,6 +190,8 @@ def model_multiply_adds(model, loss=None, n_critic=None, r1_weight=None):
     ```
     """
     name = model.registered_name or type(model).__name__
+    if getattr(model, "is_diffusion", False):
+        return _diffusion_multiply_adds(model, name, loss, n_critic, r1_weight)
     generated = generation_multiply_adds(model)
     if isinstance(model, AdversarialModel):
         loss_name, n, penalties = _training_settings(model, loss, n_critic, r1_weight)
@@ -218,4 +224,22 @@ def model_multiply_adds(model, loss=None, n_critic=None, r1_weight=None):
         per_training_clip=int(round(per_training_clip)),
         forward=forward,
         training=training,
+    )
+
+
+def _diffusion_multiply_adds(model, name, loss, n_critic, r1_weight):
+    """`ModelCost` of a diffusion model: one network call `F`; `3F` per training clip (see the module)."""
+    for argument, value in (("loss", loss), ("n_critic", n_critic), ("r1_weight", r1_weight)):
+        if value is not None:
+            raise ValueError(f"`{argument}` is for adversarial models; {name} is a diffusion model.")
+
+    def denoise():
+        return model.denoise(tf.zeros((1,) + model.video_shape), tf.fill([1], 0.5), _labels(model))
+
+    network = call_multiply_adds(denoise, [model]) + _extra(model).get("denoise", 0)
+    calls = model.sampling_steps * (2 if model.num_classes and model.guidance_scale != 1.0 else 1)
+    return ModelCost(
+        model=name, per_generated_clip=int(calls * network), per_training_clip=int(3 * network),
+        forward={"denoise": int(network)},
+        training={"n_critic": 1, "penalties": [], "clips_per_step_per_batch": 1, "sampling_steps": calls},
     )

@@ -369,7 +369,8 @@ def build_parser():
                    help="GANs: weight of the R1 penalty on real clips (Mescheder et al. 2018; default 0: off)")
     p.add_argument("--ema-decay", type=float,
                    help="GANs: keep an exponential moving average of the generator with this decay (e.g. 0.999); "
-                        "samples, presets and exports use it (default: none)")
+                        "samples, presets and exports use it (default: none); video_diffusion: of its network "
+                        "(default 0.999)")
     p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (default min(steps, 100))")
     p.add_argument("--sample-every", type=int, default=0, help="steps between sample videos (0: only at the end)")
     p.add_argument("--num-samples", type=int, default=8, help="videos per sample grid (default 8)")

@@ -103,6 +103,18 @@ def _compile(model, args):
             ema_decay=ema_decay,
             seed=args.seed,
         )
+    elif getattr(model, "is_diffusion", False):
+        for flag, value in (("--loss", args.loss), ("--r1-weight", r1_weight or None)):
+            if value is not None:
+                raise UsageError(f"{flag} applies to GANs; {model.registered_name} is a diffusion model.")
+        if not args.dequantize:
+            raise UsageError(f"--no-dequantize applies to likelihood models; {model.registered_name} is a "
+                             "diffusion model.")
+        if ema_decay is not None and not 0.0 < ema_decay < 1.0:
+            raise UsageError(f"--ema-decay must be in (0, 1), got {ema_decay}.")
+        # The weights' moving average samples: the model's default decay unless --ema-decay is given.
+        model.compile(optimizer=model.make_optimizer(args.lr), seed=args.seed,
+                      **({} if ema_decay is None else {"ema_decay": ema_decay}))
     else:
         for flag, value in (("--loss", args.loss), ("--r1-weight", r1_weight or None), ("--ema-decay", ema_decay)):
             if value is not None:

@@ -28,7 +28,7 @@ from vidgen_tf.exporting import description, validation
 from vidgen_tf.exporting.description import (  # noqa: F401
     ExportMismatchError, MissingDescriptionError, describe, describe_model,
 )
-from vidgen_tf.exporting import streaming
+from vidgen_tf.exporting import diffusion, streaming
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +80,8 @@ def _build_archive(model, limits):
     video_fn = _float_video_fn(model)
     archive = keras.export.ExportArchive()
     archive.track(model)
+    if diffusion.is_diffusion(model):  # the sampling loop in the graph, denoise and step
+        return diffusion.add_savedmodel_endpoints(archive, model)
 
     # Every signature takes inputs of any shape and checks them itself (`validation`): a graph trusts
     # a declared shape, so a wrong rank would otherwise reach the model unchecked.
@@ -165,6 +167,10 @@ def export_savedmodel(model, directory, version=1, overwrite=False, preset=None,
         the same of uint8 `videos` in [0, 255] (scored as x / 127.5 - 1).
       - `initial_state`, `generate_chunk`, for models that stream: see
         `vidgen_tf.exporting.streaming`.
+
+    A diffusion model has `serving_default` / `sample` (noise and
+    `num_steps` in, the sampling loop in the graph), `generate`, `denoise`
+    and `step` instead: see `vidgen_tf.exporting.diffusion`.
 
     Every signature checks its inputs (rank and fixed sizes, sizes of shared
     batch and frames axes, noise support, finite states, label range,
@@ -268,6 +274,9 @@ def export_onnx(model, path, opset=ONNX_OPSET, num_checks=8, savedmodel_dir=None
     `weights_digest`).
     A model that streams also gets `<stem>.initial_state.onnx` and
     `<stem>.chunk.onnx`, checked likewise (`vidgen_tf.exporting.streaming`).
+    A diffusion model's file holds its `step` instead, with `denoise` in
+    `<stem>.denoise.onnx`, and the loop of ONNX steps is checked against the
+    SavedModel's `sample` (`vidgen_tf.exporting.diffusion`).
 
     ONNX cannot raise on an assert: tf2onnx drops the input checks of the
     SavedModel's signatures, so the ONNX model computes something from any
@@ -311,6 +320,11 @@ def export_onnx(model, path, opset=ONNX_OPSET, num_checks=8, savedmodel_dir=None
     if path.suffix != ".onnx":
         raise ValueError(f"The ONNX path must end in .onnx, got {path}.")
     path.parent.mkdir(parents=True, exist_ok=True)
+    if diffusion.is_diffusion(model):  # `step` to `path`, `denoise` beside it; the client runs the loop
+        with tempfile.TemporaryDirectory() as scratch:
+            if savedmodel_dir is None:
+                savedmodel_dir = export_savedmodel(model, scratch, version=1)
+            return diffusion.export_onnx(model, path, opset, num_checks, savedmodel_dir, seed, preset)
     limits = description.request_limits(model, max_batch_size, max_frames)
     digest = description.weights_digest(model)
     if savedmodel_dir is not None:

@@ -206,6 +206,11 @@ def signature_descriptions(model):
     """Signature name -> `{doc, inputs, outputs}` of every signature `export_savedmodel` writes."""
     import tensorflow as tf
 
+    from vidgen_tf.exporting import diffusion
+
+    if diffusion.is_diffusion(model):  # sample, generate, denoise, step: see there
+        return diffusion.signature_descriptions(model)
+
     distributions = noise_distributions(model)
     conditional = bool(model.num_classes)
 

@@ -8,3 +8,4 @@ from vidgen_tf.models import tgan  # noqa: F401
 from vidgen_tf.models import dcgan  # noqa: F401
 from vidgen_tf.models import video_vae  # noqa: F401
 from vidgen_tf.models import kvae  # noqa: F401
+from vidgen_tf.models import video_diffusion  # noqa: F401
