@@ -251,7 +251,23 @@ def test_exports_agree(tmp_path, num_classes):
     loaded = tf.saved_model.load(str(version_dir))
     noise = tf.zeros((1,) + model.video_shape)
     extra = {"label": tf.constant([0]), "guidance_scale": tf.constant(1.0)} if num_classes else {}
-    with pytest.raises(tf.errors.InvalidArgumentError, match="num_steps: expected an integer >= 1"):
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"num_steps: expected an integer in \[1, 1000\]"):
         loaded.signatures["sample"](noise=noise, num_steps=tf.constant(0), **extra)
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"t: expected times in \[0, 1\]"):
         loaded.signatures["step"](x_t=noise, t=tf.constant(1.5), t_next=tf.constant(0.0), noise=noise, **extra)
+
+
+def test_exported_signatures_refuse_requests_beyond_the_limits(tmp_path):
+    model = tiny()
+    version = vidgen_tf.export_savedmodel(model, tmp_path / "serving", max_batch_size=2)
+    limits = vidgen_tf.exporting.describe(version)["limits"]
+    assert limits["max_batch_size"] == 2 and limits["max_steps"] == 1000
+    signatures = tf.saved_model.load(str(version)).signatures
+    noise = tf.zeros((2, *model.video_shape))
+    assert signatures["sample"](noise=noise, num_steps=tf.constant(1))["video"].shape[0] == 2
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"num_steps: expected an integer in \[1, 1000\]"):
+        signatures["sample"](noise=noise, num_steps=tf.constant(2**31 - 1))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="max_batch_size = 2"):
+        signatures["sample"](noise=tf.zeros((3, *model.video_shape)), num_steps=tf.constant(1))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="batch_size: expected an integer in"):
+        signatures["generate"](batch_size=tf.constant(3), seed=tf.constant(0, tf.int64), num_steps=tf.constant(1))

@@ -81,7 +81,7 @@ def _build_archive(model, limits):
     archive = keras.export.ExportArchive()
     archive.track(model)
     if diffusion.is_diffusion(model):  # the sampling loop in the graph, denoise and step
-        return diffusion.add_savedmodel_endpoints(archive, model)
+        return diffusion.add_savedmodel_endpoints(archive, model, limits)
 
     # Every signature takes inputs of any shape and checks them itself (`validation`): a graph trusts
     # a declared shape, so a wrong rank would otherwise reach the model unchecked.

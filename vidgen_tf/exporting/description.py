@@ -111,6 +111,10 @@ def log_prob_input_specs(model, dtype="float32"):
 
 
 # ------------------------------------------------------------ limits and weights
+# A diffusion export's sampling loop runs at most this many steps per request (`limits["max_steps"]`).
+DEFAULT_MAX_STEPS = 1000
+
+
 def request_limits(model, max_batch_size=None, max_frames=None):
     """`{"max_batch_size", "max_frames"}`: the largest request the exports of `model` take.
 
@@ -122,6 +126,9 @@ def request_limits(model, max_batch_size=None, max_frames=None):
             `serving_default` noise input, a `generate_chunk` chunk). Defaults
             to `DEFAULT_MAX_FRAMES` (1024) for models of any length; a
             fixed-length model takes exactly its `num_frames`.
+
+    A diffusion model's limits also hold `max_steps` (`DEFAULT_MAX_STEPS`, or
+    its `sampling_steps` when larger), the sampling steps of one request.
     """
     from vidgen_tf.base import check_positive_int
 
@@ -133,7 +140,10 @@ def request_limits(model, max_batch_size=None, max_frames=None):
                              f"{type(model).__name__}, which makes no other length; got {max_frames}.")
         max_frames = model.num_frames
     max_frames = check_positive_int("max_frames", DEFAULT_MAX_FRAMES if max_frames is None else max_frames)
-    return {"max_batch_size": max_batch_size, "max_frames": max_frames}
+    limits = {"max_batch_size": max_batch_size, "max_frames": max_frames}
+    if getattr(model, "is_diffusion", False):  # each sampling step is a network call: bound the loop too
+        limits["max_steps"] = max(DEFAULT_MAX_STEPS, int(getattr(model, "sampling_steps", 1)))
+    return limits
 
 
 def weights_digest(model):

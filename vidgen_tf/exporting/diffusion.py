@@ -135,9 +135,10 @@ def signature_descriptions(model):
     return result
 
 
-def _checked(described, inputs):
-    """`validation.checked_inputs`, plus the checks of the kinds only diffusion has (times, guidance)."""
-    inputs = validation.checked_inputs(described, inputs)
+def _checked(described, inputs, limits=None):
+    """`validation.checked_inputs` (with the export's `limits`: batch, frames, sampling steps), plus the
+    checks of the kinds only diffusion has (times, guidance)."""
+    inputs = validation.checked_inputs(described, inputs, limits)
     checks = []
     for name, tensor in described["inputs"].items():
         kind = tensor["distribution"]["kind"]
@@ -152,7 +153,7 @@ def _checked(described, inputs):
         return {name: tf.identity(value) for name, value in inputs.items()}
 
 
-def _functions(model):
+def _functions(model, limits=None):
     """Signature name -> function of its input dict, returning its output dict."""
     from vidgen_tf.exporting import to_uint8_video
 
@@ -161,13 +162,13 @@ def _functions(model):
     sampler, eta = model.deterministic_sampler()
 
     def sample(inputs):
-        inputs = _checked(described["sample"], inputs)
+        inputs = _checked(described["sample"], inputs, limits)
         videos = model.sample(inputs["noise"], inputs["num_steps"], inputs.get("label"),
                               inputs.get("guidance_scale", 1.0), sampler, eta, network=network)
         return {"video": to_uint8_video(videos)}
 
     def generate(inputs):
-        inputs = _checked(described["generate"], inputs)
+        inputs = _checked(described["generate"], inputs, limits)
         batch, seed = inputs["batch_size"], inputs["seed"]
         labels = inputs.get("label")
         if labels is not None:
@@ -178,11 +179,11 @@ def _functions(model):
         return {"video": to_uint8_video(videos)}
 
     def denoise(inputs):
-        inputs = _checked(described["denoise"], inputs)
+        inputs = _checked(described["denoise"], inputs, limits)
         return {"prediction": model.denoise(inputs["x_t"], inputs["t"], inputs.get("label"), network=network)}
 
     def step(inputs):
-        inputs = _checked(described["step"], inputs)
+        inputs = _checked(described["step"], inputs, limits)
         x_next = model.step(inputs["x_t"], inputs["t"], inputs["t_next"], inputs["noise"], inputs.get("label"),
                             inputs.get("guidance_scale", 1.0), network=network)
         # The noise stays an input of the graph also when the step ignores it.
@@ -191,10 +192,11 @@ def _functions(model):
     return {"serving_default": sample, "sample": sample, "generate": generate, "denoise": denoise, "step": step}
 
 
-def add_savedmodel_endpoints(archive, model):
-    """Adds the five signatures of a diffusion model to a `keras.export.ExportArchive`."""
+def add_savedmodel_endpoints(archive, model, limits=None):
+    """Adds the five signatures of a diffusion model to a `keras.export.ExportArchive`; each refuses
+    requests beyond `limits` (`description.request_limits`)."""
     specs = input_specs(model)
-    for name, function in _functions(model).items():
+    for name, function in _functions(model, limits).items():
         archive.add_endpoint(name, function, input_signature=[specs[name][0]])
     return archive
 

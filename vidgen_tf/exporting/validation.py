@@ -32,7 +32,7 @@ from vidgen_tf.likelihood import VIDEO_RANGE_TOLERANCE
 
 # The description's limits that bound each dynamic axis role and each count input.
 AXIS_LIMITS = {"batch": "max_batch_size", "frames": "max_frames", "chunk_frames": "max_frames"}
-COUNT_LIMITS = {"batch_size": "max_batch_size", "num_frames": "max_frames"}
+COUNT_LIMITS = {"batch_size": "max_batch_size", "num_frames": "max_frames", "num_steps": "max_steps"}
 
 
 def _assert(condition, template, values):
