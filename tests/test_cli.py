@@ -778,6 +778,7 @@ def test_generate_writes_batches_and_chunks_as_they_come_with_a_progress_line(ca
     monkeypatch.setattr(video_io, "write_video_chunks", spy)
     monkeypatch.setattr(cli_generate, "BATCH_SIZE", 3)
     monkeypatch.setattr(cli_generate, "CHUNK_FRAMES", 4)
+    monkeypatch.setattr(cli_generate, "_stderr_is_terminal", lambda: True)  # the progress line is a terminal's
     common = ["generate", "mocogan_moving_digits", "--num", "5", "--frames", "10", "--seed", "1"]
     code, out, err = run(capsys, *common, "--out", str(tmp_path / "g.npz"))
     assert code == 0 and "wrote" in out and "(5 videos of 10 frames)" in out
@@ -833,3 +834,18 @@ def test_train_a_diffusion_model_and_its_flags(capsys, tmp_path):
     assert model.generate(1, seed=0).shape == (1, 4, 8, 8, 1)
     losses = [json.loads(line) for line in (out / "losses.jsonl").read_text().splitlines()]
     assert losses and "loss" in losses[-1]
+
+
+def test_every_out_makes_its_parent_folders_and_a_failure_takes_them_away(capsys, tmp_path):
+    new = tmp_path / "new" / "deeper"
+    code, _, err = run(capsys, "generate", "hmm_moving_square", "--num", "1", "--seed", "0",
+                       "--out", str(new / "a.gif"))
+    assert code == 0 and (new / "a.gif").is_file(), err
+    code, _, err = run(capsys, "report", "hmm_moving_square", "--num", "2", "--out", str(tmp_path / "r" / "p.html"))
+    assert code == 0 and (tmp_path / "r" / "p.html").is_file(), err
+    code, _, err = run(capsys, "data", "preview", "moving_square", "--num", "2", "--out", str(tmp_path / "v" / "g.gif"))
+    assert code == 0 and (tmp_path / "v" / "g.gif").is_file(), err
+    # A command refused for its input leaves no empty folder behind.
+    code, _, err = run(capsys, "generate", "hmm_moving_square", "--num", "0", "--out", str(tmp_path / "x" / "y.gif"))
+    assert code == 2 and "--num must be >= 1" in err
+    assert not (tmp_path / "x").exists()

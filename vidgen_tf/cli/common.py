@@ -608,6 +608,28 @@ def _message(error):
     return text
 
 
+# The arguments that name a file or folder a command writes: each gets its missing parent folders.
+OUTPUT_ARGUMENTS = ("out", "json")
+
+
+@contextlib.contextmanager
+def _output_parents(args):
+    """Makes the missing parent folders of every output argument for the command's run (`report --out
+    new/report.html` works as `data pack` always did); when the command fails, the folders it made are
+    taken away again as far as they are empty (`atomic.new_directory`)."""
+    from vidgen_tf import atomic
+
+    with contextlib.ExitStack() as stack:
+        for name in OUTPUT_ARGUMENTS:
+            value = getattr(args, name, None)
+            if not isinstance(value, str) or not value or "://" in value:
+                continue  # unset, or a remote URL: the filesystem there makes its own folders
+            parent = Path(value).expanduser().parent
+            if not parent.exists():
+                stack.enter_context(atomic.new_directory(parent))
+        yield
+
+
 def main(argv=None):
     words = sys.argv[1:] if argv is None else [str(a) for a in argv]
     _import_tensorflow(verbose="--verbose" in words)
@@ -621,7 +643,7 @@ def main(argv=None):
     from vidgen_tf.callbacks import TrainingDivergedError
 
     try:
-        with _unfiltered_tracebacks():
+        with _unfiltered_tracebacks(), _output_parents(args):
             return args.func(args) or 0
     except Exception as error:  # noqa: BLE001 - every failure gets a message and an exit code
         if args.verbose:

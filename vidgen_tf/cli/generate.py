@@ -72,17 +72,27 @@ def _one_batch(model, size, seed, num_frames, labels, video_io):
         yield video_io.to_uint8(chunk.numpy())
 
 
+def _stderr_is_terminal():
+    return bool(getattr(sys.stderr, "isatty", lambda: False)())
+
+
 class _Progress:
+    """`generated 96/512 frames (18%)` on stderr, rewritten in place; only on a terminal (as `data pack`'s
+    line), so logs and pipes get the one `wrote ...` line."""
+
     def __init__(self, total):
         self.total, self.done = total, 0
+        self.enabled = _stderr_is_terminal()
 
     def add(self, count):
         self.done += count
-        print(f"\rgenerated {self.done}/{self.total} frames ({100 * self.done // self.total}%)", end="",
-              file=sys.stderr, flush=True)
+        if self.enabled:
+            print(f"\rgenerated {self.done}/{self.total} frames ({100 * self.done // self.total}%)", end="",
+                  file=sys.stderr, flush=True)
 
     def close(self):
-        print(file=sys.stderr, flush=True)
+        if self.enabled:
+            print(file=sys.stderr, flush=True)
 
 
 def _frame_chunks(streams, num_frames, progress):

@@ -252,7 +252,7 @@ def _write_best_weights(run, checkpoint, path):
 
 
 # What a zoo preset folder holds: `vidgen publish` replaces a folder holding nothing else.
-PRESET_FOLDER_FILES = ("config.json", "metadata.json", "model.weights.h5", "README.md", SAMPLE_FILE, ".preset-new")
+PRESET_FOLDER_FILES = ("config.json", "metadata.json", "model.weights.h5", "README.md", SAMPLE_FILE, REAL_FILE, ".preset-new")
 
 
 def _check_target(target, overwrite):
