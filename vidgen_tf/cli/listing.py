@@ -12,10 +12,12 @@ def cmd_list(args):
     from vidgen_tf import data, presets
 
     print("models:")
-    for name in vidgen_tf.list_models():
+    models = vidgen_tf.list_models()
+    width = max([12, *(len(name) for name in models)])  # the summaries line up however long a name is
+    for name in models:
         cls = vidgen_tf.registry.get_model_class(name)
         summary = (inspect.getdoc(cls) or "").splitlines()[0]
-        print(f"  {name:<12} {summary}")
+        print(f"  {name:<{width}} {summary}")
     print("presets:")
     names = presets.list_presets()
     if not names:
@@ -32,7 +34,7 @@ def cmd_list(args):
         headline = presets.headline_score(metadata, directory / presets.METADATA_FILE)
         if headline is not None:
             status += ", " + presets.describe_score(*headline)
-        print(f"  {name:<28} {model_name:<10} {shape:<12} {status}")
+        print(f"  {name:<28} {model_name:<{width}} {shape:<12} {status}")
     print("datasets:")
     for name, description in data.describe_datasets().items():
         print(f"  {name:<16} {description}")
