@@ -238,3 +238,10 @@ def test_republishing_a_preset_onto_itself_keeps_its_weights_and_best_checkpoint
     assert published(target, zoo, "--overwrite") == 0  # re-scored with publish's own machinery
     assert line in (target / "README.md").read_text()
     assert (target / presets.WEIGHTS_FILE).read_bytes() == weights
+
+
+def test_a_republished_preset_keeps_the_headline_it_was_given():
+    scores = {"fid": {"value": 0.03}, "fvd": {"value": 3590.0}, "motion": {"value": 35.9}}
+    assert publish._headline(scores) == "fvd"  # a first publish: fvd before motion
+    assert publish._headline(scores, "fid") == "fid"  # republished: the card's --headline fid stays
+    assert publish._headline({"fvd": {"value": 1.0}}, "fid") == "fvd"  # a headline no longer scored gives way

@@ -81,7 +81,12 @@ def scores_of(report):
     return scores
 
 
-def _headline(scores):
+def _headline(scores, kept=None):
+    """The score `vidgen list` shows: `kept` (the preset's headline before it was re-scored) when it is
+    still among `scores`, so a republish keeps a headline chosen with --headline; else bits_per_dim,
+    fvd or motion, the first there is."""
+    if kept in scores:
+        return kept
     for name in ("bits_per_dim", "fvd", "motion"):
         if name in scores:
             return name
@@ -305,8 +310,8 @@ def cmd_publish(args):
     _check_target(target, args.overwrite)
     old_card = (target / "README.md").read_text() if (target / "README.md").is_file() else ""
     old_metadata = target / presets.METADATA_FILE
-    old_description = (presets._read_json(old_metadata, "metadata").get("description")
-                       if old_metadata.is_file() else None)
+    old_metadata = presets._read_json(old_metadata, "metadata") if old_metadata.is_file() else {}
+    old_description = old_metadata.get("description")
 
     # Made and scored in a scratch folder (a preset of its own name, which `vidgen eval` reads),
     # then moved into the zoo in one atomic step: the zoo never holds a half-made preset.
@@ -341,7 +346,8 @@ def cmd_publish(args):
                 metadata.pop(key, None)
         if args.headline is not None and args.headline not in scores:
             raise UsageError(f"--headline {args.headline} is not among the scores: {', '.join(sorted(scores))}.")
-        metadata["scores"], metadata["headline"] = scores, args.headline or _headline(scores)
+        metadata["scores"] = scores
+        metadata["headline"] = args.headline or _headline(scores, old_metadata.get("headline"))
         # How to score it again: tests/test_zoo.py reruns this and compares.
         metadata["scored_by"] = {"command": eval_command, "num_videos": args.num_videos, "seed": args.seed,
                                  "batch_size": args.batch_size, "metrics": metrics, "baselines": baselines}
