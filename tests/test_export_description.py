@@ -238,8 +238,12 @@ def test_describe_and_the_clients_refuse_a_savedmodel_and_onnx_of_different_weig
     first, second = tiny("hmm"), tiny("hmm")
     first.set_weights([w + 0.5 for w in second.get_weights()])
     assert exporting.description.weights_digest(first) != exporting.description.weights_digest(second)
+    killed = tmp_path / ".hmm.export.0123abcd.tmp.export"  # the staging of an export killed midway
+    (killed / "hmm").mkdir(parents=True)
+    (killed / "hmm.onnx").write_bytes(b"half")
     written = exporting.export_bundle(first, tmp_path)
     assert written == {"savedmodel": tmp_path / "hmm" / "1", "onnx": tmp_path / "hmm.onnx"}
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # the killed one's debris is gone
     digest = exporting.description.weights_digest(first)
     for path in (written["savedmodel"], written["onnx"], tmp_path / "hmm"):
         assert exporting.describe(path)["weights_digest"] == digest

@@ -327,6 +327,36 @@ def atomic_directory(path):
     fsync(path.parent, directory=True)
 
 
+@contextlib.contextmanager
+def staging_directory(path):
+    """Yields a new, locked scratch directory beside `path` (`.<name>.<token>.tmp<suffixes>`), removed
+    at the end of the block whatever happens.
+
+    For writes that move several finished entries out of one scratch folder (an export's SavedModel,
+    ONNX file and parity report): the scratch folder is the lock-tracked temporary of `path`, so a
+    killed writer's is removed by `remove_stale(path)`, which this call runs first.
+
+    Args:
+        path: str or Path. The name the staging belongs to (need not exist); its parent must.
+    """
+    path = Path(path)
+    _check_parent(path)
+    remove_stale(path)
+    token, lock = _claim(path)
+    temporary = _temporary_name(path, "tmp", token)
+    try:
+        temporary.mkdir(mode=0o777)
+        yield temporary
+    except OSError as error:
+        named = _name_no_space(error, path)
+        if named is None:
+            raise
+        raise named from error
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+        _release(path, token, lock)
+
+
 class _WeightsBuffer(io.BytesIO):
     """An in-memory `.weights.h5` for Keras: Keras checks the name's suffix with `str()`."""
 

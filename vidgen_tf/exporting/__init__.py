@@ -458,10 +458,8 @@ def export_bundle(model, directory, name=None, version=1, formats=("savedmodel",
         file), each a `Path` or None when not in `formats`.
     """
     import os
-    import secrets
-    import shutil
 
-    from vidgen_tf.atomic import fsync
+    from vidgen_tf.atomic import fsync, staging_directory
 
     _check_exportable(model)
     formats = list(formats)
@@ -477,10 +475,9 @@ def export_bundle(model, directory, name=None, version=1, formats=("savedmodel",
     if "onnx" in formats and onnx_path.exists() and not overwrite:
         raise FileExistsError(f"{onnx_path} already exists; pass {overwrite_flag} to replace it.")
     directory.mkdir(parents=True, exist_ok=True)
-    staging = directory / f".{name}.export.{secrets.token_hex(4)}.tmp"
-    staging.mkdir()
     limits = {"max_batch_size": max_batch_size, "max_frames": max_frames}
-    try:
+    # A staging folder with a lock: a killed export's is removed by the next export of this name.
+    with staging_directory(directory / f"{name}.export") as staging:
         staged_savedmodel = None
         if "savedmodel" in formats:
             written = export_savedmodel(model, staging / "savedmodel", version=version, preset=preset, **limits)
@@ -500,8 +497,6 @@ def export_bundle(model, directory, name=None, version=1, formats=("savedmodel",
             for file_name in sorted(files, key=lambda n: n.endswith(".parity.json")):
                 os.replace(staging / file_name, directory / file_name)
             fsync(directory, directory=True)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return {"savedmodel": target if "savedmodel" in formats else None,
             "onnx": onnx_path if "onnx" in formats else None}
 
