@@ -46,7 +46,7 @@ def test_list_shows_the_headline_score_and_untrained_presets(capsys, tmp_path, m
                                  "scores": {"fvd": fvd, "kvd": {"value": 0.5}}}, weights=True)
     _preset(tmp_path, "baseline", {"training_steps": 0, "headline": "fvd", "scores": {"fvd": {"value": 90.0}}},
             weights=False)
-    # Trained steps recorded, but no weights file: nothing trained ships.
+    # Trained steps recorded, but no weights file: named as missing, never shown as an untrained model.
     _preset(tmp_path, "lost", {"training_steps": 300}, weights=False)
     _preset(tmp_path, "plain", {}, weights=True)
     monkeypatch.setenv("VIDGEN_ZOO", str(tmp_path))
@@ -57,7 +57,7 @@ def test_list_shows_the_headline_score_and_untrained_presets(capsys, tmp_path, m
         "trained 300 steps, fvd 41.25 (256 real, 256 generated, seed 0, features: vidgen-synthetic-v1)")
     assert "kvd" not in lines["scored"]
     assert lines["baseline"].endswith("untrained, fvd 90")
-    assert lines["lost"].endswith("untrained")
+    assert lines["lost"].endswith("weights missing (trained 300 steps; no model.weights.h5)")
     assert lines["plain"].endswith("mocogan    8x16x16x1    trained")
 
 

@@ -22,19 +22,26 @@ def cmd_list(args):
     names = presets.list_presets()
     if not names:
         print("  (none)")
+    rows = []
     for name in names:
         model_name, config, metadata = presets.load_preset_config(name)
         directory = presets.resolve_preset(name)
         shape = "x".join(str(config.get(k, "?")) for k in ("num_frames", "height", "width", "channels"))
-        if not (directory / presets.WEIGHTS_FILE).is_file():
-            status = "untrained"
-        else:
-            steps = metadata.get("training_steps")
+        steps = presets.recorded_training_steps(metadata)
+        weights = directory / presets.WEIGHTS_FILE
+        if weights.is_file():
             status = f"trained {steps} steps" if steps else "trained"
+        elif steps:  # trained, but its weights are gone: from_preset refuses it (presets.weights_file)
+            status = f"weights missing (trained {steps} steps; no {presets.WEIGHTS_FILE})"
+        else:
+            status = "untrained"
         headline = presets.headline_score(metadata, directory / presets.METADATA_FILE)
         if headline is not None:
             status += ", " + presets.describe_score(*headline)
-        print(f"  {name:<28} {model_name:<{width}} {shape:<12} {status}")
+        rows.append((name, model_name, shape, status))
+    model_width = max([10, *(len(row[1]) for row in rows)])
+    for name, model_name, shape, status in rows:
+        print(f"  {name:<28} {model_name:<{model_width}} {shape:<12} {status}")
     print("datasets:")
     for name, description in data.describe_datasets().items():
         print(f"  {name:<16} {description}")
