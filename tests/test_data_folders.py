@@ -403,14 +403,14 @@ def colour_folder(root, kind, sizes=((32, 40), (32, 40)), num_frames=(6, 6), gre
 
 @pytest.mark.parametrize("name", ["video_folder", "frame_folder"])
 def test_a_colour_folder_packed_without_flags_keeps_its_channels_size_and_frames(capsys, tmp_path, name):
-    root = colour_folder(tmp_path / "colour", name)
+    root = colour_folder(tmp_path / "colour", name, num_frames=(16, 16))  # long enough for the old default clip
     code, out, err = run(capsys, "data", "pack", str(root), "--out", str(tmp_path / "pack"), "--shards", "1", "--quiet")
     assert code == 0, err
-    assert "geometry from the source: 6 frames (every frame of each video), 32x40, 3 channels" in out.splitlines()
+    assert "geometry from the source: 16 frames (every frame of each video), 32x40, 3 channels" in out.splitlines()
     assert "converting" not in out and "resizing" not in out
     manifest = json.loads((tmp_path / "pack" / "manifest.json").read_text())
-    assert [manifest[key] for key in ("num_frames", "height", "width", "channels")] == [6, 32, 40, 3]
-    clips = [r.clip for r in records(root, name=name, num_frames=6, height=32, width=40, channels=3)]
+    assert [manifest[key] for key in ("num_frames", "height", "width", "channels")] == [16, 32, 40, 3]
+    clips = [r.clip for r in records(root, name=name, num_frames=16, height=32, width=40, channels=3)]
     packed = [r.clip for r in data.get_source("tfrecord").clip_records(
         data._request("tfrecord", None, None, None, None, 0, False, str(tmp_path / "pack"), {})[1])]
     np.testing.assert_array_equal(np.stack(packed), np.stack(clips))
