@@ -392,7 +392,8 @@ def colour_folder(root, kind, sizes=((32, 40), (32, 40)), num_frames=(6, 6), gre
     for i, ((height, width), frames) in enumerate(zip(sizes, num_frames)):
         rgb = video_files.colour_frames(frames, height, width)
         if kind == "video_folder":
-            video_files.write_video(root / f"c{i}" / f"v{i}.mkv", frames=rgb, pixel_format="gray" if i in grey else None)
+            video_files.write_video(root / f"c{i}" / f"v{i}.mkv", frames=rgb,
+                                    pixel_format="gray" if i in grey else None)
         else:
             (root / f"c{i}" / f"v{i}").mkdir(parents=True)
             for t, frame in enumerate(rgb):

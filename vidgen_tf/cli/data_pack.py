@@ -6,7 +6,7 @@ from vidgen_tf.cli.common import UsageError, _geometry, _parse_pairs
 
 # How the command names each geometry value (in errors and in the line saying what was used).
 FLAGS = {"num_frames": "--num-frames", "height": "--height", "width": "--width", "channels": "--channels"}
-ORIGINS = {"given": "from the flags", "source": "from the source", "default": "the default"}
+ORIGINS = {"given": "from the flags", "source": "from the source", "default": "(the default)"}
 
 
 def infer_dataset(source):
