@@ -276,9 +276,10 @@ def test_data_check_lists_every_file_and_the_summary(capsys, classes):
     lines = out.splitlines()
     assert lines[0].startswith(f"video_folder {classes}")
     row = next(line for line in lines if line.startswith("b_walk/v2.webm"))
-    assert row.split()[:5] == ["b_walk/v2.webm", "24", "37x53", "30.00", "0.80"] and row.endswith("ok")
+    assert row.split()[:6] == ["b_walk/v2.webm", "24", "37x53", "3", "30.00", "0.80"] and row.endswith("ok")
     assert any(line.startswith("c_jump/empty.mp4") and line.endswith("empty file (0 bytes)") for line in lines)
-    assert lines[-1] == f"index of {classes}: 8 files, 6 usable, 2 skipped (1 empty, 1 not a video)"
+    assert lines[-2] == f"index of {classes}: 8 files, 6 usable, 2 skipped (1 empty, 1 not a video)"
+    assert lines[-1] == "usable files: channels 3 (all 6); sizes 32x40 (5), 37x53 (1)"
 
 
 def test_data_check_exit_codes_and_autodetected_frame_folders(capsys, tmp_path):
@@ -383,3 +384,86 @@ def test_a_packed_folder_reads_back_as_the_clips_of_the_folder(classes, tmp_path
     for (clip, label), (videos, labels) in zip(got, quiet(list, folder)):
         np.testing.assert_array_equal(clip, np.round((videos[0].numpy() + 1) * 127.5).astype(np.uint8))
         assert label == int(labels[0])
+
+
+# ---------------------------------------------------------------------- the source's own geometry
+def colour_folder(root, kind, sizes=((32, 40), (32, 40)), num_frames=(6, 6), grey=()):
+    """Two class folders, one colour video (ffv1 .mkv) or frame folder (PNGs) each; the ones in `grey` stored grey."""
+    for i, ((height, width), frames) in enumerate(zip(sizes, num_frames)):
+        rgb = video_files.colour_frames(frames, height, width)
+        if kind == "video_folder":
+            video_files.write_video(root / f"c{i}" / f"v{i}.mkv", frames=rgb,
+                                    pixel_format="gray" if i in grey else None)
+        else:
+            (root / f"c{i}" / f"v{i}").mkdir(parents=True)
+            for t, frame in enumerate(rgb):
+                image = Image.fromarray(frame).convert("L") if i in grey else Image.fromarray(frame)
+                image.save(root / f"c{i}" / f"v{i}" / f"frame_{t}.png")
+    return root
+
+
+@pytest.mark.parametrize("name", ["video_folder", "frame_folder"])
+def test_a_colour_folder_packed_without_flags_keeps_its_channels_size_and_frames(capsys, tmp_path, name):
+    root = colour_folder(tmp_path / "colour", name, num_frames=(16, 16))  # long enough for the old default clip
+    code, out, err = run(capsys, "data", "pack", str(root), "--out", str(tmp_path / "pack"), "--shards", "1", "--quiet")
+    assert code == 0, err
+    assert "geometry from the source: 16 frames (every frame of each video), 32x40, 3 channels" in out.splitlines()
+    assert "converting" not in out and "resizing" not in out
+    manifest = json.loads((tmp_path / "pack" / "manifest.json").read_text())
+    assert [manifest[key] for key in ("num_frames", "height", "width", "channels")] == [16, 32, 40, 3]
+    clips = [r.clip for r in records(root, name=name, num_frames=16, height=32, width=40, channels=3)]
+    packed = [r.clip for r in data.get_source("tfrecord").clip_records(
+        data._request("tfrecord", None, None, None, None, 0, False, str(tmp_path / "pack"), {})[1])]
+    np.testing.assert_array_equal(np.stack(packed), np.stack(clips))
+    assert np.abs(packed[0][..., 0].astype(int) - packed[0][..., 1]).max() > 100  # colour, not grey
+
+
+def test_pack_flags_win_and_the_command_says_what_it_converts(capsys, tmp_path):
+    root = colour_folder(tmp_path / "colour", "video_folder", num_frames=(6, 20))
+    code, out, err = run(capsys, "data", "pack", str(root), "--out", str(tmp_path / "pack"), "--shards", "1",
+                         "--channels", "1", "--height", "16", "--width", "16", "--quiet")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == ("geometry: 6 frames (the shortest video's, c0/v0.mkv, so that every video gives a clip), "
+                        "16x16 from the flags, 1 channel from the flags")
+    assert lines[1:3] == ["converting colour to grey (--channels 1; the source has 3)",
+                          "resizing 32x40 frames to 16x16 (resize=crop)"]
+    manifest = json.loads((tmp_path / "pack" / "manifest.json").read_text())
+    assert [manifest[key] for key in ("num_frames", "height", "width", "channels")] == [6, 16, 16, 1]
+
+
+@pytest.mark.parametrize("name", ["video_folder", "frame_folder"])
+def test_files_that_differ_are_refused_naming_two_of_them_until_the_flags_say(capsys, tmp_path, name):
+    sizes = colour_folder(tmp_path / "sizes", name, sizes=((32, 40), (24, 40)))
+    code, _, err = run(capsys, "data", "pack", str(sizes), "--out", str(tmp_path / "p1"), "--shards", "1", "--quiet")
+    first, second = ("c0/v0.mkv", "c1/v1.mkv") if name == "video_folder" else ("c0/v0", "c1/v1")
+    assert code == 2 and (f"differ in size: {first} is 32x40, {second} is 24x40; give --height and --width"
+                          in err), err
+    assert not (tmp_path / "p1").exists()
+    code, out, err = run(capsys, "data", "pack", str(sizes), "--out", str(tmp_path / "p1"), "--shards", "1",
+                         "--height", "24", "--width", "40", "--quiet")
+    assert code == 0 and f"resizing every file to 24x40 (resize=crop; the files differ: {first} is 32x40" in out
+    channels = colour_folder(tmp_path / "channels", name, grey=(1,))
+    code, _, err = run(capsys, "data", "pack", str(channels), "--out", str(tmp_path / "p2"), "--shards", "1",
+                       "--quiet")
+    assert code == 2 and f"differ in channels: {first} is 3, {second} is 1; give --channels" in err, err
+    code, out, err = run(capsys, "data", "pack", str(channels), "--out", str(tmp_path / "p2"), "--shards", "1",
+                         "--channels", "3", "--quiet")
+    assert code == 0 and "reading every file with 3 channels (--channels 3; the files differ" in out, err
+
+
+def test_data_check_shows_each_file_s_channels_and_the_summary_s(capsys, tmp_path):
+    root = colour_folder(tmp_path / "mixed", "video_folder", grey=(1,))
+    code, out, _ = run(capsys, "data", "check", str(root))
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[1].split()[:4] == ["PATH", "FRAMES", "SIZE", "CHANNELS"]
+    assert [line.split()[3] for line in lines[2:4]] == ["3", "1"]
+    assert lines[-1] == "usable files: channels 3 (1), 1 (1); size 32x40 (all 2)"
+
+
+def test_load_with_channels_none_reads_the_folder_s_own_and_the_default_stays_grey(tmp_path):
+    root = colour_folder(tmp_path / "colour", "frame_folder")
+    own = data.make_videos("frame_folder", None, path=str(root), num_frames=6, height=32, width=40, channels=None)
+    assert own.shape == (2, 6, 32, 40, 3)
+    assert data.make_videos("frame_folder", None, path=str(root), num_frames=6, height=32, width=40).shape[-1] == 1

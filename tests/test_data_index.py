@@ -8,6 +8,7 @@ import warnings
 import av
 import numpy as np
 import pytest
+from PIL import Image
 
 from tests import video_files
 from vidgen_tf.data import decode, index
@@ -141,6 +142,29 @@ def test_the_cache_is_reused_and_invalidated_per_file(tmp_path, monkeypatch):
     assert [(r.path, r.num_frames) for r in changed.records] == [("x/a.avi", 12), ("x/b.avi", 20), ("x/d.avi", 6)]
     cached = json.loads((tmp_path / index.INDEX_FILE).read_text())
     assert [r["path"] for r in cached["video"]] == ["x/a.avi", "x/b.avi", "x/d.avi"]
+
+
+def test_records_hold_the_channels_the_files_store_and_an_older_cache_is_probed_again(tmp_path):
+    video_files.write_video(tmp_path / "colour.mkv", num_frames=4)  # yuv444p: 3, though its frames are grey
+    video_files.write_video(tmp_path / "grey.mkv", num_frames=4, pixel_format="gray")
+    video_files.write_video(tmp_path / "palette.gif", num_frames=4)
+    assert [(r.path, r.channels) for r in index.build_index(tmp_path).records] == [
+        ("colour.mkv", 3), ("grey.mkv", 1), ("palette.gif", 3)]
+    video_files.write_frames(tmp_path / "frames" / "rgb", num_frames=2)
+    (tmp_path / "frames" / "grey").mkdir()
+    for t in range(2):
+        Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "frames" / "grey" / f"frame_{t}.png")
+    assert [(r.path, r.channels) for r in index.build_index(tmp_path / "frames", "frames").records] == [
+        ("grey", 1), ("rgb", 3)]
+    # A cache written before records held channels (version 1) is not trusted: every file is probed again.
+    cache = tmp_path / index.INDEX_FILE
+    old = json.loads(cache.read_text())
+    old["version"] = 1
+    for record in old["video"]:
+        del record["channels"]
+    cache.write_text(json.dumps(old))
+    again = index.build_index(tmp_path)
+    assert again.probed == 3 and [r.channels for r in again.records] == [3, 1, 3]
 
 
 def test_the_cache_goes_to_cache_dir_or_the_user_cache_when_the_folder_is_not_writable(tmp_path, monkeypatch):

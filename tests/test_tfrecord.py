@@ -376,6 +376,35 @@ def test_cli_pack_infers_npz_and_prints_the_summary(npz_file, tmp_path, capsys):
 
 
 
+def test_cli_pack_of_an_npz_without_flags_keeps_its_shape_and_says_so(tmp_path, capsys):
+    videos = np.random.default_rng(3).integers(0, 256, (3, 20, 12, 10, 3), dtype=np.uint8)  # longer than 16 frames
+    path = tmp_path / "colour.npz"
+    np.savez(path, videos=videos)
+    code = cli.main(["data", "pack", str(path), "--out", str(tmp_path / "pack"), "--shards", "1", "--quiet"])
+    text, err = capsys.readouterr()
+    assert code == 0, err
+    assert text.splitlines()[0] == "geometry from the source: 20 frames (every frame of each video), 12x10, 3 channels"
+    manifest = json.loads((tmp_path / "pack" / "manifest.json").read_text())
+    assert [manifest[key] for key in ("num_frames", "height", "width", "channels")] == [20, 12, 10, 3]
+    clips, _ = _clips(_load(str(tmp_path / "pack"), num_frames=20, height=12, width=10, channels=3, num_videos=3))
+    np.testing.assert_array_equal(np.stack(clips), videos)
+    # Fewer frames only when asked, and said; the Python pack and channels=None take the file's own too.
+    code = cli.main(["data", "pack", str(path), "--out", str(tmp_path / "cut"), "--shards", "1", "--num-frames", "8",
+                     "--quiet"])
+    text, err = capsys.readouterr()
+    assert code == 0, err
+    assert text.splitlines()[:2] == [
+        "geometry: 8 frames from the flags, 12x10 from the source, 3 channels from the source",
+        "cutting clips of 8 of the 20 frames of each video (--num-frames 8; a window per video)"]
+    manifest = data.pack("npz", str(path), tmp_path / "python", shards=1, progress=False)
+    assert [manifest[key] for key in ("num_frames", "height", "width", "channels")] == [20, 12, 10, 3]
+    assert data.make_videos("npz", None, path=str(path), num_frames=20, height=12, width=10,
+                            channels=None).shape == videos.shape
+    code = cli.main(["data", "pack", str(tmp_path / "pack"), "--out", str(tmp_path / "again"), "--shards", "1",
+                     "--quiet"])
+    assert code == 0 and "geometry from the source: 20 frames, 12x10, 3 channels" in capsys.readouterr().out
+
+
 def test_cli_pack_replaces_only_a_pack_and_only_with_overwrite(npz_file, tmp_path, capsys):
     def pack(*argv):
         code = cli.main(["data", "pack", *argv, "--shards", "2", "--num-frames", "4", "--quiet"])

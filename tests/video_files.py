@@ -29,15 +29,17 @@ def level_frames(num_frames, height, width, step=8):
     return np.broadcast_to(levels[:, None, None, None], (num_frames, height, width, 3)).copy()
 
 
-def write_video(path, num_frames=24, height=32, width=40, fps=25, step=8, frames=None):
-    """Writes a video whose frame i has grey level `step * i` (or `frames`); returns the path."""
+def write_video(path, num_frames=24, height=32, width=40, fps=25, step=8, frames=None, pixel_format=None):
+    """Writes a video whose frame i has grey level `step * i` (or `frames`, uint8 RGB `(T, H, W, 3)`) in the
+    extension's pixel format (or `pixel_format`, e.g. "gray" for a grey .mkv); returns the path."""
     path = os.fspath(path)
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     frames = level_frames(num_frames, height, width, step) if frames is None else frames
     if path.endswith(".gif"):  # the package's writer builds the palette
         video_io.write_gif(path, frames, fps=fps)
         return path
-    container_format, codec, pixel_format, options = CODECS[os.path.splitext(path)[1]]
+    container_format, codec, default_format, options = CODECS[os.path.splitext(path)[1]]
+    pixel_format = pixel_format or default_format
     with av.open(path, mode="w", format=container_format) as container:
         stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height = frames.shape[2], frames.shape[1]
@@ -60,6 +62,16 @@ def write_frames(folder, num_frames=24, height=32, width=40, step=8, name="frame
     for i, rgb in enumerate(level_frames(num_frames, height, width, step)):
         Image.fromarray(rgb).save(os.path.join(folder, name.format(i + start)))
     return folder
+
+
+def colour_frames(num_frames, height, width):
+    """uint8 `(T, H, W, 3)` whose channels differ: red rises along the rows, green along the columns, blue with time."""
+    rows = np.linspace(0, 255, height)[None, :, None]
+    columns = np.linspace(0, 255, width)[None, None, :]
+    time = np.linspace(0, 255, num_frames)[:, None, None]
+    shape = (num_frames, height, width)
+    return np.stack([np.broadcast_to(rows, shape), np.broadcast_to(columns, shape), np.broadcast_to(time, shape)],
+                    axis=-1).round().astype(np.uint8)
 
 
 def levels_of(clip, step=8):

@@ -315,10 +315,12 @@ def build_parser():
     _add_geometry(q, "16 frames, 64x64, 1 channel")
     q.set_defaults(func=cmd_data_preview)
     q = data_sub.add_parser(
-        "check", help="list every file of a video or frame folder with its frames, size, fps, duration and status",
+        "check", help="list every file of a video or frame folder with its frames, size, channels, fps, duration "
+                      "and status",
         description="Probes every file of a dataset folder (through the cached index the video_folder and "
-                    "frame_folder datasets use) and lists it with its frame count, size, fps, duration, class and "
-                    "status, then a summary. Exits 0 when at least one file is usable, 1 when none is.")
+                    "frame_folder datasets use) and lists it with its frame count, size, channels (1 when the file "
+                    "stores grey, else 3), fps, duration, class and status, then a summary and the usable files' "
+                    "channels and sizes. Exits 0 when at least one file is usable, 1 when none is.")
     q.add_argument("path", help="the folder")
     q.add_argument("--data", choices=("video_folder", "frame_folder"),
                    help="kind of folder (default: video_folder when it holds video files, else frame_folder)")
@@ -329,7 +331,9 @@ def build_parser():
         "pack", help="write a dataset's clips to TFRecord shards with a manifest (read back with --data tfrecord)",
         description="Reads one pass of clips from SOURCE (a .npz file, a folder of videos or of frame folders, "
                     "or another pack) and writes them, each frame PNG- or JPEG-encoded, to --shards TFRecord files "
-                    "(clip i in shard i % N) with manifest.json, atomically: the whole directory appears at the end.")
+                    "(clip i in shard i % N) with manifest.json, atomically: the whole directory appears at the end. "
+                    "Geometry the flags do not give is the source's own (printed with where it came from); "
+                    "converting to grey, resizing and cutting frames happen only when a flag asks.")
     q.add_argument("source", help="a .npz file, a folder of video files, a folder of frame folders, or a pack")
     q.add_argument("--out", required=True,
                    help="the pack directory to write: a new or empty folder, or a pack to replace with --overwrite "
@@ -347,7 +351,9 @@ def build_parser():
     q.add_argument("--data-option", action="append", metavar="KEY=VALUE",
                    help="dataset option, e.g. --data-option clips_per_video=4")
     q.add_argument("--quiet", action="store_true", help="no progress line")
-    _add_geometry(q, "16 frames, 64x64, 1 channel; for a .npz file or a pack, its own")
+    _add_geometry(q, "the source's own: a .npz file's videos whole, a pack's geometry, a folder's size and "
+                     "channels (refused when its files differ) with every frame of equally long videos, else 16 or "
+                     "the shortest video's")
     q.set_defaults(func=cmd_data_pack)
 
     p = sub.add_parser("train", help="train a model with model.fit; ends with a preset in --out")

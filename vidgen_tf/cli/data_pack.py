@@ -4,8 +4,9 @@ import os
 
 from vidgen_tf.cli.common import UsageError, _geometry, _parse_pairs
 
-# Geometry when neither the flags nor the file say otherwise (as `vidgen data preview`).
-DEFAULT_GEOMETRY = {"num_frames": 16, "height": 64, "width": 64, "channels": 1}
+# How the command names each geometry value (in errors and in the line saying what was used).
+FLAGS = {"num_frames": "--num-frames", "height": "--height", "width": "--width", "channels": "--channels"}
+ORIGINS = {"given": "from the flags", "source": "from the source", "default": "(the default)"}
 
 
 def infer_dataset(source):
@@ -34,15 +35,61 @@ def infer_dataset(source):
     return name
 
 
-def _npz_geometry(path):
-    from vidgen_tf.data import npz
+def _plural(number, noun):
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
-    _, videos, _ = npz._read_arrays(path)
-    if videos.ndim != 5:
-        return {}
-    _, length, height, width, channels = videos.shape
-    return {"num_frames": min(length, DEFAULT_GEOMETRY["num_frames"]), "height": height, "width": width,
-            "channels": channels}
+
+def geometry_line(geometry, origins, own):
+    """One line: the geometry used and where each value came from, e.g.
+    "geometry from the source: 24 frames (every frame of each video), 32x40, 3 channels"."""
+    # A folder's frames are chosen by a rule (every frame, the default, the shortest video's): the note says which.
+    note = own.notes.get("num_frames") if origins["num_frames"] == "source" else None
+    frames = _plural(geometry["num_frames"], "frame") + (f" ({note})" if note else "")
+    size = f"{geometry['height']}x{geometry['width']}"
+    channels = _plural(geometry["channels"], "channel")
+    if len(set(origins.values())) == 1:
+        origin = next(iter(origins.values()))
+        where = {"given": "from the flags", "source": "from the source", "default": "(the defaults)"}[origin]
+        return f"geometry {where}: {frames}, {size}, {channels}"
+    if origins["height"] == origins["width"]:
+        size = f"{size} {ORIGINS[origins['height']]}"
+    else:
+        size = (f"height {geometry['height']} {ORIGINS[origins['height']]}, "
+                f"width {geometry['width']} {ORIGINS[origins['width']]}")
+    if not note:
+        frames = f"{frames} {ORIGINS[origins['num_frames']]}"
+    return f"geometry: {frames}, {size}, {channels} {ORIGINS[origins['channels']]}"
+
+
+def _differ(own, key):
+    (first, first_value), (second, second_value) = own.differ[key]
+    return f"the files differ: {first} is {first_value}, {second} is {second_value}"
+
+
+def conversion_lines(geometry, origins, own, options):
+    """A line for each change of the source's frames the flags ask for: grey, resizing, fewer frames."""
+    lines = []
+    channels = geometry["channels"]
+    if origins["channels"] == "given" and own.converts:
+        if "channels" in own.differ:
+            lines.append(f"reading every file with {_plural(channels, 'channel')} (--channels {channels}; "
+                         f"{_differ(own, 'channels')})")
+        elif own.values.get("channels", channels) != channels:
+            change = "converting colour to grey" if channels == 1 else f"repeating grey to {channels} channels"
+            lines.append(f"{change} (--channels {channels}; the source has {own.values['channels']})")
+    size = (geometry["height"], geometry["width"])
+    if "given" in (origins["height"], origins["width"]) and own.converts:
+        how = f"resize={options.get('resize', 'crop')}"
+        if "height" in own.differ:
+            lines.append(f"resizing every file to {size[0]}x{size[1]} ({how}; {_differ(own, 'height')})")
+        elif (own.values.get("height"), own.values.get("width")) not in (size, (None, None)):
+            lines.append(f"resizing {own.values['height']}x{own.values['width']} frames to {size[0]}x{size[1]} "
+                         f"({how})")
+    frames = geometry["num_frames"]
+    if origins["num_frames"] == "given" and not own.converts and own.values.get("num_frames", frames) > frames:
+        lines.append(f"cutting clips of {frames} of the {own.values['num_frames']} frames of each video "
+                     f"(--num-frames {frames}; a window per video)")
+    return lines
 
 
 def cmd_data_pack(args):
@@ -59,13 +106,13 @@ def cmd_data_pack(args):
         options["frame_step"] = args.frame_step
     if args.fps is not None:
         options["fps"] = args.fps
-    geometry = dict(DEFAULT_GEOMETRY)
-    if name == "npz":
-        geometry.update(_npz_geometry(args.source))
-    elif name == "tfrecord":
-        manifest = tfrecord.read_manifest(args.source)
-        geometry.update({key: manifest[key] for key in DEFAULT_GEOMETRY})
-    geometry.update(_geometry(args))
+    # What the flags do not give is the source's own: nothing is resized, converted or cut unless asked.
+    geometry, origins, own = data.source_geometry(name, args.source, _geometry(args), names=FLAGS, **options)
+    print(geometry_line(geometry, origins, own))
+    for line in conversion_lines(geometry, origins, own, options):
+        print(line)
+    if own.converts:  # a folder: the files skipped (damaged, too short) are named
+        print(data.describe(name, path=args.source, **geometry, **options))
     manifest = data.pack(name, args.source, args.out, shards=args.shards, seed=args.seed, image_format=args.format,
                          jpeg_quality=args.jpeg_quality, progress=not args.quiet, overwrite=args.overwrite,
                          **geometry, **options)

@@ -18,6 +18,8 @@ Every dataset is a `Source` in `vidgen_tf.data.registry`, looked up once by name
 converted as `x / 127.5 - 1`.
 """
 
+import os
+
 import numpy as np
 import tensorflow as tf
 
@@ -38,10 +40,67 @@ _check_int = registry.check_int
 _check_seed = registry.check_seed
 
 
+def source_geometry(name, path=None, given=None, names=None, **options):
+    """The clip geometry of a request: each value as given, else the source's files' own, else the default.
+
+    The source's own (`Source.own_geometry`): an npz file's `(T, H, W, C)`, a pack's, a folder's
+    size and channels when all its usable files share them (and the frames of a clip, see
+    `vidgen_tf.data.folders`); `registry.DEFAULT_GEOMETRY` (16 frames, 64x64, 1 channel) for
+    generated data.
+
+    Args:
+        name: str. A dataset from `list_datasets()`.
+        path: str or None. The file or folder it reads. Defaults to None.
+        given: dict or None. `{key: int or None}` over num_frames, height, width, channels; None
+            or absent: not given. Defaults to None.
+        names: dict or None. How an error names each key (the CLI passes "--height", ...).
+            Defaults to None ("height=", ...).
+        **options: the dataset's options (e.g. `frame_step=2`, `split=`).
+
+    Returns:
+        `(geometry, origins, own)`: `{key: int}`, `{key: "given" | "source" | "default"}` and the
+        source's `OwnGeometry`.
+
+    Raises:
+        ValueError: a key is not given and the source's files differ on it; the message names
+            two files that differ and the arguments to give.
+    """
+    source = get_source(name)
+    given = {key: value for key, value in (given or {}).items() if value is not None}
+    names = {key: f"{key}=" for key in registry.GEOMETRY_KEYS} | dict(names or {})
+    own = registry.OwnGeometry()
+    if any(key not in given for key in registry.GEOMETRY_KEYS) and (path is not None or not source.needs_path):
+        own = source.own_geometry(registry.Request(name, 1, 1, 1, 1, path=path, options=dict(options)))
+    missing = [key for key in registry.GEOMETRY_KEYS if key not in given and key in own.differ]
+    if missing:
+        (first, first_value), (second, second_value) = own.differ[missing[0]]
+        what = "channels" if missing[0] == "channels" else "size"
+        keys = ["channels"] if what == "channels" else ["height", "width"]
+        action = ("read with that many channels (colour converted to grey, or grey repeated)" if what == "channels"
+                  else "resized to them")
+        raise ValueError(
+            f"The files of {name} '{os.fspath(path)}' differ in {what}: {first} is {first_value}, {second} is "
+            f"{second_value}; give {' and '.join(names[key] for key in keys)} (every file is then {action}).")
+    geometry, origins = {}, {}
+    for key in registry.GEOMETRY_KEYS:
+        if key in given:
+            geometry[key], origins[key] = given[key], "given"
+        elif key in own.values:
+            geometry[key], origins[key] = int(own.values[key]), "source"
+        else:
+            geometry[key], origins[key] = registry.DEFAULT_GEOMETRY[key], "default"
+    return geometry, origins, own
+
+
 def _request(name, num_frames, height, width, channels, seed, with_labels, path, options,
              shuffle=None):
-    """The validated `(source, Request)` of a call to `make_videos` or `load`."""
+    """The validated `(source, Request)` of a call to `make_videos` or `load`; a geometry value of
+    None is the source's own (`source_geometry`)."""
     source = get_source(name)
+    shape = {"num_frames": num_frames, "height": height, "width": width, "channels": channels}
+    if any(value is None for value in shape.values()):
+        shape = source_geometry(name, path, shape, **options)[0]
+        num_frames, height, width, channels = (shape[key] for key in registry.GEOMETRY_KEYS)
     _check_int("num_frames", num_frames, 1)
     _check_int("height", height, 1)
     _check_int("width", width, 1)
@@ -103,7 +162,10 @@ def make_videos(
         num_frames: int. Frames per video. Defaults to 16.
         height: int. Frame height in pixels. Defaults to 64.
         width: int. Frame width in pixels. Defaults to 64.
-        channels: int. 1 (grey) or 3 (RGB); for `npz` it must match the file. Defaults to 1.
+        channels: int or None. 1 (grey) or 3 (RGB); for `npz` and `tfrecord` it must match the
+            file. None: the source's own (the file's; a folder's when all its usable files share
+            it, else an error naming two that differ), 1 for generated data. Defaults to 1 (a
+            folder of colour videos is then read as grey, as it always was).
         seed: int or sequence of ints. Seed of `np.random.default_rng`; the same seed gives
             the same videos. For `npz` it picks the frame windows. Defaults to 0.
         with_labels: bool. Also return int32 labels `(N,)`. Defaults to False.
@@ -170,7 +232,10 @@ def load(
         num_frames: int. Frames per video. Defaults to 16.
         height: int. Frame height in pixels. Defaults to 64.
         width: int. Frame width in pixels. Defaults to 64.
-        channels: int. 1 or 3; for `npz` it must match the file. Defaults to 1.
+        channels: int or None. 1 or 3; for `npz` and `tfrecord` it must match the file.
+            None: the source's own (the file's, a pack's; a folder's when all its usable files
+            share it, else an error naming two that differ), 1 for generated data. Defaults to 1
+            (a folder of colour videos is then read as grey, as it always was: pass 3 or None).
         batch_size: int. Videos per batch. Defaults to 16.
         seed: int. Seed of the videos (and of the shuffle). Defaults to 0.
         with_labels: bool. Yield `(videos, labels)` with int32 labels `(batch,)`.
@@ -250,4 +315,5 @@ __all__ = [
     "num_classes",
     "pack",
     "simulate_balls",
+    "source_geometry",
 ]

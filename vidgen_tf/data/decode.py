@@ -7,13 +7,17 @@
   FFmpeg to the size asked for (RGB or FFmpeg's grey).
 - `probe_images` / `read_image_frames`: the same for a folder of image files.
 
+A file's own channels are what its pixel format stores: 1 for a grey format (FFmpeg's
+`gray*`, `ya8`, `mono*`; Pillow's modes "1", "L", "LA", "I", "F"), else 3 (YUV, RGB, palette):
+a grey picture stored as YUV or RGB counts as 3 channels, which loses nothing.
+
 Grey frames are the ITU-R BT.601 luma in both paths: FFmpeg's `gray` output for videos
 and Pillow's mode "L" (`L = R * 299/1000 + G * 587/1000 + B * 114/1000`) for images.
 
 Example:
     >>> info = probe_video("walk.mp4")  # a 24-frame 32x40 file at 25 fps
-    >>> info.num_frames, info.fps, info.height, info.width
-    (24, 25.0, 32, 40)
+    >>> info.num_frames, info.fps, info.height, info.width, info.channels
+    (24, 25.0, 32, 40, 3)
     >>> frames = read_video_frames("walk.mp4", [10, 12, 14], size=(64, 85), channels=1)
     >>> frames.shape
     (3, 64, 85, 1)
@@ -61,6 +65,7 @@ class VideoInfo:
         fps: float. Frames per second (the stream's average rate).
         height, width: int. Frame size in pixels, as decoded.
         duration: float. Seconds.
+        channels: int. 1 when the stream's pixel format is grey, else 3 (`frame_channels`).
     """
 
     num_frames: int
@@ -68,6 +73,25 @@ class VideoInfo:
     height: int
     width: int
     duration: float
+    channels: int = 3
+
+
+# Pillow modes holding one (grey) channel, with or without alpha.
+_GREY_IMAGE_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+
+
+def frame_channels(frame):
+    """1 when a decoded PyAV frame's pixel format stores grey (luma only, maybe alpha), else 3."""
+    fmt = frame.format
+    if getattr(fmt, "has_palette", False) or getattr(fmt, "is_rgb", False):
+        return 3
+    colour = [component for component in fmt.components if not component.is_alpha]
+    return 1 if len(colour) == 1 else 3
+
+
+def image_channels(image):
+    """1 when a Pillow image's mode is grey ("L", "LA", "I", ...), else 3 (RGB, RGBA, palette, CMYK, ...)."""
+    return 1 if image.mode in _GREY_IMAGE_MODES else 3
 
 
 def _av():
@@ -184,7 +208,7 @@ def probe_video(path, threads=1):
                     f"only {packets} frames are present", "truncated")
         if duration is None:
             duration = packets / fps
-        return VideoInfo(packets, fps, int(first.height), int(first.width), float(duration))
+        return VideoInfo(packets, fps, int(first.height), int(first.width), float(duration), frame_channels(first))
 
 
 def _to_array(frame, size, channels):
@@ -323,8 +347,9 @@ def _open_image(path):
     return image
 
 
-def probe_images(paths):
-    """`(height, width)` of a frame folder, from its first image (which is decoded).
+def probe_images(paths, with_channels=False):
+    """`(height, width)` of a frame folder, from its first image (which is decoded); with
+    `with_channels`, `(height, width, channels)` (`image_channels`).
 
     Raises:
         DamagedFileError: the first image is empty or unreadable.
@@ -332,6 +357,8 @@ def probe_images(paths):
     if not paths:
         raise ValueError("A frame folder needs at least one image.")
     image = _open_image(paths[0])
+    if with_channels:
+        return int(image.height), int(image.width), image_channels(image)
     return int(image.height), int(image.width)
 
 
@@ -371,6 +398,8 @@ def read_image_frames(paths, size=None, channels=3):
 __all__ = [
     "DamagedFileError",
     "VideoInfo",
+    "frame_channels",
+    "image_channels",
     "probe_images",
     "probe_video",
     "read_image_frames",

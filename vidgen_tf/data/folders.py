@@ -213,6 +213,45 @@ class _FolderSource(registry.Source):
         return _Folder(root, built, usable, [r for r in records if not r.ok], classes, labels, options, videos,
                        counts, split_path)
 
+    def own_geometry(self, request):
+        """The usable files' (in the split) size and channels, when they all share them, and the frames of a clip.
+
+        Frames: every frame of each video (at `frame_step` / `fps`) when the videos are equally long;
+        else the default 16, or the shortest video's frames when fewer, so that no video is skipped as
+        too short (with `short="loop"`, 16).
+        """
+        folder = self._folder(dataclasses.replace(request, num_frames=1, height=1, width=1, channels=3))
+        records = folder.records
+        if not records:
+            return registry.OwnGeometry(converts=True)  # reading names the folder's problem
+        values, differ = {}, {}
+        for keys, value_of in ((("height", "width"), lambda r: f"{r.height}x{r.width}"),
+                               (("channels",), lambda r: str(r.channels))):
+            first = records[0]
+            other = next((r for r in records if value_of(r) != value_of(first)), None)
+            for key in keys:
+                if other is None:
+                    values[key] = getattr(first, key)
+                else:
+                    differ[key] = ((first.path, value_of(first)), (other.path, value_of(other)))
+        options = folder.options
+        lengths = [(len(clips.timeline(n, fps, options.fps)) - 1) // options.frame_step + 1
+                   for n, fps, _, _ in folder.videos]  # the frames a clip of each video can hold
+        default = registry.DEFAULT_GEOMETRY["num_frames"]
+        shortest = int(np.argmin(lengths))
+        if options.short == "loop":
+            values["num_frames"], note = default, "the default (short videos loop)"
+        elif min(lengths) == max(lengths):
+            values["num_frames"], note = lengths[0], "every frame of each video"
+        elif lengths[shortest] < default:
+            values["num_frames"] = lengths[shortest]
+            note = f"the shortest video's, {records[shortest].path}, so that every video gives a clip"
+        else:
+            values["num_frames"] = default
+            each = "one clip of each" if options.clips_per_video == 1 else "clips of each"
+            note = f"the default; the videos hold {min(lengths)} to {max(lengths)}: {each}"
+        return registry.OwnGeometry(values, differ, {"num_frames": note}, converts=True)
+
     def check(self, request):
         super().check(request)
         self._check_options(request)

@@ -1,7 +1,8 @@
 """The metadata index of a folder of videos (or of frame folders), built once and cached.
 
 One `FileRecord` per video file (or per folder of frames): its path relative to the
-root, its class folder, frame count, frame rate, size, duration, bytes, mtime and status
+root, its class folder, frame count, frame rate, size, channels (1 when the file stores grey,
+else 3: `vidgen_tf.data.decode.frame_channels`), duration, bytes, mtime and status
 ("ok" or the reason it cannot be used). The index is built by probing every file in a
 thread pool over all cores (PyAV releases the GIL while it demuxes and decodes: checked
 with two threads decoding on two cores, which overlapped), then cached as JSON:
@@ -44,7 +45,8 @@ from vidgen_tf.data import decode
 logger = logging.getLogger(__name__)
 
 INDEX_FILE = ".vidgen_index.json"
-INDEX_VERSION = 1
+# 2: records hold `channels` (a version-1 cache is probed again).
+INDEX_VERSION = 2
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".avi", ".mkv", ".mov", ".gif", ".m4v", ".mpg", ".mpeg", ".ogv")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 KINDS = ("video", "frames")
@@ -76,6 +78,8 @@ class FileRecord:
         status: str. "ok", or the reason the file is skipped.
         damage: str or None. The short class of damage ("empty", "not a video", ...).
         frames: list of str or None. A frame folder's image names in frame order.
+        channels: int. 1 when the file (a frame folder's first image) stores grey, else 3;
+            0 when damaged.
     """
 
     path: str
@@ -90,6 +94,7 @@ class FileRecord:
     status: str = "ok"
     damage: object = None
     frames: object = None
+    channels: int = 0
 
     @property
     def ok(self):
@@ -238,8 +243,10 @@ def probe(root, kind, relative, label, size, mtime_ns, frames=None):
             info = decode.probe_video(path)
             record.num_frames, record.fps = info.num_frames, info.fps
             record.height, record.width, record.duration = info.height, info.width, info.duration
+            record.channels = info.channels
         else:
-            record.height, record.width = decode.probe_images([os.path.join(path, frames[0])])
+            record.height, record.width, record.channels = decode.probe_images(
+                [os.path.join(path, frames[0])], with_channels=True)
             record.num_frames = len(frames)
     except decode.DamagedFileError as error:
         record.status, record.damage = error.reason, error.kind

@@ -121,6 +121,20 @@ def read_npz(path, num_frames, height, width, channels, with_labels=False):
     return videos, labels
 
 
+def videos_shape(path):
+    """The shape `(N, T, H, W, C)` of a file's `videos` array from its header alone, or None when
+    the file is unreadable or the array is not rank 5."""
+    try:
+        with zipfile.ZipFile(path) as archive, archive.open("videos.npy") as handle:
+            version = np.lib.format.read_magic(handle)
+            reader = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                      else np.lib.format.read_array_header_2_0)
+            shape = reader(handle)[0]
+    except (OSError, KeyError, ValueError, TypeError, zipfile.BadZipFile):
+        return None
+    return tuple(int(n) for n in shape) if len(shape) == 5 else None
+
+
 def take_windows(videos, num_frames, rng):
     """Cuts each clip to `num_frames` consecutive frames starting at a random frame.
 
@@ -209,15 +223,16 @@ class NpzSource(registry.Source):
 
     def count_clips(self, request):
         """The number of videos, from the `videos` array's header alone (None if unreadable)."""
-        try:
-            with zipfile.ZipFile(request.path) as archive, archive.open("videos.npy") as handle:
-                version = np.lib.format.read_magic(handle)
-                reader = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                          else np.lib.format.read_array_header_2_0)
-                shape = reader(handle)[0]
-        except (OSError, KeyError, ValueError, zipfile.BadZipFile):
-            return None
-        return int(shape[0]) if len(shape) == 5 else None
+        shape = videos_shape(request.path)
+        return None if shape is None else shape[0]
+
+    def own_geometry(self, request):
+        """The file's `(T, H, W, C)`: each video packs whole, as one clip of all its frames."""
+        shape = videos_shape(request.path)
+        if shape is None:
+            return registry.OwnGeometry()  # reading the file then names what is wrong with it
+        return registry.OwnGeometry(dict(zip(registry.GEOMETRY_KEYS, shape[1:])),
+                                    notes={"num_frames": "every frame of each video"})
 
     def clip_records(self, request):
         """One clip per video, in file order: the clips of `make_videos(..., num_videos=None)`.

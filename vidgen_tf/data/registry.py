@@ -16,6 +16,8 @@ A source's contract (see `Source`):
   `endless(request)` is False, e.g. a folder source asked for `epochs=k`).
 - `finite(request, num_videos, shuffle, start_video)`: `num_videos` clips in one pass; by
   default the clips of `make_videos`, made at once.
+- `own_geometry(request)`: the clip geometry the source's files hold (`OwnGeometry`), the
+  defaults of `vidgen data pack` and of `channels=None`; nothing for generated data.
 
 `load` batches, converts to float32 in [-1, 1] and prefetches whatever the source yields.
 """
@@ -28,6 +30,9 @@ import tensorflow as tf
 from vidgen_tf.registry import unknown_name_error
 
 _SOURCES = {}
+GEOMETRY_KEYS = ("num_frames", "height", "width", "channels")
+# The geometry where neither the caller nor the source's files give one (generated data).
+DEFAULT_GEOMETRY = {"num_frames": 16, "height": 64, "width": 64, "channels": 1}
 
 
 def check_int(name, value, minimum, maximum=None):
@@ -94,6 +99,26 @@ class Request:
         if key in self.options:
             return self.options[key]
         return get_source(self.name).options()[key]
+
+
+@dataclasses.dataclass(frozen=True)
+class OwnGeometry:
+    """The clip geometry a source's files hold (see `Source.own_geometry`).
+
+    Attributes:
+        values: dict. `{key: int}` for the keys of `GEOMETRY_KEYS` the source has one value of.
+        differ: dict. `{key: ((file, value), (file, value))}`: two files that disagree on a key
+            ("height" and "width" both, when sizes differ; values as text, e.g. "32x40").
+        notes: dict. `{key: str}`: how a value was chosen when it is not simply every file's own
+            (e.g. the frames of a folder's clips).
+        converts: bool. Whether the source reads its files at another geometry (the folders resize
+            and convert to grey); an npz file or a pack must be read at its own. Defaults to False.
+    """
+
+    values: dict = dataclasses.field(default_factory=dict)
+    differ: dict = dataclasses.field(default_factory=dict)
+    notes: dict = dataclasses.field(default_factory=dict)
+    converts: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -214,6 +239,11 @@ class Source:
         """A one-line summary of what a request reads (e.g. files, clips, skipped), or None."""
         return None
 
+    def own_geometry(self, request):
+        """The geometry the source's files hold, an `OwnGeometry` (only `request.path` and
+        `request.options` are read); empty for generated data, which has none."""
+        return OwnGeometry()
+
     def clip_records(self, request):
         """One pass over the clips (epoch 0) in a stable order, for `vidgen data pack`.
 
@@ -301,6 +331,9 @@ def describe_datasets():
 
 __all__ = [
     "ClipRecord",
+    "DEFAULT_GEOMETRY",
+    "GEOMETRY_KEYS",
+    "OwnGeometry",
     "Request",
     "Source",
     "check_int",

@@ -220,7 +220,7 @@ def check_pack_target(source, out, overwrite=False, out_flag="out", overwrite_fl
         raise FileExistsError(f"{where} holds a pack already; pass {overwrite_flag} to replace it.")
 
 
-def pack(name, path, out, shards=4, num_frames=16, height=64, width=64, channels=1, seed=0,
+def pack(name, path, out, shards=4, num_frames=None, height=None, width=None, channels=None, seed=0,
          image_format="png", jpeg_quality=95, progress=True, overwrite=False, **options):
     """Packs a dataset's clips into TFRecord shards with a manifest.
 
@@ -235,10 +235,11 @@ def pack(name, path, out, shards=4, num_frames=16, height=64, width=64, channels
         path: str or path-like. The dataset's file or directory.
         out: str or path-like. The pack directory to write (local; missing parents are made).
         shards: int. Number of shard files (at most the number of clips). Defaults to 4.
-        num_frames: int. Frames per clip. Defaults to 16.
-        height: int. Frame height. Defaults to 64.
-        width: int. Frame width. Defaults to 64.
-        channels: int. Channels. Defaults to 1.
+        num_frames, height, width, channels: int or None. The clips' geometry; None: the
+            source's own (`vidgen_tf.data.source_geometry`: an npz file's videos whole, a pack's
+            geometry, a folder's size and channels when its usable files share them, else an
+            error naming two that differ). A folder resizes and converts to grey only when asked.
+            Defaults to None.
         seed: int. Seed of the source's clip sampling. Defaults to 0.
         image_format: str. "png" (lossless) or "jpeg". Defaults to "png".
         jpeg_quality: int. JPEG quality in [1, 100], for "jpeg". Defaults to 95.
@@ -614,6 +615,11 @@ class TFRecordSource(registry.Source):
         if request.option("service") is not None:
             service.check_service(request.option("service"), request.option("service_mode"))
         self.check_labels(request)
+
+    def own_geometry(self, request):
+        """The pack's geometry, from its manifest."""
+        manifest = self._manifest(request)
+        return registry.OwnGeometry({key: int(manifest[key]) for key in registry.GEOMETRY_KEYS})
 
     def num_classes(self, request):
         return self._manifest(request)["num_classes"]
