@@ -210,9 +210,9 @@ def test_console_transcripts_reproduce(page, line, steps, tmp_path):
 
 
 def _parser():
-    from vidgen_tf.cli import common
+    from vidgen_tf.cli import build_parser
 
-    return common.build_parser()
+    return build_parser()
 
 
 def _flags_of(parser):

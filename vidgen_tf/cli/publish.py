@@ -34,10 +34,9 @@ DEFAULT_METRICS = "fvd,kvd,motion,precision,recall,memorisation"
 LADDER_METRICS = ("fvd", "kvd", "precision", "recall", "density", "coverage")
 
 
-def _eval_report(directory, metrics, num_videos, seed, batch_size, baselines=False):
-    """Runs `vidgen eval` on the preset `directory` and returns its JSON report."""
-    from vidgen_tf.cli.common import main
-
+def _eval_report(directory, metrics, num_videos, seed, batch_size, baselines=False, run=None):
+    """Runs `vidgen eval` on the preset `directory` (through `run`, the `vidgen` entry point `main`
+    hands its commands as `args.vidgen_main`) and returns its JSON report."""
     with tempfile.TemporaryDirectory() as scratch:
         path = Path(scratch) / "eval.json"
         argv = ["eval", str(directory), "--num-videos", str(num_videos), "--seed", str(seed),
@@ -46,7 +45,7 @@ def _eval_report(directory, metrics, num_videos, seed, batch_size, baselines=Fal
             argv += ["--metrics", metrics]
         if baselines and metrics:
             argv += ["--baselines"]
-        code = main(argv)
+        code = run(argv)
         if code:
             raise RuntimeError(f"`vidgen {' '.join(argv)}` failed (exit {code}); nothing was published.")
         return json.loads(path.read_text())
@@ -334,7 +333,8 @@ def cmd_publish(args):
         # The ladder reads clip features: only beside metrics that do (not motion alone).
         baselines = args.baselines and any(m.strip() in (*LADDER_METRICS, "memorisation")
                                            for m in (metrics or "").split(","))
-        report = _eval_report(staging, metrics, args.num_videos, args.seed, args.batch_size, baselines)
+        report = _eval_report(staging, metrics, args.num_videos, args.seed, args.batch_size, baselines,
+                              run=args.vidgen_main)
         scores = scores_of(report)
         eval_command = (f"vidgen eval {args.name} --num-videos {args.num_videos} --seed {args.seed}"
                         f" --batch-size {args.batch_size}" + (f" --metrics {metrics}" if metrics else "")

@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from vidgen_tf.cli.common import UsageError, main
+from vidgen_tf.cli.common import UsageError
 
 
 def _commands(args, out, dataset, model_name):
@@ -54,7 +54,7 @@ def cmd_quickstart(args):
         if args.verbose:
             command.append("--verbose")
         print("$ vidgen " + " ".join(command), flush=True)
-        code = main(command)
+        code = args.vidgen_main(command)  # `vidgen` itself, handed over by `main`
         if code:
             return code
     print("\nwhere everything went:")
