@@ -26,9 +26,10 @@ import tensorflow as tf
 from vidgen_tf.atomic import atomic_directory, write_bytes
 from vidgen_tf.exporting import description, validation
 from vidgen_tf.exporting.description import (  # noqa: F401
-    ExportMismatchError, MissingDescriptionError, describe, describe_model,
+    ExportMismatchError, MissingDescriptionError, describe,
 )
-from vidgen_tf.exporting import diffusion, streaming
+from vidgen_tf.exporting import catalog, diffusion, streaming
+from vidgen_tf.exporting.catalog import describe_model  # noqa: F401
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ def _build_archive(model, limits):
     import keras
 
     specs = _input_specs(model)
-    described = description.signature_descriptions(model)
+    described = catalog.signature_descriptions(model)
     video_fn = _float_video_fn(model)
     archive = keras.export.ExportArchive()
     archive.track(model)
@@ -210,7 +211,7 @@ def export_savedmodel(model, directory, version=1, overwrite=False, preset=None,
     target = base / str(version)
     check_replaceable(target, overwrite)
     limits = description.request_limits(model, max_batch_size, max_frames)
-    text = description.to_json(description.describe_model(model, preset=preset, limits=limits))
+    text = description.to_json(catalog.describe_model(model, preset=preset, limits=limits))
     base.mkdir(parents=True, exist_ok=True)
     with atomic_directory(target) as temporary:
         archive = _build_archive(model, limits)
@@ -252,7 +253,7 @@ def draw_inputs(described, rng, batch_size, num_frames):
 
 
 def _random_inputs(model, rng, batch_size, num_frames):
-    described = description.signature_descriptions(model)["serving_default"]
+    described = catalog.signature_descriptions(model)["serving_default"]
     return draw_inputs(described, rng, batch_size, num_frames)
 
 
@@ -339,7 +340,7 @@ def export_onnx(model, path, opset=ONNX_OPSET, num_checks=8, savedmodel_dir=None
     names = list(specs)
     video_fn = _float_video_fn(model)
 
-    serving_described = description.signature_descriptions(model)["serving_default"]
+    serving_described = catalog.signature_descriptions(model)["serving_default"]
 
     @tf.function(input_signature=[specs[n] for n in names])
     def flat_serve(*args):
@@ -399,7 +400,7 @@ def export_onnx(model, path, opset=ONNX_OPSET, num_checks=8, savedmodel_dir=None
             f"{worst_float:.3g} (tolerance {FLOAT_TOLERANCE}), max uint8 diff {worst_uint8} "
             f"(tolerance {UINT8_TOLERANCE}); {path} was not written."
         )
-    described = description.describe_model(model, preset=preset, signatures=["serving_default"], limits=limits)
+    described = catalog.describe_model(model, preset=preset, signatures=["serving_default"], limits=limits)
     outputs = described["signatures"]["serving_default"]["outputs"]
     outputs["video_float"] = dict(outputs["video"], dtype="float32", range=[-1.0, 1.0])
     outputs["inputs_valid"] = {"dtype": "bool", "shape": [], "dynamic_axes": {}, "range": [False, True]}

@@ -12,9 +12,11 @@ Each signature's `doc` sentence lives here only: a SavedModel keeps no
 docstring of its functions (a loaded signature's `__doc__` is TensorFlow's
 own), and `saved_model_cli show --all` lists names, dtypes and shapes.
 
-`describe_model` builds it from the model (the one place the signatures are
-described: a new exported signature adds its entry in `signature_descriptions`),
-and `describe` reads it back from either format. Clients read it without
+`describe_model` builds it from the model and its signatures' descriptions
+(`base_signature_descriptions` here for the GAN and likelihood signatures; the
+streaming and diffusion ones in their modules; `vidgen_tf.exporting.catalog`
+gathers a model's, so this module imports neither), and `describe` reads it back
+from either format. Clients read it without
 TensorFlow: `json.load` of the asset, or `onnx.load(path,
 load_external_data=False).metadata_props`.
 """
@@ -212,14 +214,11 @@ def _video_output(model):
     return _tensor(spec, value_range=[0, 255], output=True)
 
 
-def signature_descriptions(model):
-    """Signature name -> `{doc, inputs, outputs}` of every signature `export_savedmodel` writes."""
+def base_signature_descriptions(model):
+    """Signature name -> `{doc, inputs, outputs}` of the signatures every GAN and likelihood model's
+    export has (`serving_default`, `generate`, the `log_prob` pair); `catalog.signature_descriptions`
+    adds the streaming ones."""
     import tensorflow as tf
-
-    from vidgen_tf.exporting import diffusion
-
-    if diffusion.is_diffusion(model):  # sample, generate, denoise, step: see there
-        return diffusion.signature_descriptions(model)
 
     distributions = noise_distributions(model)
     conditional = bool(model.num_classes)
@@ -262,9 +261,6 @@ def signature_descriptions(model):
             "inputs": {"videos": _tensor(log_prob_input_specs(model, "uint8")["videos"], video(0, 255))},
             "outputs": log_prob_out,
         }
-    from vidgen_tf.exporting import streaming
-
-    signatures.update(streaming.streaming_description(model))  # initial_state, generate_chunk
     return signatures
 
 
@@ -282,11 +278,13 @@ def versions(onnx=None):
     return result
 
 
-def describe_model(model, preset=None, signatures=None, limits=None):
+def describe_model(model, described, preset=None, signatures=None, limits=None):
     """The description of `model`'s exports (the schema of `EXPORT_DESCRIPTION.md`).
 
     Args:
         model: a vidgen_tf model with `noise_spec` and `noise_distributions`.
+        described: dict. Signature name -> its description, every signature
+            the model's exports have (`catalog.signature_descriptions(model)`).
         preset: str or None. The preset the model was loaded from. Defaults
             to None.
         signatures: list of str or None. Signatures to describe; defaults to
@@ -302,7 +300,6 @@ def describe_model(model, preset=None, signatures=None, limits=None):
         `versions`, `signatures` and `parity` (empty: the ONNX export fills
         in what it measured).
     """
-    described = signature_descriptions(model)
     if signatures is not None:
         unknown = sorted(set(signatures) - set(described))
         if unknown:

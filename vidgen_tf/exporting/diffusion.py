@@ -302,7 +302,8 @@ def _write(model, protos, path, report, opset, preset):
     from vidgen_tf.exporting import FLOAT_TOLERANCE, UINT8_TOLERANCE
 
     for name, target in onnx_paths(path).items():
-        described = description.describe_model(model, preset=preset, signatures=[name])
+        described = description.describe_model(model, signature_descriptions(model), preset=preset,
+                                                signatures=[name])
         described["versions"] = description.versions(
             {"tf2onnx": tf2onnx.__version__, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__,
              "opset": int(opset)})

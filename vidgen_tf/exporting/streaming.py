@@ -379,7 +379,7 @@ def write_onnx(path, converted, described=None):
     `<chunk path>.parity.json`; returns the written paths.
 
     `described`: the model's export description holding its streaming
-    signatures (`description.describe_model`); each file then carries its
+    signatures (`catalog.describe_model`); each file then carries its
     own signature's entry and parity in `metadata_props`, as the main file does.
     """
     if converted is None:
