@@ -77,6 +77,18 @@ LOCK_FILE = ".lock"  # `directory_lock`'s file inside the locked directory
 _KINDS = ("tmp", "old", "lock")
 
 
+@contextlib.contextmanager
+def _full_disk_named(path):
+    """Turns an `OSError` of a full disk (or quota) inside the block into `NoSpaceError` naming `path`."""
+    try:
+        yield
+    except OSError as error:
+        named = _name_no_space(error, path)
+        if named is None:
+            raise
+        raise named from error
+
+
 def _temporary_name(path, kind, token=None):
     # The real suffixes stay last (Keras insists on '.weights.h5', and anything
     # guessing a format from the name sees the right one); the leading dot hides
@@ -254,15 +266,11 @@ def atomic_file(path):
     token, lock = _claim(path)  # the token is ours alone: its lock file was created exclusively
     temporary = _temporary_name(path, "tmp", token)
     try:
-        os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-        yield temporary
-        fsync(temporary)
-        os.replace(temporary, path)
-    except OSError as error:
-        named = _name_no_space(error, path)
-        if named is None:
-            raise
-        raise named from error
+        with _full_disk_named(path):
+            os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            yield temporary
+            fsync(temporary)
+            os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)  # after a successful rename there is nothing left
         _release(path, token, lock)
@@ -300,25 +308,21 @@ def atomic_directory(path):
     temporary = _temporary_name(path, "tmp", token)
     old = None
     try:
-        temporary.mkdir(mode=0o777)  # the umask decides, as for a plain mkdir
-        yield temporary
-        _fsync_tree(temporary)
-        if path.exists():
-            old = _temporary_name(path, "old", token)
-            os.replace(path, old)
-            try:
+        with _full_disk_named(path):
+            temporary.mkdir(mode=0o777)  # the umask decides, as for a plain mkdir
+            yield temporary
+            _fsync_tree(temporary)
+            if path.exists():
+                old = _temporary_name(path, "old", token)
+                os.replace(path, old)
+                try:
+                    os.replace(temporary, path)
+                except BaseException:
+                    os.replace(old, path)  # put the old directory back
+                    old = None
+                    raise
+            else:
                 os.replace(temporary, path)
-            except BaseException:
-                os.replace(old, path)  # put the old directory back
-                old = None
-                raise
-        else:
-            os.replace(temporary, path)
-    except OSError as error:
-        named = _name_no_space(error, path)
-        if named is None:
-            raise
-        raise named from error
     finally:
         for leftover in (temporary, old):
             if leftover is not None and leftover.exists():
@@ -345,13 +349,9 @@ def staging_directory(path):
     token, lock = _claim(path)
     temporary = _temporary_name(path, "tmp", token)
     try:
-        temporary.mkdir(mode=0o777)
-        yield temporary
-    except OSError as error:
-        named = _name_no_space(error, path)
-        if named is None:
-            raise
-        raise named from error
+        with _full_disk_named(path):
+            temporary.mkdir(mode=0o777)
+            yield temporary
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
         _release(path, token, lock)
