@@ -68,10 +68,11 @@ sys.path.insert(0, BENCH)
 
 from vs_pytorch import Child, _reset_peak_rss, _set_tf_threads, _status_kib  # noqa: E402
 
-# The brief's preset-sized setting (issue 24 part 5): a small video diffusion model on 32x32x8 grey clips.
+# Issue 24 part 5's setting (no zoo preset of the model yet): a small video diffusion model on 32x32x8 grey clips.
 CONFIG = dict(num_frames=8, height=32, width=32, channels=1, base_filters=16, channel_multipliers=(1, 2, 2),
               num_res_blocks=1, attention_resolutions=(8,), attention_heads=1, groups=8)
 SAMPLER_TIMES = (0.5, 0.48)  # an interior step: both sides take the x_s branch
+
 
 def twin_spec(model):
     """The plain dict the torch twin is built from, read off a built zoo model."""
@@ -89,6 +90,7 @@ def twin_spec(model):
         beta_2=float(optimizer["beta_2"]), epsilon=float(optimizer["epsilon"]),
     )
 
+
 def clean_clips(batch_size, video_shape, seed=0):
     """`(B, T, H, W, C)` float32 uniform in [-1, 1]: the training batch, and (seed 1) the sampler's x_t."""
     import numpy as np
@@ -97,6 +99,7 @@ def clean_clips(batch_size, video_shape, seed=0):
     if seed == 0:
         return rng.uniform(-1, 1, (batch_size,) + tuple(video_shape)).astype("float32")
     return rng.standard_normal((batch_size,) + tuple(video_shape)).astype("float32")
+
 
 # ----------------------------------------------------------------- workers
 def _zoo_step(workload, batch, config, options):
@@ -120,6 +123,7 @@ def _zoo_step(workload, batch, config, options):
     step = tf.function(lambda x, t, s: model.step(x, t, s, network=model.inference_generator))
     return (lambda: step(x_t, t, s).numpy()), info  # .numpy(): wait for the result
 
+
 def _torch_step(workload, batch, spec, options):
     import torch
 
@@ -135,6 +139,7 @@ def _torch_step(workload, batch, spec, options):
         return (lambda: twin.train_step(videos)), info
     x_t = torch.from_numpy(clean_clips(batch, shape, seed=1)).permute(0, 4, 1, 2, 3).contiguous()
     return (lambda: twin.step(x_t, *SAMPLER_TIMES)), info
+
 
 def worker(framework, task, payload, options, conn):
     """A child: build, warm up, one step's peak memory, then timed blocks on request (vs_pytorch's protocol)."""
@@ -169,6 +174,7 @@ def worker(framework, task, payload, options, conn):
 
         conn.send(("error", f"{framework} {task}: {error!r}\n{traceback.format_exc()}"))
 
+
 def one_run(task, config, spec, options, zoo_first):
     """Both frameworks' step times and memory for one workload, in two fresh processes."""
     zoo = Child("zoo", task, config, options, target=worker)
@@ -187,6 +193,7 @@ def one_run(task, config, spec, options, zoo_first):
     zoo_info.update(zoo.stop())
     twin_info.update(twin.stop())
     return {"zoo": {**zoo_info, "step_s": times["zoo"]}, "torch": {**twin_info, "step_s": times["torch"]}}
+
 
 def summarise(task, runs, multiply_adds, peak):
     """Medians over runs of the mean step time, clips/s, GFLOP/s and % of the matmul peak, per framework."""
@@ -207,8 +214,10 @@ def summarise(task, runs, multiply_adds, peak):
     row["ratio_zoo_over_torch"] = row["torch"]["step_ms"] / row["zoo"]["step_ms"]  # > 1: the zoo is faster
     return row
 
+
 def _mib(value):
     return "n/a" if value is None else f"{value:.0f}"
+
 
 def print_rows(rows, sample_steps):
     print(f"\n{'workload':<16} {'zoo':>10} {'torch':>10} {'zoo/torch':>10} {'zoo %peak':>10} {'torch %peak':>12} "
@@ -231,6 +240,7 @@ def print_rows(rows, sample_steps):
                 f"{n * row['zoo']['step_ms'] / row['batch_size']:>11.1f}"
                 f"{n * row['torch']['step_ms'] / row['batch_size']:>11.1f}" for n in sample_steps))
     print("(zoo/torch: the zoo's speed over torch's; above 1 the zoo is faster. %peak: of the float32 matmul peak.)")
+
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -301,6 +311,7 @@ def main():
                        matmul_peak_gflops=peak, matmul_peak_gflops_end=end,
                        memory=("VmHWM of each child process after /proc/self/clear_refs reset, over one step after "
                                "warm-up; median over runs"))
+
 
 if __name__ == "__main__":
     multiprocessing.freeze_support()
