@@ -238,11 +238,12 @@ def worker(framework, name, config_or_spec, options, conn):
 
 
 class Child:
-    def __init__(self, framework, name, payload, options):
+    def __init__(self, framework, name, payload, options, target=None):
+        # `target`: the child's function, `worker` by default (bench/diffusion_vs_pytorch.py passes its own).
         context = multiprocessing.get_context("spawn")
         self.framework = framework
         self.conn, child_conn = context.Pipe()
-        self.process = context.Process(target=worker, args=(framework, name, payload, options, child_conn), daemon=True)
+        self.process = context.Process(target=target or worker, args=(framework, name, payload, options, child_conn), daemon=True)
         self.process.start()
 
     def receive(self, expected):
