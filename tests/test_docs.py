@@ -16,6 +16,9 @@ Every fenced block of README.md, docs/*.md and export/README.md is one of:
   test command must be the one `.ci/run` runs; the quick start's transcript is run as a console
   block), and commands of programs this machine lacks (docker, TF Serving), named in
   `NOT_RUNNABLE` with the reason.
+- ```yaml: a manifest for a cluster this machine lacks (KServe): not applied. A KServe
+  `InferenceService` must serve a vidgen Triton repository as the page says (predictor `triton`,
+  `protocolVersion: v2`, a `storageUri`).
 - ```text: output shown as-is (a benchmark's table, a usage summary, a tree) — not code. The
   usage summaries and the repository tree are still checked: every flag a usage line names is
   one the parser knows, and every path the tree names exists.
@@ -37,7 +40,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = ["README.md", *sorted(str(Path(p).relative_to(ROOT)) for p in glob.glob(str(ROOT / "docs" / "*.md"))),
          "export/README.md"]
-KINDS = ("python", "console", "sh", "text")
+KINDS = ("python", "console", "sh", "text", "yaml")
 
 # page, first command of the transcript -> why CI does not run it (each still must exist).
 TOO_SLOW = {
@@ -204,6 +207,20 @@ def test_console_transcripts_reproduce(page, line, steps, tmp_path):
             _check_output(expected, output)
         except AssertionError as error:
             raise AssertionError(f"{page}:{line}: {command!r}: {error}\nactual output:\n{output}") from None
+
+
+# --- yaml manifests --------------------------------------------------------------------------------
+
+
+def test_kserve_manifests_serve_a_triton_repository():
+    manifests = [(page, line, text) for page in PAGES for line, language, text in blocks(page)
+                 if language == "yaml" and "kind: InferenceService" in text]
+    assert manifests, "no page shows a KServe InferenceService"
+    for page, line, text in manifests:
+        rows = [row.strip() for row in text.split("\n")]
+        for wanted in ("apiVersion: serving.kserve.io/v1beta1", "predictor:", "triton:", "protocolVersion: v2"):
+            assert wanted in rows, f"{page}:{line}: the InferenceService has no {wanted!r}"
+        assert any(row.startswith("storageUri: ") for row in rows), f"{page}:{line}: no storageUri"
 
 
 # --- text blocks that name things that must exist -----------------------------------------------

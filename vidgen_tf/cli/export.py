@@ -1,11 +1,14 @@
-"""`vidgen export`: presets to SavedModel (TF Serving layout) and ONNX, with TF Serving's config files.
+"""`vidgen export`: presets to SavedModel (TF Serving layout) and ONNX, with TF Serving's config files, or to a
+Triton Inference Server model repository.
 
 `vidgen export PRESET --out DIR` writes `DIR/<model>/<version>/` and
 `DIR/<model>.onnx`; `vidgen export --all-presets --out DIR` writes every zoo
 preset as `DIR/<preset>/<version>/` and `DIR/<preset>.onnx`. Both add or update
 the model's entry in `DIR/models.config` (TF Serving's `model_config_list`; other
 entries are kept) and write `DIR/batching.config` when it is absent. Every file
-is written atomically.
+is written atomically. `--format triton` makes `DIR` a Triton model repository
+instead: `DIR/<model>/` (ONNX) and `DIR/<model>_tf/` (SavedModel), each with
+its `config.pbtxt` (see `vidgen_tf.exporting.triton`).
 """
 
 import json
@@ -118,6 +121,19 @@ def _export(preset, name, out, formats, args):
     model = vidgen_tf.from_preset(preset)
     name = name or model.registered_name
     preset_name = Path(preset).name
+    if formats == ["triton"]:
+        written = exporting.export_triton(model, out, name=name, version=args.version, overwrite=args.overwrite,
+                                          preset=preset_name, overwrite_flag="--overwrite")
+        parity = written["parity"]
+        for key in ("onnx", "savedmodel"):
+            entry = written[key]
+            line = (f"triton: {entry['model']} ({entry['file']}, {entry['config'].name}: "
+                    f"max_batch_size {entry['max_batch_size']}")
+            if key == "onnx":
+                line += (f"; max |diff| vs SavedModel: float {parity['max_abs_diff_float']:.2e}, "
+                         f"uint8 {parity['max_abs_diff_uint8']}")
+            print(line + ")")
+        return name
     # Staged whole (vidgen_tf.exporting.export_bundle): an interrupted export leaves the old one as it was.
     written = exporting.export_bundle(model, out, name=name, version=args.version, formats=formats,
                                       overwrite=args.overwrite, preset=preset_name, overwrite_flag="--overwrite")
@@ -136,9 +152,15 @@ def cmd_export(args):
     import vidgen_tf
 
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
-    unknown = sorted(set(formats) - {"savedmodel", "onnx"})
+    unknown = sorted(set(formats) - {"savedmodel", "onnx", "triton"})
     if unknown or not formats:
-        raise UsageError(f"--format takes savedmodel and/or onnx, got {args.format!r}.")
+        raise UsageError(f"--format takes savedmodel and/or onnx, or triton, got {args.format!r}.")
+    if "triton" in formats and len(set(formats)) > 1:
+        raise UsageError("--format triton makes --out a Triton model repository and cannot be combined with "
+                         "savedmodel or onnx (both write OUT/<model>/): export those to another folder.")
+    if "triton" in formats and args.base_path is not None:
+        raise UsageError("--base-path sets the base_path of TF Serving's models.config; a Triton repository has "
+                         "none (give Triton --model-repository=OUT).")
     if bool(args.preset) == bool(args.all_presets):
         raise UsageError("give a preset (name or directory) or --all-presets, not both or neither.")
     if args.base_path is not None and not args.base_path.strip():
@@ -164,7 +186,7 @@ def cmd_export(args):
         for preset, name in jobs:
             if len(jobs) > 1:
                 print(f"== {preset}", flush=True)
-            name = _export(preset, name, out, formats, args)
+            name = _export(preset, name, out, sorted(set(formats)), args)
             if "savedmodel" in formats:  # recorded as each model lands: an interrupted run lists what it wrote
                 update_models_config(out, [name], args.base_path)
     if "savedmodel" in formats:

@@ -232,17 +232,21 @@ def build_parser():
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser(
-        "export", help="export a preset (or every zoo preset) to SavedModel (TF Serving) and ONNX",
+        "export", help="export a preset (or every zoo preset) to SavedModel (TF Serving) and ONNX, or for Triton",
         description="Writes OUT/<model>/<version>/ (SavedModel) and OUT/<model>.onnx for a preset, or "
                     "OUT/<preset>/<version>/ and OUT/<preset>.onnx for every zoo preset with --all-presets; adds or "
                     "updates each model's entry in OUT/models.config (TF Serving's model_config_list) and writes "
-                    "OUT/batching.config when it is absent.")
+                    "OUT/batching.config when it is absent. --format triton makes OUT a Triton Inference Server "
+                    "model repository instead: OUT/<model>/ (ONNX, onnxruntime_onnx) and OUT/<model>_tf/ "
+                    "(SavedModel, tensorflow_savedmodel), each with its config.pbtxt.")
     p.add_argument("preset", nargs="?", help="preset name or directory (or --all-presets)")
     p.add_argument("--all-presets", action="store_true", help="export every preset of the zoo (`vidgen list`)")
-    p.add_argument("--format", default="savedmodel,onnx", help="savedmodel, onnx or both (default both)")
+    p.add_argument("--format", default="savedmodel,onnx",
+                   help="savedmodel, onnx or both (default both), or triton (a Triton model repository at --out)")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--version", type=int, default=1, help="SavedModel version (default 1)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing version")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing version (only one vidgen wrote)")
     p.add_argument("--base-path", metavar="PREFIX",
                    help="base_path prefix in models.config as the server sees OUT, e.g. /models for "
                         "`docker run -v OUT:/models` (default: OUT's absolute path)")

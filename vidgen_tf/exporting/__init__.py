@@ -12,6 +12,9 @@ inputs against that description (`validation`: INVALID_ARGUMENT naming the
 input, e.g. "label: expected integers in [0, 10), got 12"). ONNX has no
 assert: the ONNX file runs on any input, so its clients check inputs
 against its description themselves.
+
+`export_triton` (`vidgen_tf.exporting.triton`) writes both into a Triton
+Inference Server model repository, each with its `config.pbtxt`.
 """
 
 import json
@@ -28,7 +31,7 @@ from vidgen_tf.exporting import description, validation
 from vidgen_tf.exporting.description import (  # noqa: F401
     ExportMismatchError, MissingDescriptionError, describe,
 )
-from vidgen_tf.exporting import catalog, diffusion, streaming
+from vidgen_tf.exporting import catalog, diffusion, streaming, triton
 from vidgen_tf.exporting.catalog import describe_model  # noqa: F401
 
 logger = logging.getLogger(__name__)
@@ -500,6 +503,11 @@ def export_bundle(model, directory, name=None, version=1, formats=("savedmodel",
             fsync(directory, directory=True)
     return {"savedmodel": target if "savedmodel" in formats else None,
             "onnx": onnx_path if "onnx" in formats else None}
+
+
+def export_triton(model, directory, **kwargs):
+    """Writes `model` into the Triton model repository `directory`; see `vidgen_tf.exporting.triton`."""
+    return triton.export_triton(model, directory, **kwargs)
 
 
 def _paired_savedmodel(path, savedmodel_dir):
