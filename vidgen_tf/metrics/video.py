@@ -94,8 +94,10 @@ def protocol_record(network, num_real, num_fake, seed, num_trials=1, window="ran
     Printed and stored beside every figure: two figures are comparable only when
     their records agree (apart from the figure's own counts when those are the
     point). A published `fvd2048_16f` is 2048 real and 2048 generated clips,
-    16 frames from a random offset, stride 1, bilinear resize to 224x224, I3D
-    Kinetics-400 features; `fvd2048_128f_subsample8f` takes every 8th of 128.
+    16 frames, stride 1 (the real clips' from a random offset, the generated
+    clips' from t = 0: `window="start"`, as StyleGAN-V's loaders), bilinear
+    resize to 224x224, I3D Kinetics-400 features; `fvd2048_128f_subsample8f`
+    takes every 8th of 128.
     """
     record = {
         "num_real": num_real, "num_fake": num_fake,
