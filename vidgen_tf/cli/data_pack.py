@@ -115,7 +115,7 @@ def cmd_data_pack(args):
         print(data.describe(name, path=args.source, **geometry, **options))
     manifest = data.pack(name, args.source, args.out, shards=args.shards, seed=args.seed, image_format=args.format,
                          jpeg_quality=args.jpeg_quality, progress=not args.quiet, overwrite=args.overwrite,
-                         **geometry, **options)
+                         shards_flag="--shards ", **geometry, **options)
     print(f"packed {name} {args.source} into {args.out}")
     print(tfrecord.summary(manifest))
     print(f"read it with: vidgen train MODEL --data tfrecord --path {args.out}")

@@ -221,7 +221,7 @@ def check_pack_target(source, out, overwrite=False, out_flag="out", overwrite_fl
 
 
 def pack(name, path, out, shards=4, num_frames=None, height=None, width=None, channels=None, seed=0,
-         image_format="png", jpeg_quality=95, progress=True, overwrite=False, **options):
+         image_format="png", jpeg_quality=95, progress=True, overwrite=False, shards_flag="shards=", **options):
     """Packs a dataset's clips into TFRecord shards with a manifest.
 
     The clips are those of `get_source(name).clip_records(request)` (one pass, epoch 0, in the
@@ -245,6 +245,7 @@ def pack(name, path, out, shards=4, num_frames=None, height=None, width=None, ch
         jpeg_quality: int. JPEG quality in [1, 100], for "jpeg". Defaults to 95.
         progress: bool. A progress line on stderr when it is a terminal. Defaults to True.
         overwrite: bool. Replace the pack at `out` when there is one. Defaults to False.
+        shards_flag: str. How an error names `shards` (the CLI gives "--shards "). Defaults to "shards=".
         **options: the source's options (e.g. `frame_step=2`).
 
     Returns:
@@ -304,7 +305,7 @@ def pack(name, path, out, shards=4, num_frames=None, height=None, width=None, ch
         if count == 0:
             raise ValueError(f"Dataset '{name}' at {path!r} yielded no clips; nothing to pack.")
         if count < shards:
-            raise ValueError(f"shards={shards} but dataset '{name}' at {path!r} has only {count} clips: "
+            raise ValueError(f"{shards_flag}{shards} but dataset '{name}' at {path!r} has only {count} clips: "
                              f"use at most {count} shards.")
         labelled = -1 not in per_class
         num_classes = source.num_classes(request) if labelled else None
