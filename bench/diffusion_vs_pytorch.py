@@ -66,7 +66,7 @@ import time
 BENCH = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, BENCH)
 
-from vs_pytorch import Child, _reset_peak_rss, _set_tf_threads, _status_kib  # noqa: E402
+from vs_pytorch import Child, _reset_peak_rss, _set_tf_threads, _status_kib, serve_steps  # noqa: E402
 
 # Issue 24 part 5's setting (no zoo preset of the model yet): a small video diffusion model on 32x32x8 grey clips.
 CONFIG = dict(num_frames=8, height=32, width=32, channels=1, base_filters=16, channel_multipliers=(1, 2, 2),
@@ -158,17 +158,7 @@ def worker(framework, task, payload, options, conn):
         info.update(warmup_s=warmup, peak_rss_before_step_mib=peak_before / 1024,
                     peak_rss_step_mib=_status_kib("VmHWM") / 1024 if reset else None, peak_reset=reset)
         conn.send(("ready", info))
-        while True:
-            command, count = conn.recv()
-            if command == "stop":
-                conn.send(("stopped", {"peak_rss_process_mib": _status_kib("VmHWM") / 1024}))
-                return
-            times = []
-            for _ in range(count):
-                start = time.perf_counter()
-                step()
-                times.append(time.perf_counter() - start)
-            conn.send(("times", times))
+        serve_steps(conn, step)
     except BaseException as error:  # reported to the parent, which stops the run with it
         import traceback
 

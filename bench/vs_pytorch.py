@@ -220,21 +220,26 @@ def worker(framework, name, config_or_spec, options, conn):
             peak_reset=reset,
         )
         conn.send(("ready", info))
-        while True:
-            command, count = conn.recv()
-            if command == "stop":
-                conn.send(("stopped", {"peak_rss_process_mib": _status_kib("VmHWM") / 1024}))
-                return
-            times = []
-            for _ in range(count):
-                start = time.perf_counter()
-                step()
-                times.append(time.perf_counter() - start)
-            conn.send(("times", times))
+        serve_steps(conn, step)
     except BaseException as error:  # reported to the parent, which stops the run with it
         import traceback
 
         conn.send(("error", f"{framework} {name}: {error!r}\n{traceback.format_exc()}"))
+
+
+def serve_steps(conn, step):
+    """A worker's loop once it is ready: times `count` calls of `step` per request, until "stop"."""
+    while True:
+        command, count = conn.recv()
+        if command == "stop":
+            conn.send(("stopped", {"peak_rss_process_mib": _status_kib("VmHWM") / 1024}))
+            return
+        times = []
+        for _ in range(count):
+            start = time.perf_counter()
+            step()
+            times.append(time.perf_counter() - start)
+        conn.send(("times", times))
 
 
 class Child:
