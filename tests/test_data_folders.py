@@ -178,7 +178,8 @@ def test_the_endless_stream_is_shuffled_per_epoch_a_finite_one_only_when_asked(c
     order = [r.clip for r in records(classes)]
 
     def clips(**kwargs):
-        dataset = quiet(data.load, "video_folder", path=str(classes), batch_size=1, seed=0, **SMALL, **kwargs)
+        dataset = quiet(data.load, "video_folder", path=str(classes), batch_size=1, seed=0, channels=1, **SMALL,
+                        **kwargs)
         return [np.rint((b.numpy()[0] + 1) * 127.5) for b in dataset.take(5)]
 
     finite = clips(num_videos=5)
@@ -255,12 +256,13 @@ def test_frame_folders_unpadded_numbers_labels_and_source_fps(tmp_path):
 
 
 def test_make_videos_gives_the_first_clips_of_epoch_zero(classes):
-    videos, labels = quiet(data.make_videos, "video_folder", 3, path=str(classes), with_labels=True, **SMALL)
+    videos, labels = quiet(data.make_videos, "video_folder", 3, path=str(classes), with_labels=True, channels=1,
+                           **SMALL)
     first = records(classes)[:3]
     np.testing.assert_array_equal(videos, np.stack([r.clip for r in first]))
     np.testing.assert_array_equal(labels, [r.label for r in first])
     with pytest.raises(ValueError, match="epoch 0 holds only 6 clips"):
-        quiet(data.make_videos, "video_folder", 7, path=str(classes), **SMALL)
+        quiet(data.make_videos, "video_folder", 7, path=str(classes), channels=1, **SMALL)
 
 
 # ---------------------------------------------------------------------- the command line
@@ -462,8 +464,20 @@ def test_data_check_shows_each_file_s_channels_and_the_summary_s(capsys, tmp_pat
     assert lines[-1] == "usable files: channels 3 (1), 1 (1); size 32x40 (all 2)"
 
 
-def test_load_with_channels_none_reads_the_folder_s_own_and_the_default_stays_grey(tmp_path):
+def test_by_default_load_reads_a_folder_s_own_channels_and_grey_only_when_asked(tmp_path):
     root = colour_folder(tmp_path / "colour", "frame_folder")
-    own = data.make_videos("frame_folder", None, path=str(root), num_frames=6, height=32, width=40, channels=None)
-    assert own.shape == (2, 6, 32, 40, 3)
-    assert data.make_videos("frame_folder", None, path=str(root), num_frames=6, height=32, width=40).shape[-1] == 1
+    geometry = dict(num_frames=6, height=32, width=40)
+    assert data.make_videos("frame_folder", None, path=str(root), **geometry).shape == (2, 6, 32, 40, 3)
+    batch = next(iter(data.load("frame_folder", path=str(root), batch_size=2, **geometry)))
+    assert batch.shape == (2, 6, 32, 40, 3)
+    assert data.make_videos("frame_folder", None, path=str(root), channels=1, **geometry).shape[-1] == 1
+    assert cli.main(["data", "preview", "frame_folder", "--path", str(root), "--num", "2", "--num-frames", "6",
+                     "--height", "32", "--width", "40", "--out", str(tmp_path / "p.gif")]) == 0
+    with Image.open(tmp_path / "p.gif") as gif:
+        frame = np.asarray(gif.convert("RGB"), dtype=int)
+    assert np.abs(frame[..., 0] - frame[..., 1]).max() > 32  # previewed in colour, not grey
+    # A folder of colour and grey files is refused by default, naming two files and the argument to give.
+    mixed = colour_folder(tmp_path / "mixed", "frame_folder", grey=(1,))
+    with pytest.raises(ValueError, match=r"differ in channels: .* give channels="):
+        data.load("frame_folder", path=str(mixed), batch_size=2, **geometry)
+    assert data.make_videos("frame_folder", None, path=str(mixed), channels=3, **geometry).shape == (2, 6, 32, 40, 3)

@@ -8,7 +8,8 @@ from vidgen_tf.cli.common import _data_options, _geometry
 def cmd_data_preview(args):
     from vidgen_tf import data, video_io
 
-    geometry = {"num_frames": 16, "height": 64, "width": 64, "channels": 1, **_geometry(args)}
+    # Channels default to the source's own: a colour folder previews in colour.
+    geometry = {"num_frames": 16, "height": 64, "width": 64, "channels": None, **_geometry(args)}
     options = _data_options(args)
     start = time.time()
     videos = data.make_videos(args.dataset, args.num, seed=args.seed, **geometry, **options)

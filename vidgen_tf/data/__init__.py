@@ -127,7 +127,7 @@ def class_names(name, path=None, **options):
     return source.class_names(registry.Request(name, 1, 1, 1, 1, path=path, options=options))
 
 
-def describe(name, num_frames=16, height=64, width=64, channels=1, with_labels=False, path=None,
+def describe(name, num_frames=16, height=64, width=64, channels=None, with_labels=False, path=None,
              **options):
     """A one-line summary of what a dataset request reads, or None for generated data.
 
@@ -146,7 +146,7 @@ def make_videos(
     num_frames=16,
     height=64,
     width=64,
-    channels=1,
+    channels=None,
     seed=0,
     with_labels=False,
     path=None,
@@ -164,8 +164,8 @@ def make_videos(
         width: int. Frame width in pixels. Defaults to 64.
         channels: int or None. 1 (grey) or 3 (RGB); for `npz` and `tfrecord` it must match the
             file. None: the source's own (the file's; a folder's when all its usable files share
-            it, else an error naming two that differ), 1 for generated data. Defaults to 1 (a
-            folder of colour videos is then read as grey, as it always was).
+            it, else an error naming two that differ), 1 for generated data. Defaults to None,
+            so colour is never turned grey unasked: pass 1 to read colour files as grey.
         seed: int or sequence of ints. Seed of `np.random.default_rng`; the same seed gives
             the same videos. For `npz` it picks the frame windows. Defaults to 0.
         with_labels: bool. Also return int32 labels `(N,)`. Defaults to False.
@@ -199,7 +199,7 @@ def load(
     num_frames=16,
     height=64,
     width=64,
-    channels=1,
+    channels=None,
     batch_size=16,
     seed=0,
     with_labels=False,
@@ -234,8 +234,8 @@ def load(
         width: int. Frame width in pixels. Defaults to 64.
         channels: int or None. 1 or 3; for `npz` and `tfrecord` it must match the file.
             None: the source's own (the file's, a pack's; a folder's when all its usable files
-            share it, else an error naming two that differ), 1 for generated data. Defaults to 1
-            (a folder of colour videos is then read as grey, as it always was: pass 3 or None).
+            share it, else an error naming two that differ), 1 for generated data. Defaults to
+            None, so colour is never turned grey unasked: pass 1 to read colour files as grey.
         batch_size: int. Videos per batch. Defaults to 16.
         seed: int. Seed of the videos (and of the shuffle). Defaults to 0.
         with_labels: bool. Yield `(videos, labels)` with int32 labels `(batch,)`.
