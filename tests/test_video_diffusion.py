@@ -52,7 +52,26 @@ def test_generate_is_deterministic_in_the_seed():
         assert not np.array_equal(a, model.generate(2, seed=5, num_steps=3).numpy())  # stochastic steps differ
     # generate(seed) samples the noise of sample_noise([seed, 1]) with the model's sampler.
     noise = model.sample_noise(2, tf.constant([5, 1], tf.int64))
-    np.testing.assert_array_equal(model.generate(2, seed=5).numpy(), model.generate_from_noise(noise).numpy())
+    np.testing.assert_allclose(model.generate(2, seed=5).numpy(), model.generate_from_noise(noise).numpy(), atol=1e-5)
+
+
+def test_generate_samples_in_one_graph_per_sampler_whatever_the_batch_and_steps():
+    from vidgen_tf import denoising
+
+    model = tiny(num_classes=3)
+    model.denoiser.out_conv.conv.kernel.assign(tf.random.stateless_normal(model.denoiser.out_conv.conv.kernel.shape,
+                                                                          [0, 1]) * 0.1)
+    for num, steps, guidance in ((2, 3, 2.0), (3, 5, 1.5), (1, 2, 0.5)):
+        labels = list(range(num))
+        got = model.generate(num, seed=num, labels=labels, num_steps=steps, guidance_scale=guidance).numpy()
+        eager = model.sample(model.sample_noise(num, tf.constant([num, 1], tf.int64))["noise"], steps,
+                             tf.constant(labels), guidance, seed=tf.constant([num, 2], tf.int64))
+        np.testing.assert_allclose(got, eager.numpy(), atol=1e-5)
+    graphs = denoising._SAMPLE_GRAPHS[model]
+    assert len(graphs) == 1  # one (sampler, guided, conditional) setting
+    assert next(iter(graphs.values())).experimental_get_tracing_count() <= 2  # not one per batch or step count
+    model.generate(2, seed=0, labels=[0, 1], num_steps=2)  # guidance exactly 1: one network call, its own graph
+    assert len(graphs) == 2
 
 
 def test_an_untrained_network_predicts_zero_and_attention_starts_as_identity():
