@@ -52,7 +52,7 @@ TOO_SLOW = {
     ("docs/data.md", "vidgen data check videos"):
         "needs the 31 files bench/input_pipeline.py makes from FFmpeg's test sources",
     ("export/README.md", "vidgen export --all-presets --out /tmp/zoo_export --base-path /models"):
-        "exports all eight presets to SavedModel and ONNX (minutes)",
+        "exports every preset of the zoo to SavedModel and ONNX (minutes)",
     ("export/README.md", "python export/onnx_client.py /tmp/zoo_export/hmm_moving_square.onnx --num 4 --frames 24 --seed 1 --out hmm_onnx.gif"):
         "reads the export of the whole zoo made by the transcript above",
 }

@@ -257,3 +257,25 @@ def test_learns_a_moving_square():
     model.fit(data, epochs=3, verbose=0)
     trained_ok, trained = learned(model.generate(64, seed=0))
     assert trained_ok, f"generated (intensity, motion) {trained} vs data {(real_intensity, real_motion)}"
+
+
+def test_motion_codes_are_pytorch_grucell_states_and_frame_t_renders_z_c_with_h_t():
+    # The authors' sample_z_m (src/models.py:217-229): h_t = GRUCell(e_t, h_{t-1}), z_M(t) = h_t for
+    # t = 1..T; their frame n*T + t renders [z_C(n), h_t(n)]. PyTorch's GRUCell in numpy on the
+    # Keras GRU's weights (gates z, r, n in Keras's order) gives the zoo's motion codes, and frame t
+    # of clip b is the frame generator on [content_b, h_t(b)].
+    model = tiny()
+    noise = model.sample_noise(2, tf.constant([0, 1], tf.int64), num_frames=5)
+    e, h = noise["motion_noise"].numpy(), noise["motion_init"].numpy()
+    got = model.generator.rnn(noise["motion_noise"], initial_state=noise["motion_init"]).numpy()
+    kernel, recurrent, bias = (w.numpy() for w in model.generator.rnn.weights)
+    d = TINY["motion_dim"]
+    sigmoid = lambda a: 1 / (1 + np.exp(-a))  # noqa: E731
+    for t in range(e.shape[1]):
+        x, r_h = e[:, t] @ kernel + bias[0], h @ recurrent + bias[1]
+        z, r = sigmoid(x[:, :d] + r_h[:, :d]), sigmoid(x[:, d : 2 * d] + r_h[:, d : 2 * d])
+        h = (1 - z) * np.tanh(x[:, 2 * d :] + r * r_h[:, 2 * d :]) + z * h
+        np.testing.assert_allclose(got[:, t], h, atol=1e-5)
+    videos = model.generator(noise).numpy()
+    frame = model.generator.frame_generator(np.concatenate([noise["content"].numpy()[1], got[1, 2]])[None]).numpy()
+    np.testing.assert_allclose(videos[1, 2], frame[0], atol=1e-6)
