@@ -15,8 +15,8 @@ error per clip, Adam at the zoo's `make_optimizer` settings, then the EMA
 update of every weight) and its DDIM step with eta 0 on the EMA network. The
 setting is `CONFIG`: 8 frames of 32x32 grey, base_filters 16,
 channel_multipliers (1, 2, 2), one residual block per level, spatial
-attention at 8x8, one head, GroupNorm 8 (no zoo preset exists for the model
-yet). Workloads: a training step on `--train-batch` clips (16); a sampler
+attention at 8x8, one head, GroupNorm 8 (the network of the zoo's
+`video_diffusion_moving_digits` preset). Workloads: a training step on `--train-batch` clips (16); a sampler
 step (one network call of the EMA network and the DDIM update, from t = 0.5
 to 0.48) at each of `--sample-batches` (16 and 32). A zoo training step is
 `model.train_on_batch` on a batch held in memory after `compile(seed=0)`
@@ -68,7 +68,7 @@ sys.path.insert(0, BENCH)
 
 from vs_pytorch import Child, _reset_peak_rss, _set_tf_threads, _status_kib, serve_steps  # noqa: E402
 
-# Issue 24 part 5's setting (no zoo preset of the model yet): a small video diffusion model on 32x32x8 grey clips.
+# The network of the video_diffusion_moving_digits preset: a small video diffusion model on 32x32x8 grey clips.
 CONFIG = dict(num_frames=8, height=32, width=32, channels=1, base_filters=16, channel_multipliers=(1, 2, 2),
               num_res_blocks=1, attention_resolutions=(8,), attention_heads=1, groups=8)
 SAMPLER_TIMES = (0.5, 0.48)  # an interior step: both sides take the x_s branch

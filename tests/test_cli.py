@@ -61,6 +61,16 @@ def test_list_shows_the_headline_score_and_untrained_presets(capsys, tmp_path, m
     assert lines["plain"].endswith("mocogan    8x16x16x1    trained")
 
 
+def test_list_lines_up_its_columns_whatever_the_longest_preset_name(capsys, tmp_path, monkeypatch):
+    _preset(tmp_path, "short", {}, weights=True)
+    _preset(tmp_path, "a_preset_name_longer_than_28_chars", {}, weights=True)
+    monkeypatch.setenv("VIDGEN_ZOO", str(tmp_path))
+    code, out, _ = run(capsys, "list")
+    assert code == 0
+    rows = out.split("presets:\n")[1].split("datasets:")[0].splitlines()
+    assert len(rows) == 2 and len({row.index("mocogan") for row in rows}) == 1, rows
+
+
 def test_list_names_a_bad_headline(capsys, tmp_path, monkeypatch):
     _preset(tmp_path, "bad", {"headline": "fvd", "scores": {"kvd": {"value": 0.5}}}, weights=False)
     monkeypatch.setenv("VIDGEN_ZOO", str(tmp_path))

@@ -39,9 +39,10 @@ def cmd_list(args):
         if headline is not None:
             status += ", " + presets.describe_score(*headline)
         rows.append((name, model_name, shape, status))
+    name_width = max([28, *(len(row[0]) for row in rows)])
     model_width = max([10, *(len(row[1]) for row in rows)])
     for name, model_name, shape, status in rows:
-        print(f"  {name:<28} {model_name:<{model_width}} {shape:<12} {status}")
+        print(f"  {name:<{name_width}} {model_name:<{model_width}} {shape:<12} {status}")
     print("datasets:")
     for name, description in data.describe_datasets().items():
         print(f"  {name:<16} {description}")
