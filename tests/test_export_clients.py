@@ -535,10 +535,7 @@ def test_every_preset_through_the_three_clients(preset, tmp_path):
     description = common.load_description(version)
     frames = None if not model.variable_length else model.num_frames + 3  # a dynamic frame axis takes any length
     label = 0 if model.num_classes else None
-    # A diffusion preset's loop runs 2 steps here (its own count is the export's default): the clients' agreement
-    # does not depend on how many steps the loop takes.
-    steps = {"num_steps": 2} if "step" in description["signatures"] else {}
-    drawn = common.draw_inputs(description, num=2, seed=5, frames=frames, label=label, **steps)
+    drawn = common.draw_inputs(description, num=2, seed=5, frames=frames, label=label)
     for name, entry in description["signatures"]["serving_default"]["inputs"].items():
         kind = entry["distribution"]["kind"]
         if kind == "uniform":
@@ -549,19 +546,18 @@ def test_every_preset_through_the_three_clients(preset, tmp_path):
     expected = signatures.run("serving_default", drawn)["video"]
     assert expected.shape[:2] == (2, frames or model.num_frames)
 
-    onnx_videos, _ = onnx_client.generate(onnx_path, num=2, frames=frames, label=label, seed=5, **steps)
+    onnx_videos, _ = onnx_client.generate(onnx_path, num=2, frames=frames, label=label, seed=5)
     assert np.max(np.abs(onnx_videos.astype(int) - expected.astype(int))) <= 1
 
     rest, thread = standins.start_rest(signatures, port=0)
     grpc_server, target = standins.start_grpc(signatures, port=0)
     try:
         url = f"http://127.0.0.1:{rest.server_port}"
-        # TF Serving's row format cannot carry a scalar input (a diffusion export's num_steps): columnar only.
-        for request_format in ("columnar",) if steps else ("columnar", "row"):
+        for request_format in ("columnar", "row"):
             videos = rest_client.generate(url, preset, description, num=2, frames=frames, label=label, seed=5,
-                                          request_format=request_format, **steps)
+                                          request_format=request_format)
             assert np.array_equal(videos, expected), request_format
-        videos = grpc_client.generate(target, preset, description, num=2, frames=frames, label=label, seed=5, **steps)
+        videos = grpc_client.generate(target, preset, description, num=2, frames=frames, label=label, seed=5)
         assert np.array_equal(videos, expected)
     finally:
         rest.shutdown()

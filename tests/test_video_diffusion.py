@@ -68,7 +68,7 @@ def test_generate_samples_in_one_graph_per_sampler_whatever_the_batch_and_steps(
                              tf.constant(labels), guidance, seed=tf.constant([num, 2], tf.int64))
         np.testing.assert_allclose(got, eager.numpy(), atol=1e-5)
     graphs = denoising._SAMPLE_GRAPHS[model]
-    assert len(graphs) == 1  # one (sampler, guided, conditional) setting
+    assert len(graphs) == 1  # one (sampler, guided) setting
     assert next(iter(graphs.values())).experimental_get_tracing_count() <= 2  # not one per batch or step count
     model.generate(2, seed=0, labels=[0, 1], num_steps=2)  # guidance exactly 1: one network call, its own graph
     assert len(graphs) == 2
