@@ -35,10 +35,58 @@ def test_compile_alone_works_and_defaults_follow_the_loss():
 @pytest.mark.parametrize("loss", ["minimax", "non_saturating", "lsgan", "wasserstein", "hinge", "wgan_gp"])
 def test_every_loss_trains_and_reports_its_metrics(loss):
     model = tiny()
-    expected = ["d_loss", "g_loss", "d_real", "d_fake"] + (["gradient_penalty"] if loss == "wgan_gp" else [])
+    expected = ["d_loss", "g_loss", "d_real", "d_fake", "d_acc_real", "d_acc_fake", "d_grad_norm", "g_grad_norm"] + (["gradient_penalty"] if loss == "wgan_gp" else [])
     # MoCoGAN's critics have no Lipschitz constraint of their own.
     with pytest.warns(UserWarning, match="Lipschitz") if loss == "wasserstein" else contextlib.nullcontext():
         harness.check_fit(model, expected, steps=1, loss=loss, n_critic=1)
+
+
+def test_discriminator_accuracy_reads_each_loss_s_side_of_its_threshold():
+    real = tf.constant([[2.0, -1.0], [0.3, 0.6]])  # two clips, two patch scores each
+    fake = tf.constant([[-3.0, 0.2], [-0.1, -0.4]])
+    for loss in ("minimax", "non_saturating", "hinge"):
+        acc_real, acc_fake = vidgen_tf.losses.discriminator_accuracy(loss, real, fake)
+        np.testing.assert_allclose(acc_real, [0.5, 1.0])
+        np.testing.assert_allclose(acc_fake, [0.5, 1.0])
+    # LSGAN's targets are 0 and 1: its threshold is 0.5.
+    acc_real, acc_fake = vidgen_tf.losses.discriminator_accuracy("lsgan", real, fake)
+    np.testing.assert_allclose(acc_real, [0.5, 0.5])
+    np.testing.assert_allclose(acc_fake, [1.0, 1.0])
+    # A Wasserstein critic's offset means nothing: scores shifted by 100 read the same.
+    shifted = [vidgen_tf.losses.discriminator_accuracy("wgan", real + c, fake + c) for c in (0.0, 100.0)]
+    np.testing.assert_allclose(shifted[0][0], shifted[1][0])
+    np.testing.assert_allclose(shifted[0][1], shifted[1][1])
+    # The midpoint of the means 0.475 and -0.825 is -0.175, above the fake -0.1.
+    np.testing.assert_allclose(shifted[0][0], [0.5, 1.0])
+    np.testing.assert_allclose(shifted[0][1], [0.5, 0.5])
+
+
+@pytest.mark.parametrize("mixed", [False, True])
+def test_a_step_logs_discriminator_accuracy_and_each_player_s_gradient_norm(mixed):
+    # With plain SGD a player's weights move by lr x its gradient: the logged
+    # norm must be that move's norm over lr (the loss scale divided out).
+    lr = 1e-3
+    model = tiny()
+
+    def sgd():
+        opt = keras.optimizers.SGD(lr)
+        return keras.optimizers.LossScaleOptimizer(opt, initial_scale=2.0**10) if mixed else opt
+
+    model.compile(g_optimizer=sgd(), d_optimizer=sgd(), seed=0)
+    g_before = [v.numpy().copy() for v in model.generator.trainable_variables]
+    d_before = [v.numpy().copy() for v in model.discriminator_trainable_variables]
+    logs = model.fit(harness.video_dataset(model, num_batches=1), epochs=1, verbose=0).history
+    for name in ("d_acc_real", "d_acc_fake"):
+        assert 0.0 <= logs[name][-1] <= 1.0, (name, logs[name])
+
+    def moved(variables, before):
+        return np.sqrt(sum(np.sum((v.numpy() - b) ** 2) for v, b in zip(variables, before))) / lr
+
+    g_move = moved(model.generator.trainable_variables, g_before)
+    d_move = moved(model.discriminator_trainable_variables, d_before)
+    assert g_move > 0 and d_move > 0
+    np.testing.assert_allclose(logs["g_grad_norm"][-1], g_move, rtol=2e-3)
+    np.testing.assert_allclose(logs["d_grad_norm"][-1], d_move, rtol=2e-3)
 
 
 def test_r1_penalty_is_reported_when_weighted():

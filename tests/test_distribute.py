@@ -127,12 +127,13 @@ def test_train_mirrored_equals_default_after_three_steps(capsys, tmp_path):
     3 steps as one device with the global batch of 4: same data (sharded), same
     noise (drawn for the global batch), same seed. Tolerance 1e-5: only the
     order of floating-point sums differs."""
-    runs = {}
+    runs, logs = {}, {}
     for strategy in ("default", "mirrored"):
         out = tmp_path / strategy
         assert cli.main([*TINY_TRAIN, "--steps", "3", "--checkpoint-every", "3", "--strategy", strategy,
-                         "--out", str(out)]) == 0
+                         "--log-every", "1", "--out", str(out)]) == 0
         runs[strategy] = h5_arrays(out / "checkpoints" / "ckpt-3.weights.h5")
+        logs[strategy] = [json.loads(line) for line in (out / "losses.jsonl").read_text().splitlines()]
     assert "on 2 replicas (mirrored)" in capsys.readouterr().out
     # Keras's compile() gives an AdversarialModel an unused default `optimizer`,
     # which fit() builds only under a strategy: its slots are the one difference.
@@ -141,6 +142,11 @@ def test_train_mirrored_equals_default_after_three_steps(capsys, tmp_path):
     assert len(runs["default"]) > 10
     for name, value in runs["default"].items():
         np.testing.assert_allclose(runs["mirrored"][name], value, atol=1e-5, rtol=1e-4, err_msg=name)
+    # The logged gradient norms are of the summed gradient, as one device's.
+    assert [r["step"] for r in logs["mirrored"]] == [1, 2, 3]
+    for one, two in zip(logs["default"], logs["mirrored"]):
+        for name in ("g_grad_norm", "d_grad_norm", "d_acc_real", "d_acc_fake"):
+            np.testing.assert_allclose(two[name], one[name], rtol=1e-4, err_msg=name)
 
 
 def test_mixed_float16_scales_the_loss_of_every_optimizer():

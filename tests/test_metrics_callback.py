@@ -191,3 +191,45 @@ def test_a_network_that_cannot_serve_a_metric_fails_when_the_callback_is_set_up(
     balls = data.make_videos("bouncing_balls", 4, num_frames=8, height=32, width=32, seed=0)
     with pytest.raises(ValueError, match="bouncing_balls has a single class"):
         callbacks.MetricsCallback(balls, metrics=("is",), every_steps=1, dataset="bouncing_balls")
+
+
+class DigitDrawer(keras.Model):
+    """A stand-in generator of one-digit clips: of its labels (conditional), or of `digit` only (collapsed)."""
+
+    def __init__(self, num_classes=0, digit=None):
+        super().__init__()
+        self.num_classes, self.digit = num_classes, digit
+        self.scale = self.add_weight(shape=(), initializer="ones", name="scale")
+        self.built = True
+
+    def generate(self, num, seed=None, num_frames=None, labels=None):
+        pool, pool_labels = data.make_videos("moving_digits", 400, num_frames=4, height=32, width=32, channels=1,
+                                             seed=[50, seed], with_labels=True, num_digits=1)
+        wanted = [self.digit] * num if labels is None else list(labels)
+        picks = [np.flatnonzero(pool_labels == d)[i] for i, d in enumerate(wanted)]
+        return pool[picks].astype(np.float32) / 127.5 - 1.0
+
+
+@pytest.mark.parametrize("conditional", [True, False])
+def test_on_moving_digits_every_record_says_which_digits_the_samples_draw(tmp_path, conditional):
+    real = data.make_videos("moving_digits", 12, num_frames=4, height=32, width=32, channels=1, seed=0)
+    model = DigitDrawer(num_classes=10) if conditional else DigitDrawer(digit=3)
+    callback = callbacks.MetricsCallback(real, metrics=("motion",), every_steps=1, num_videos=20, seed=1,
+                                         dataset="moving_digits", jsonl_path=tmp_path / "metrics.jsonl",
+                                         log_dir=tmp_path / "tb", batch_size=20)
+    _run_steps([callback], model, 1)
+    record = json.loads((tmp_path / "metrics.jsonl").read_text())
+    assert record["digit_consistency"] > 0.95
+    if conditional:  # labels cycle 0-9: every digit twice, each read as its label
+        assert record["digit_label_match"] > 0.95
+        assert record["digit_classes"] == pytest.approx([0.1] * 10)
+        assert record["digit_class_bits"] == pytest.approx(np.log2(10))
+    else:  # collapsed onto 3s
+        assert "digit_label_match" not in record
+        assert record["digit_classes"][3] == 1.0 and record["digit_class_bits"] == pytest.approx(0.0, abs=1e-9)
+    assert callback.latest == {"motion": record["motion_total"]}  # diagnostics are not kept-best figures
+    tags = set()
+    for path in (tmp_path / "tb" / "train").glob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            tags.update(value.tag for value in event.summary.value)
+    assert "diagnostics/digit_consistency" in tags

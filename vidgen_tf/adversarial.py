@@ -165,7 +165,8 @@ class AdversarialModel(VideoModel):
 
         self.trackers = {
             name: keras.metrics.Mean(name=name)
-            for name in ("d_loss", "g_loss", "d_real", "d_fake") + self.penalty_names
+            for name in ("d_loss", "g_loss", "d_real", "d_fake", "d_acc_real", "d_acc_fake",
+                         "d_grad_norm", "g_grad_norm") + self.penalty_names
         }
 
     default_loss = "non_saturating"
@@ -380,13 +381,16 @@ class AdversarialModel(VideoModel):
         real_out = self.discriminate(real, real_labels, view_seed, training=True)
         fake_out = self.discriminate(fake, fake_labels, view_seed, training=True)
         per_example = 0.0
-        terms = {"d_real": 0.0, "d_fake": 0.0}
+        terms = {"d_real": 0.0, "d_fake": 0.0, "d_acc_real": 0.0, "d_acc_fake": 0.0}
         for name in self.discriminators:
             real_logits, real_classes = real_out[name]
             fake_logits, _ = fake_out[name]
             per_example += self.gan_loss.discriminator_loss(real_logits, fake_logits)
             terms["d_real"] += gan_losses.mean_logit(real_logits)
             terms["d_fake"] += gan_losses.mean_logit(fake_logits)
+            acc_real, acc_fake = gan_losses.discriminator_accuracy(self.gan_loss.name, real_logits, fake_logits)
+            terms["d_acc_real"] += acc_real
+            terms["d_acc_fake"] += acc_fake
             if real_classes is not None:
                 class_loss = keras.losses.sparse_categorical_crossentropy(
                     real_labels, tf.cast(real_classes, tf.float32), from_logits=True
@@ -402,8 +406,8 @@ class AdversarialModel(VideoModel):
             if name in penalties
         )
         num_d = float(len(self.discriminators))
-        terms["d_real"] /= num_d
-        terms["d_fake"] /= num_d
+        for key in ("d_real", "d_fake", "d_acc_real", "d_acc_fake"):
+            terms[key] /= num_d
         return self._average(per_example, global_batch), terms
 
     def penalties(self, real, fake, real_labels, fake_labels, seed):
@@ -522,6 +526,7 @@ class AdversarialModel(VideoModel):
                 )
                 scaled = self.d_optimizer.scale_loss(d_loss)
             grads = tape.gradient(scaled, d_vars)
+            d_grad_norm = self._gradient_norm(grads, self.d_optimizer)
             self.d_optimizer.apply(grads, d_vars)
             self.after_discriminator_update()
 
@@ -532,6 +537,7 @@ class AdversarialModel(VideoModel):
             g_loss = self._generator_loss(noise, fake_labels, seed, global_batch)
             scaled = self.g_optimizer.scale_loss(g_loss)
         grads = tape.gradient(scaled, g_vars)
+        g_grad_norm = self._gradient_norm(grads, self.g_optimizer)
         self.g_optimizer.apply(grads, g_vars)
         self._update_ema()
         self.noise_step.assign_add(1)
@@ -540,10 +546,34 @@ class AdversarialModel(VideoModel):
         # are this replica's mean, and the Mean trackers average the replicas.
         self.trackers["d_loss"].update_state(d_loss * replicas)
         self.trackers["g_loss"].update_state(g_loss * replicas)
+        self.trackers["d_grad_norm"].update_state(d_grad_norm)
+        self.trackers["g_grad_norm"].update_state(g_grad_norm)
         for name, value in terms.items():
             if name in self.trackers:
                 self.trackers[name].update_state(tf.reduce_mean(value))
         return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    @staticmethod
+    def _gradient_norm(grads, optimizer):
+        """Global L2 norm of one player's gradient of its (unscaled) loss, for the logs.
+
+        Under N replicas each holds the gradient of its own share of the loss;
+        the update uses their sum, so the norm is taken of an all-reduced copy
+        (one extra all-reduce per update, only when N > 1): every replica then
+        logs the norm one device would. A mixed-precision loss scale is divided out.
+        """
+        grads = [tf.cast(g, tf.float32) for g in grads if g is not None]
+        if not grads:
+            return tf.constant(0.0)
+        context = tf.distribute.get_replica_context()
+        if context is not None and num_replicas() > 1:
+            grads = context.all_reduce(tf.distribute.ReduceOp.SUM, grads)
+        norm = tf.linalg.global_norm(grads)
+        if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+            norm = norm / tf.cast(optimizer.dynamic_scale, tf.float32)
+        elif getattr(optimizer, "loss_scale_factor", None):
+            norm = norm / float(optimizer.loss_scale_factor)
+        return norm
 
     def _check_step_batch(self, clips, replicas):
         """Raises unless `n_critic` divides the batch of this replica."""

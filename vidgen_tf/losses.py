@@ -280,6 +280,52 @@ def hinge_discriminator_loss(real_logits, fake_logits):
     )
 
 
+# --- diagnostics -----------------------------------------------------------------
+
+# Score above which each loss's discriminator calls an input real. Sigmoid and
+# hinge discriminators are trained around 0; LSGAN's targets are 0 (fake) and 1
+# (real). A Wasserstein critic has no fixed scale or offset (its loss is
+# unchanged by adding a constant), so it gets the batch's own threshold below.
+_REAL_THRESHOLDS = {"minimax": 0.0, "non_saturating": 0.0, "hinge": 0.0, "lsgan": 0.5}
+
+
+def discriminator_accuracy(loss_name, real_logits, fake_logits):
+    """How often a discriminator tells real from fake: `(acc_real, acc_fake)`, each `(B,)`.
+
+    A diagnostic of the GAN's state, not a loss: a discriminator near 100 % on
+    both has won (the generator's gradient fades), one near 50 % is confused or
+    beaten, and a generator that collapses shows as the fake accuracy jumping.
+    `acc_real` is the fraction of each real example's scores (one per clip,
+    frame or patch) on the real side of the threshold, `acc_fake` of each
+    generated example's scores on the fake side.
+
+    The threshold is 0 for minimax, non-saturating and hinge discriminators
+    (logits), 0.5 for LSGAN (targets 0 and 1). A Wasserstein critic's scores
+    have no absolute meaning, so its threshold is the midpoint of the batch's
+    mean real and mean fake scores: the accuracy then says how well the two
+    score distributions separate, whatever their offset (under `tf.distribute`
+    each replica takes its own batch's midpoint).
+
+    Args:
+        loss_name: str. A name of `LOSS_NAMES`.
+        real_logits: tensor. Scores of real videos, `(B, ...)`.
+        fake_logits: tensor. Scores of generated videos, `(B, ...)`.
+
+    Returns:
+        `(acc_real, acc_fake)`: `(B,)` float32 each, in [0, 1].
+    """
+    real_logits = _as_float32(real_logits, "real_logits")
+    fake_logits = _as_float32(fake_logits, "fake_logits")
+    name = get_loss(loss_name).name
+    if name in _REAL_THRESHOLDS:
+        threshold = _REAL_THRESHOLDS[name]
+    else:
+        threshold = 0.5 * (tf.reduce_mean(real_logits) + tf.reduce_mean(fake_logits))
+    acc_real = _per_example_mean(tf.cast(real_logits > threshold, tf.float32))
+    acc_fake = _per_example_mean(tf.cast(fake_logits <= threshold, tf.float32))
+    return acc_real, acc_fake
+
+
 # --- penalties -------------------------------------------------------------------
 
 

@@ -271,7 +271,14 @@ class MetricsCallback(keras.callbacks.Callback):
     set with a `SampleScorer` (the real features computed once), appends a
     line `{"step", "num_videos", "num_real", "feature_network", "<metric>":
     value, ..., "is_splits", "motion_total", "motion": {...}}` to `jsonl_path`, and writes
-    `metrics/<metric>` scalars to TensorBoard under `log_dir/train`. The
+    `metrics/<metric>` scalars to TensorBoard under `log_dir/train`. On
+    `moving_digits` every record also says which digits the samples draw, read
+    frame by frame by `vidgen_tf.metrics.digits` (so a generator collapsing onto
+    a few digits, or changing digit within a clip, shows as it happens):
+    `digit_consistency`, `digit_class_bits`, `digit_classes` (the share of
+    clips drawing each of 0-9) and, for a conditional model, `digit_label_match`
+    (the share of clips whose digit is their label). These are diagnostics:
+    `StepCheckpoint` keeps the best by `metrics` only. The
     latest figures are in `latest` (`{metric: float}`, motion as its total)
     and `latest_step`, which `StepCheckpoint(best_metric=...)` reads: place
     this callback before the checkpoint in the callback list.
@@ -346,6 +353,8 @@ class MetricsCallback(keras.callbacks.Callback):
                     record[f"{name}_std"] = float(value.std)
                 if getattr(value, "splits", None) is not None:
                     record[f"{name}_splits"] = value.splits
+        if self.scorer.dataset == "moving_digits":
+            record.update(self._digit_readings(videos))
         self.latest, self.latest_step = latest, self.step
         self.records.append(record)
         if self.jsonl_path is not None:
@@ -356,6 +365,24 @@ class MetricsCallback(keras.callbacks.Callback):
             with self._writer.as_default(step=self.step):
                 for name, value in latest.items():
                     tf.summary.scalar(f"metrics/{name}", value)
+                for name in ("digit_consistency", "digit_class_bits", "digit_label_match"):
+                    if name in record:
+                        tf.summary.scalar(f"diagnostics/{name}", record[name])
             self._writer.flush()
         logger.info("Sample metrics at step %d: %s", self.step, json.dumps(latest))
         return record
+
+    def _digit_readings(self, videos):
+        """The digit reader's figures of these samples (see the class docstring)."""
+        from vidgen_tf.metrics import digits
+
+        readings = digits.read_digits(videos)
+        summary = digits.summarise_readings(readings)
+        found = {"digit_consistency": summary["consistency"], "digit_class_bits": summary["class_bits"],
+                 "digit_classes": summary["class_fractions"]}
+        labels = sample_labels(self.model, len(videos), None)
+        if labels is not None:
+            read = np.array([np.bincount(clip, minlength=digits.NUM_DIGITS).argmax()
+                             for clip in readings.argmax(axis=-1)])
+            found["digit_label_match"] = float(np.mean(read == np.asarray(labels)))
+        return found

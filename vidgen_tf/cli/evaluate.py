@@ -79,7 +79,10 @@ def cmd_eval(args):
     if metric_names:
         _check_motion_dataset(metric_names, name)
         scorer_network = vcallbacks.sample_networks(metric_names, _feature_network(args))
-    clip_network = _clip_network(args, eval_names, scorer_network)
+    if "digits" in eval_names and name != "moving_digits":
+        raise UsageError(f"--metrics digits reads handwritten digits: it scores moving_digits models only, "
+                         f"not {name}; leave digits out.")
+    clip_network = _clip_network(args, [n for n in eval_names if n not in _READERLESS], scorer_network)
     report = {"model": model.registered_name, "dataset": name, "data_options": options,
               "num_videos": args.num_videos, "seed": args.seed}
     geometry = f"{model.height}x{model.width}x{model.channels}"
@@ -109,9 +112,13 @@ def cmd_eval(args):
             fake_features = scorer.fake_features(fake)
         stages.begin("scoring", "scoring " + ", ".join(metric_names))
         results = scorer.score(fake, fake_features)
-    if eval_names:
-        stages.begin("diversity", "scoring " + ", ".join(eval_names))
-        results.update(_diversity(args, clip_network, eval_names, real, fake, name, model, options, report))
+    feature_eval_names = [n for n in eval_names if n not in _READERLESS]
+    if feature_eval_names:
+        stages.begin("diversity", "scoring " + ", ".join(feature_eval_names))
+        results.update(_diversity(args, clip_network, feature_eval_names, real, fake, name, model, options, report))
+    if "digits" in eval_names:
+        stages.begin("digits", "reading the digit in every frame (generated and real clips)")
+        results["digits"] = _digits(args, real, fake)
     if args.baselines:
         stages.begin("baselines", f"replay ladder (held-out real clips, replayers of {REPLAY_KS_TEXT} clips)")
         report["baselines"] = _baselines(args, clip_network, metric_names + eval_names, real, held_out)
@@ -131,6 +138,9 @@ def cmd_eval(args):
         for metric in metric_names + eval_names:
             if metric == "memorisation":
                 _print_memorisation(results[metric], report)
+                continue
+            if metric == "digits":
+                _print_digits(results[metric], report)
                 continue
             value = results[metric]
             if metric == "motion":
@@ -185,7 +195,9 @@ def _print_likelihood(args, model, name, report):
 # ------------------------------------------------ protocol, diversity, memorisation and the replay ladder
 # Metrics only `vidgen eval` computes: they read more sets than a training callback holds (held-out and
 # training clips), and precision / recall are not distances (no --keep-best).
-EVAL_METRICS = ("precision", "recall", "density", "coverage", "memorisation")
+EVAL_METRICS = ("precision", "recall", "density", "coverage", "memorisation", "digits")
+# Eval metrics that read no clip features: `digits` reads each frame with the digit reader.
+_READERLESS = ("digits",)
 REPLAY_KS_TEXT = "64, 16, 4, 1"
 # Seed offset of the held-out real clips of a synthetic dataset (another draw than the reference clips').
 HELD_OUT_SEED_OFFSET = 7919
@@ -344,6 +356,25 @@ def _diversity(args, network, names, real, fake, name, model, options, report):
         result["protocol"]["train_seed"] = args.train_seed
         found["memorisation"] = result
     return found
+
+
+def _digits(args, real, fake):
+    """The digit reader's figures of the generated clips, with the real clips' beside them (the floor)."""
+    from vidgen_tf.metrics import digits
+
+    n = args.num_videos  # the first draw: as many real clips as generated
+    result = digits.digit_consistency(fake[:n])
+    result["real"] = {k: v for k, v in digits.digit_consistency(real[:n]).items() if k != "reader"}
+    return result
+
+
+def _print_digits(result, report):
+    report["digits"] = result
+    real = result["real"]
+    print(f"digits: the same digit in {result['consistency']:.1%} of a clip's frames (real clips "
+          f"{real['consistency']:.1%}); {result['classes']} of 10 digits drawn, {result['class_bits']:.3g} bits "
+          f"(real {real['classes']}, {real['class_bits']:.3g}); confidence {result['confidence']:.3g} (real "
+          f"{real['confidence']:.3g}); {result['num_videos']} generated, {real['num_videos']} real; {result['reader']}")
 
 
 def memorisation_record(result):
