@@ -175,9 +175,11 @@ def build_parser():
                     "sample metrics: --num-videos videos generated from fixed noise (batches of --batch-size, batch k "
                     "from seed --seed + k, at the model's frame count) against --num-videos real clips of the "
                     "preset's dataset and options (seed --seed). Besides the distances, --metrics may name "
-                    "precision, recall, density and coverage (k = 3 nearest-neighbour balls on FVD's clip features) "
-                    "and memorisation (each generated clip's distance to its nearest training clip against held-out "
-                    "real clips'). Progress lines with elapsed seconds go to stderr.")
+                    "precision, recall, density and coverage (k = 3 nearest-neighbour balls on FVD's clip features), "
+                    "memorisation (each generated clip's distance to its nearest training clip against held-out "
+                    "real clips'), and on moving digits `digits` (the digit read in each frame: how steadily each clip "
+                    "draws one, and how many digits are drawn, beside real clips'). Progress lines with elapsed "
+                    "seconds go to stderr.")
     p.add_argument("preset", help="preset name or directory (e.g. a `vidgen train --out` directory)")
     p.add_argument("--data", help="dataset name (default: the one the preset was trained on)")
     p.add_argument("--path", help=PATH_HELP + " (held-out data)")
