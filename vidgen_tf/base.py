@@ -17,6 +17,10 @@ def check_positive_int(name, value, minimum=1):
     return value
 
 
+# Frame counts up to this are drawn without a loop (see `frame_noise`).
+MAX_UNROLLED_FRAMES = 256
+
+
 def frame_noise(seed, batch_size, num_frames, event_shape=(), start_frame=0, distribution="normal"):
     """Per-frame noise `(B, T, *event_shape)` whose frame `t` depends on `seed` and `t` only.
 
@@ -37,12 +41,23 @@ def frame_noise(seed, batch_size, num_frames, event_shape=(), start_frame=0, dis
     draw = {"normal": tf.random.stateless_normal, "uniform": tf.random.stateless_uniform}[distribution]
     seed = tf.cast(seed, tf.int64)
     event_shape = [int(d) for d in event_shape]
-    frames = tf.range(num_frames, dtype=tf.int64) + tf.cast(start_frame, tf.int64)
     shape = tf.stack([tf.cast(batch_size, tf.int32)] + event_shape)
+    start = tf.cast(start_frame, tf.int64)
 
     def one_frame(frame):
         return draw(shape, tf.random.experimental.stateless_fold_in(seed, frame))
 
+    # A frame count known when the graph is built (training, `generate`, fixed-length
+    # exports) draws its frames side by side, with no loop: the same ops on the same
+    # seeds, so the values equal the loop's bit for bit. The stateless draws cannot be
+    # vectorised over seeds (pfor has no rule for StatelessRandomGetKeyCounter), so a
+    # count known only at run time (an export's `num_frames` input) keeps `map_fn`.
+    static_frames = tf.get_static_value(num_frames)
+    if static_frames is not None and int(static_frames) <= MAX_UNROLLED_FRAMES:
+        if int(static_frames) == 0:
+            return tf.zeros(tf.stack([shape[0], 0] + event_shape))
+        return tf.stack([one_frame(start + i) for i in range(int(static_frames))], axis=1)
+    frames = tf.range(num_frames, dtype=tf.int64) + start
     noise = tf.map_fn(
         one_frame, frames, fn_output_signature=tf.TensorSpec([None] + event_shape, tf.float32)
     )  # (T, B, *event)
