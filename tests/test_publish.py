@@ -245,3 +245,27 @@ def test_a_republished_preset_keeps_the_headline_it_was_given():
     assert publish._headline(scores) == "fvd"  # a first publish: fvd before motion
     assert publish._headline(scores, "fid") == "fid"  # republished: the card's --headline fid stays
     assert publish._headline({"fvd": {"value": 1.0}}, "fid") == "fvd"  # a headline no longer scored gives way
+
+
+def test_a_moving_digits_preset_is_scored_by_the_digit_reader_beside_real_clips(tmp_path_factory, tmp_path):
+    assert publish.default_metrics("moving_digits") == publish.DEFAULT_METRICS + ",digits"
+    assert publish.default_metrics("moving_square") == publish.DEFAULT_METRICS
+    out = tmp_path_factory.mktemp("runs") / "digits"
+    digits_train = [a if a != "moving_square" else "moving_digits" for a in TRAIN]
+    assert cli.main([*digits_train, "--out", str(out)]) == 0
+    zoo = tmp_path / "zoo"
+    zoo.mkdir()
+    assert cli.main(["publish", str(out), "--name", "tiny_preset", "--zoo", str(zoo), "--metrics", "motion,digits",
+                     "--num-videos", "8", "--batch-size", "4"]) == 0
+    metadata = json.loads((zoo / "tiny_preset" / "metadata.json").read_text())
+    scores = metadata["scores"]
+    assert {"digit_consistency", "digit_class_bits"} <= set(scores)
+    for name in ("digit_consistency", "digit_class_bits"):
+        assert scores[name]["num_fake"] == 8 and scores[name]["num_real"] == 8
+        assert scores[name]["feature_network"].startswith("vidgen-digits-v1, weights ")
+    assert 0 < scores["digit_consistency"]["value"] <= 1 and scores["digit_consistency"]["real_value"] > 0.5
+    assert len(scores["digit_class_bits"]["class_fractions"]) == 10
+    card = (zoo / "tiny_preset" / "README.md").read_text()
+    entry = scores["digit_consistency"]
+    assert (f"| digit_consistency | {entry['value']:.4g} | 8 real, 8 generated, seed 1, features: vidgen-digits-v1, "
+            f"real clips {entry['real_value']:.3g} |") in card

@@ -276,7 +276,9 @@ def describe_score(name, entry):
     if entry.get("seed") is not None:
         recipe.append(f"seed {entry['seed']}")
     if entry.get("feature_network"):
-        recipe.append(f"features: {str(entry['feature_network']).split(' (')[0]}")
+        recipe.append(f"features: {str(entry['feature_network']).split(' (')[0].split(',')[0]}")
+    if entry.get("real_value") is not None:
+        recipe.append(f"real clips {entry['real_value']:.3g}")
     return f"{label} {entry['value']:.4g}{spread}" + (f" ({', '.join(recipe)})" if recipe else "")
 
 

@@ -266,7 +266,7 @@ def build_parser():
     p.add_argument("--zoo", help="the zoo directory (default: the package's, as `vidgen list` shows)")
     p.add_argument("--weights", choices=("best", "final"), default="best",
                    help="the best checkpoint (when the run kept one) or the final weights (default best)")
-    p.add_argument("--metrics", help=f"sample metrics to score (default {DEFAULT_PUBLISH_METRICS}; '' for none)")
+    p.add_argument("--metrics", help=f"sample metrics to score (default {DEFAULT_PUBLISH_METRICS}, and digits for a moving_digits preset; '' for none)")
     p.add_argument("--num-videos", type=int, default=512, help="held-out videos scored (default 512)")
     p.add_argument("--seed", type=int, default=1, help="seed of the held-out videos and noise (default 1)")
     p.add_argument("--batch-size", type=int, default=32)

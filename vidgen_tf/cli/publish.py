@@ -30,6 +30,13 @@ REAL_FILE = "real.gif"
 # Figures scored by `vidgen eval` and kept in a preset: GANs by their samples, likelihood models also by NLL;
 # precision / recall (diversity) and memorisation beside the distribution distances.
 DEFAULT_METRICS = "fvd,kvd,motion,precision,recall,memorisation"
+# ... and on moving digits the digit reader's figures (vidgen_tf.metrics.digits).
+DIGITS_METRICS = DEFAULT_METRICS + ",digits"
+
+
+def default_metrics(dataset):
+    """The metrics a preset of `dataset` is scored by when `--metrics` is not given."""
+    return DIGITS_METRICS if dataset == "moving_digits" else DEFAULT_METRICS
 # The metrics of the replay ladder shown on a card (those the preset was scored by).
 LADDER_METRICS = ("fvd", "kvd", "precision", "recall", "density", "coverage")
 
@@ -68,6 +75,13 @@ def scores_of(report):
             "feature_network": memo["protocol"]["network"], "std": None, "seed": seed,
             "fake_median": memo["fake_median"], "held_out_median": memo["held_out_median"],
             "copied_fraction": memo["copied_fraction"], "fake_repeats": memo.get("fake_repeats")}
+    if "digits" in report:
+        found = report["digits"]
+        for key, name in (("consistency", "digit_consistency"), ("class_bits", "digit_class_bits")):
+            scores[name] = {"value": float(found[key]), "real_value": float(found["real"][key]),
+                            "num_real": found["real"]["num_videos"], "num_fake": found["num_videos"], "seed": seed,
+                            "feature_network": found["reader"], "std": None}
+        scores["digit_class_bits"]["class_fractions"] = found["class_fractions"]
     if "motion" in report:
         scores["motion"] = {"value": float(report["motion"]["total"]), "num_real": report["num_real"],
                             "num_fake": report["num_generated"], "seed": seed,
@@ -329,7 +343,7 @@ def cmd_publish(args):
             metadata["best_checkpoint"] = best_record
         presets._write_json(staging / presets.METADATA_FILE, metadata)
         model = vidgen_tf.from_preset(str(staging))
-        metrics = DEFAULT_METRICS if args.metrics is None else args.metrics
+        metrics = default_metrics(metadata.get("dataset")) if args.metrics is None else args.metrics
         # The ladder reads clip features: only beside metrics that do (not motion alone).
         baselines = args.baselines and any(m.strip() in (*LADDER_METRICS, "memorisation")
                                            for m in (metrics or "").split(","))
