@@ -199,7 +199,7 @@ class VGAN(AdversarialModel):
 
     Example:
         >>> model = vidgen_tf.from_preset("vgan_moving_digits")
-        >>> videos = model.generate(4, seed=0)  # (4, 16, 32, 32, 1)
+        >>> videos = model.generate(4, seed=0)  # (4, 8, 32, 32, 1)
         >>> parts = model.decompose(model.sample_noise(4, [0, 1]))  # video, mask, foreground, background
         >>> model = vidgen_tf.build("vgan", num_frames=8, height=32, width=32, channels=1,
         ...                         generator_width=16, discriminator_width=16)
