@@ -293,6 +293,11 @@ def _run(args, strategy, run_directory):
         history = None
         # The training time adds up over resumed runs: the previous runs' is in the preset's metadata.
         training_seconds = _recorded_training_seconds(out) if start_step else 0.0
+        # A run that continues a trained preset's weights carries the preset's history on (its commands,
+        # steps and training time), so the card of what it makes lists every continuation.
+        continued = _continued_history(args.model, out, start_step) if weights is not None else None
+        if continued is not None and not start_step:
+            training_seconds += continued["training_seconds"]
         replicas = strategy.num_replicas_in_sync
         where = f" on {replicas} replicas ({args.strategy})" if args.strategy != "default" else ""
         if start_step >= args.steps:
@@ -317,10 +322,16 @@ def _run(args, strategy, run_directory):
             extra["precision"] = args.precision
         if isinstance(model, LikelihoodModel):
             extra.update(dequantized=model.dequantize, bits_per_dim_kind=model.bits_per_dim_kind)
-        vidgen_tf.save_preset(model, location.path, dataset=args.data, training_steps=max(start_step, args.steps),
+        steps_done = max(start_step, args.steps)
+        commands = _recorded_commands(out, start_step, args.command_line)
+        if continued is not None:
+            extra["continued_from"] = {k: continued[k] for k in ("preset", "training_steps")}
+            steps_done += continued["training_steps"]
+            if not start_step:
+                commands = continued["command"] + commands
+        vidgen_tf.save_preset(model, location.path, dataset=args.data, training_steps=steps_done,
                               description=f"{model_name} trained by `vidgen train` on {args.data}",
-                              training_seconds=round(training_seconds, 1),
-                              command=_recorded_commands(out, start_step, args.command_line), **extra)
+                              training_seconds=round(training_seconds, 1), command=commands, **extra)
         if args.final_weights:
             Path(args.final_weights).parent.mkdir(parents=True, exist_ok=True)
             atomic.save_weights(model, args.final_weights)
@@ -363,6 +374,27 @@ def _recorded_commands(out, start_step, command):
             earlier = []
     earlier = [earlier] if isinstance(earlier, str) else list(earlier)
     return earlier + [command]
+
+
+def _continued_history(spec, out, start_step):
+    """What the trained preset `spec` a run starts from had behind it: `{"preset", "training_steps",
+    "training_seconds", "command"}`, or None when it records no training. A resumed run (`start_step` > 0)
+    reads it from its own metadata, which recorded it when the run began."""
+    from vidgen_tf import presets
+
+    if start_step:
+        path = Path(out) / presets.METADATA_FILE
+        found = presets._read_json(path, "metadata").get("continued_from") if path.is_file() else None
+        return None if not found else {**found, "training_seconds": 0.0, "command": []}
+    metadata = presets.load_preset_config(presets.resolve_preset(spec))[2]
+    steps = metadata.get("training_steps")
+    if not isinstance(steps, int) or steps <= 0:
+        return None
+    command = metadata.get("command", [])
+    seconds = metadata.get("training_seconds", 0.0)
+    return {"preset": str(spec), "training_steps": steps,
+            "training_seconds": float(seconds) if isinstance(seconds, (int, float)) else 0.0,
+            "command": [command] if isinstance(command, str) else list(command)}
 
 
 def _recorded_training_seconds(out):
