@@ -260,6 +260,7 @@ def test_a_moving_digits_preset_is_scored_by_the_digit_reader_beside_real_clips(
     metadata = json.loads((zoo / "tiny_preset" / "metadata.json").read_text())
     scores = metadata["scores"]
     assert {"digit_consistency", "digit_class_bits"} <= set(scores)
+    assert presets.headline_score(metadata)[0] == "motion"  # every score name is one presets know
     for name in ("digit_consistency", "digit_class_bits"):
         assert scores[name]["num_fake"] == 8 and scores[name]["num_real"] == 8
         assert scores[name]["feature_network"].startswith("vidgen-digits-v1, weights ")
