@@ -99,3 +99,40 @@ def digits_training():
     from vidgen_tf.metrics import train_digits
 
     return train_digits
+
+
+@pytest.mark.large
+def test_vidgen_eval_says_per_class_how_often_a_conditional_model_s_clips_read_as_their_label(capsys, tmp_path):
+    run = tmp_path / "conditional"
+    assert cli.main(["train", "mocogan", "--data", "moving_digits", "--num-frames", "8", "--height", "32", "--width",
+                     "32", "--channels", "1", "--batch-size", "4", "--steps", "2", "--quiet", "--no-report",
+                     "--set", "num_classes=10", "--set", "content_dim=8", "--set", "motion_dim=4",
+                     "--set", "generator_width=8", "--set", "discriminator_width=8", "--out", str(run)]) == 0
+    report = tmp_path / "eval.json"
+    assert cli.main(["eval", str(run), "--num-videos", "40", "--seed", "1", "--batch-size", "8", "--metrics",
+                     "digits", "--json", str(report)]) == 0
+    out = capsys.readouterr().out
+    assert "digits read as their label by the digit reader: lowest " in out
+    assert "digits read as their label by the built-in network's class head: lowest " in out
+    match = json.loads(report.read_text())["digits"]["label_match"]
+    assert match["classes"] == list(range(10))  # labels cycle 0-9: four clips of each
+    for key in ("reader", "builtin_head"):
+        assert len(match[key]) == 10 and all(v in (0, 0.25, 0.5, 0.75, 1) for v in match[key])
+
+
+def test_clips_drawn_as_their_labels_read_as_their_labels_per_class():
+    import types
+
+    from vidgen_tf.cli import evaluate
+
+    pool, pool_labels = one_digit_clips(600, [31, 2])
+    labels = np.arange(50) % 10  # as generate_videos gives a conditional model's clips
+    fake = pool[[np.flatnonzero(pool_labels == c)[i] for i, c in enumerate(labels)]]
+    wrong = pool[[np.flatnonzero(pool_labels == (c + 1) % 10)[i] for i, c in enumerate(labels)]]
+    args = types.SimpleNamespace(num_videos=50, batch_size=16, seed=0)
+    model = types.SimpleNamespace(num_classes=10)
+    right = evaluate._digits(args, pool[:50], fake, model)["label_match"]
+    assert min(right["reader"]) == 1.0 and np.mean(right["builtin_head"]) > 0.8
+    shifted = evaluate._digits(args, pool[:50], wrong, model)["label_match"]
+    assert max(shifted["reader"]) == 0.0
+    assert "label_match" not in evaluate._digits(args, pool[:50], fake, types.SimpleNamespace(num_classes=0))

@@ -218,7 +218,8 @@ def load_preset_config(name_or_dir):
 # Precision, recall, density and coverage are fractions (higher is better); memorisation is the ratio of the
 # generated clips' median nearest-training-clip distance to held-out real clips' (about 1 unless it copies).
 SCORE_NAMES = ("fvd", "kvd", "fid", "kid", "is", "motion", "nll_nats_per_video", "bits_per_dim",
-               "precision", "recall", "density", "coverage", "memorisation", "digit_consistency", "digit_class_bits")
+               "precision", "recall", "density", "coverage", "memorisation", "digit_consistency", "digit_class_bits",
+               "digit_label_match")
 
 
 def headline_score(metadata, source="metadata.json"):

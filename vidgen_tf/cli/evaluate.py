@@ -118,7 +118,7 @@ def cmd_eval(args):
         results.update(_diversity(args, clip_network, feature_eval_names, real, fake, name, model, options, report))
     if "digits" in eval_names:
         stages.begin("digits", "reading the digit in every frame (generated and real clips)")
-        results["digits"] = _digits(args, real, fake)
+        results["digits"] = _digits(args, real, fake, model)
     if args.baselines:
         stages.begin("baselines", f"replay ladder (held-out real clips, replayers of {REPLAY_KS_TEXT} clips)")
         report["baselines"] = _baselines(args, clip_network, metric_names + eval_names, real, held_out)
@@ -358,13 +358,36 @@ def _diversity(args, network, names, real, fake, name, model, options, report):
     return found
 
 
-def _digits(args, real, fake):
-    """The digit reader's figures of the generated clips, with the real clips' beside them (the floor)."""
-    from vidgen_tf.metrics import digits
+def _digits(args, real, fake, model):
+    """The digit reader's figures of the generated clips, with the real clips' beside them (the floor).
+
+    A conditional model's clips were generated with labels cycling 0, 1, 2, ... (`generate_videos`);
+    for it `label_match` says, per class, how often its clips read as their label: by the digit
+    reader (a clip's most common digit) and by the built-in feature network's class head (the clip's
+    highest logit among the ten digits)."""
+    import numpy as np
+
+    from vidgen_tf.callbacks._common import sample_labels
+    from vidgen_tf.metrics import builtin, builtin_feature_network, digits, extract_features
 
     n = args.num_videos  # the first draw: as many real clips as generated
-    result = digits.digit_consistency(fake[:n])
+    readings = digits.read_digits(fake[:n])
+    result = {**digits.summarise_readings(readings), "reader": digits.digit_consistency(fake[:1])["reader"]}
     result["real"] = {k: v for k, v in digits.digit_consistency(real[:n]).items() if k != "reader"}
+    labels = sample_labels(model, n, None)
+    if labels is not None:
+        labels = np.asarray(labels)
+        counts = np.stack([(readings.argmax(-1) == d).sum(axis=1) for d in range(digits.NUM_DIGITS)], axis=1)
+        read = counts.argmax(axis=1)
+        first, end = builtin.CLASS_BLOCKS["moving_digits"]
+        logits = extract_features(fake[:n], builtin_feature_network("logits"), None, args.batch_size, args.seed)
+        head = np.asarray(logits)[:, first:end].argmax(axis=1)
+        classes = sorted(set(labels.tolist()))
+        result["label_match"] = {
+            "classes": classes,
+            "reader": [float(np.mean(read[labels == c] == c)) for c in classes],
+            "builtin_head": [float(np.mean(head[labels == c] == c)) for c in classes],
+        }
     return result
 
 
@@ -375,6 +398,13 @@ def _print_digits(result, report):
           f"{real['consistency']:.1%}); {result['classes']} of 10 digits drawn, {result['class_bits']:.3g} bits "
           f"(real {real['classes']}, {real['class_bits']:.3g}); confidence {result['confidence']:.3g} (real "
           f"{real['confidence']:.3g}); {result['num_videos']} generated, {real['num_videos']} real; {result['reader']}")
+    match = result.get("label_match")
+    if match:
+        for key, what in (("reader", "the digit reader"), ("builtin_head", "the built-in network's class head")):
+            values = match[key]
+            print(f"digits read as their label by {what}: lowest {min(values):.1%}, mean "
+                  f"{sum(values) / len(values):.1%}; per class " + " ".join(f"{c}:{v:.0%}" for c, v in
+                                                                           zip(match["classes"], values)))
 
 
 def memorisation_record(result):

@@ -82,6 +82,12 @@ def scores_of(report):
                             "num_real": found["real"]["num_videos"], "num_fake": found["num_videos"], "seed": seed,
                             "feature_network": found["reader"], "std": None}
         scores["digit_class_bits"]["class_fractions"] = found["class_fractions"]
+        match = found.get("label_match")
+        if match:  # a conditional model: the lowest per-class share read as its label by the built-in class head
+            scores["digit_label_match"] = {
+                "value": float(min(match["builtin_head"])), "num_fake": found["num_videos"], "seed": seed,
+                "feature_network": "vidgen-synthetic-v1 class head", "std": None, "classes": match["classes"],
+                "per_class": match["builtin_head"], "reader_per_class": match["reader"]}
     if "motion" in report:
         scores["motion"] = {"value": float(report["motion"]["total"]), "num_real": report["num_real"],
                             "num_fake": report["num_generated"], "seed": seed,
