@@ -40,7 +40,9 @@ def test_quickstart_samples_the_preset_fine_tunes_resumes_exports_and_reports(ti
     steps = [line["step"] for line in read_metrics_jsonl(out / "finetuned" / "losses.jsonl")]
     assert steps == sorted(set(steps)) and steps[-1] <= 4
     metadata = json.loads((out / "finetuned" / "metadata.json").read_text())
-    assert metadata["training_steps"] == 4
+    # Fine-tuned from the preset's 10 trained steps: the preset's history is carried on.
+    assert metadata["training_steps"] == 14
+    assert metadata["continued_from"] == {"preset": "mocogan_moving_digits", "training_steps": 10}
     # The preset records the commands that made it (a card's recipe): the first run's and the resumed one's.
     assert [c.split(" --steps ")[1].split()[0] for c in metadata["command"]] == ["2", "4"]
     assert all(c.startswith("vidgen train mocogan_moving_digits --data moving_square") for c in metadata["command"])
