@@ -88,7 +88,7 @@ def test_vidgen_eval_reads_the_digits_of_a_preset_beside_real_clips_and_refuses_
 
 def test_training_the_reader_briefly_learns_and_writes_its_weights(tmp_path):
     out = tmp_path / "reader.weights.h5"
-    summary = digits_training().train(steps=150, out=out, eval_clips=64, chunk_clips=64)
+    summary = digits_training().train(steps=100, out=out, eval_clips=32, chunk_clips=64)
     assert out.is_file() and summary["network"] == "vidgen-digits-v1"
     assert summary["held_out"]["accuracy"] > 0.5  # chance is 0.1
     with pytest.raises(ValueError, match=r"\.weights\.h5"):

@@ -139,20 +139,20 @@ def test_resuming_with_another_configuration_is_refused_and_keeps_the_checkpoint
 @pytest.mark.large
 def test_a_run_from_a_trained_preset_carries_its_commands_steps_and_time_on(tmp_path, capsys):
     first, second = tmp_path / "first", tmp_path / "second"
-    assert cli.main([*TRAIN, "--steps", "4", "--out", str(first)]) == 0
+    assert cli.main([*TRAIN, "--steps", "2", "--out", str(first)]) == 0
     before = json.loads((first / "metadata.json").read_text())
     # TRAIN names the model; a preset (here the first run's directory) gives its weights and history.
     again = ["train", str(first), *TRAIN[2:]]
     assert cli.main([*again, "--steps", "2", "--out", str(second)]) == 0
     after = json.loads((second / "metadata.json").read_text())
     assert len(after["command"]) == 2 and after["command"][0] == before["command"][0]
-    assert after["training_steps"] == 6 and after["continued_from"] == {"preset": str(first), "training_steps": 4}
+    assert after["training_steps"] == 4 and after["continued_from"] == {"preset": str(first), "training_steps": 2}
     assert after["training_seconds"] >= before["training_seconds"]
     # Resumed to more steps, the history is not counted twice.
-    assert cli.main([*again, "--steps", "3", "--out", str(second)]) == 0
+    assert cli.main([*again, "--steps", "4", "--out", str(second)]) == 0
     resumed = json.loads((second / "metadata.json").read_text())
     assert len(resumed["command"]) == 3 and resumed["command"][:2] == after["command"]
-    assert resumed["training_steps"] == 7 and resumed["continued_from"] == after["continued_from"]
+    assert resumed["training_steps"] == 6 and resumed["continued_from"] == after["continued_from"]
     assert resumed["training_seconds"] >= after["training_seconds"]
     # From scratch, the preset's configuration only: no history.
     assert cli.main([*again, "--steps", "2", "--from-scratch", "--out", str(tmp_path / "fresh")]) == 0
