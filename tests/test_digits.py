@@ -136,3 +136,23 @@ def test_clips_drawn_as_their_labels_read_as_their_labels_per_class():
     shifted = evaluate._digits(args, pool[:50], wrong, model)["label_match"]
     assert max(shifted["reader"]) == 0.0
     assert "label_match" not in evaluate._digits(args, pool[:50], fake, types.SimpleNamespace(num_classes=0))
+
+
+def test_a_conditional_model_is_scored_against_labelled_clips_as_it_learnt_them():
+    import types
+
+    from vidgen_tf.cli import evaluate
+
+    args = types.SimpleNamespace(batch_size=8, baselines=False, seed=3)
+
+    def model(num_classes):
+        return types.SimpleNamespace(num_classes=num_classes, num_frames=4, height=32, width=32, channels=1)
+
+    conditional, _ = evaluate._real_clips(args, model(10), "moving_digits", {}, 16)
+    unconditional, _ = evaluate._real_clips(args, model(0), "moving_digits", {}, 16)
+    labelled = data.load("moving_digits", num_frames=4, height=32, width=32, channels=1, batch_size=8, seed=3,
+                         num_videos=16, drop_remainder=False, with_labels=True)
+    from vidgen_tf.metrics.features import to_uint8
+
+    np.testing.assert_array_equal(conditional, to_uint8(np.concatenate([np.asarray(b[0]) for b in labelled])))
+    assert not np.array_equal(conditional, unconditional)

@@ -294,11 +294,16 @@ def _real_clips(args, model, name, options, total):
 
     from_files = get_source(name).needs_path
 
+    # A conditional model learnt the labelled clips (on moving_digits every digit of a clip is of its
+    # label's class), so it is scored against clips drawn the same way.
+    labelled = bool(getattr(model, "num_classes", 0))
+
     def load(seed, count):
         clips = data.load(name, num_frames=model.num_frames, height=model.height, width=model.width,
                           channels=model.channels, batch_size=args.batch_size, seed=seed, num_videos=count,
-                          drop_remainder=False, shuffle=True if from_files else None, **options)
-        return to_uint8(np.concatenate([np.asarray(batch) for batch in clips]))
+                          drop_remainder=False, shuffle=True if from_files else None, with_labels=labelled,
+                          **options)
+        return to_uint8(np.concatenate([np.asarray(batch[0] if labelled else batch) for batch in clips]))
 
     if not args.baselines:
         return load(args.seed, total), None

@@ -440,12 +440,15 @@ def _metrics_callback(args, model, metric_names, metrics_every, feature_net, loc
     from vidgen_tf import data
 
     options = _data_options(args)
+    # A conditional model learns labelled clips (on moving_digits every digit of a clip is of its label's
+    # class): its samples are scored against clips drawn the same way, as `vidgen eval` does.
+    labelled = bool(model.num_classes)
     real = data.load(
         args.data, num_frames=model.num_frames, height=model.height, width=model.width, channels=model.channels,
         batch_size=args.batch_size, seed=METRICS_REAL_SEED, num_videos=args.metrics_videos, drop_remainder=False,
-        **options,
+        with_labels=labelled, **options,
     )
-    real = np.concatenate([np.asarray(batch) for batch in real])
+    real = np.concatenate([np.asarray(batch[0] if labelled else batch) for batch in real])
     log_dir = None
     if args.tensorboard:
         log_dir = Path(args.tensorboard) if location.chief else location.path / "tensorboard"
