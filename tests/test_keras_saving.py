@@ -126,7 +126,8 @@ def test_a_gan_resumes_with_its_penalties_ema_and_optimizers(tmp_path):
     assert (resumed.n_critic, resumed.gp_weight, resumed.r1_weight) == (2, 5.0, 0.0)
     assert (resumed.ema_decay, resumed.class_weight, resumed.training_seed) == (0.9, 0.25, 3)
     assert sorted(resumed.trackers) == sorted(
-        ["d_loss", "g_loss", "d_real", "d_fake", "gradient_penalty", "class_loss"])
+        ["d_loss", "g_loss", "d_real", "d_fake", "d_acc_real", "d_acc_fake", "d_grad_norm", "g_grad_norm",
+         "gradient_penalty", "class_loss"])
     g, d = resumed.g_optimizer, resumed.d_optimizer
     assert isinstance(g, keras.optimizers.Adam) and isinstance(d, keras.optimizers.RMSprop)
     assert np.isclose(float(g.learning_rate), 3e-4) and (g.beta_1, g.beta_2) == (0.0, 0.9)
