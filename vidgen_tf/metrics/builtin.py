@@ -31,7 +31,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from vidgen_tf.metrics.features import FeatureNetwork, weights_fingerprint
+from vidgen_tf.metrics.features import FeatureNetwork, load_shipped_weights, weights_fingerprint
 
 NAME = "vidgen-synthetic-v1"
 LABEL = "vidgen synthetic features; not comparable with I3D figures"
@@ -128,19 +128,8 @@ def _load_models(path):
     with _LOCK:
         if key in _CACHE:
             return _CACHE[key]
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"The weights of the built-in feature network {NAME} are missing: '{path}' does not exist "
-                "(reinstall vidgen-tf, or retrain them with `python -m vidgen_tf.metrics.train_builtin`)."
-            )
         model, frame_model = build_model()
-        try:
-            model.load_weights(str(path))
-        except Exception as error:  # h5py raises OSError, Keras ValueError for a wrong layout
-            raise ValueError(
-                f"The weights file '{path}' of the built-in feature network {NAME} cannot be loaded ({error}); "
-                "reinstall vidgen-tf or retrain it with `python -m vidgen_tf.metrics.train_builtin`."
-            ) from error
+        load_shipped_weights(model, path, f"the built-in feature network {NAME}", "vidgen_tf.metrics.train_builtin")
         video_fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
         frame_fn = tf.function(lambda x: frame_model(x, training=False), reduce_retracing=True)
         _CACHE[key] = (video_fn, frame_fn, weights_fingerprint(model))

@@ -35,7 +35,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from vidgen_tf.metrics.features import weights_fingerprint
+from vidgen_tf.metrics.features import load_shipped_weights, weights_fingerprint
 
 NAME = "vidgen-digits-v1"
 SIDE = 32
@@ -74,19 +74,8 @@ def load_reader(weights_path=None):
     with _LOCK:
         if key in _CACHE:
             return _CACHE[key]
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"The weights of the digit reader {NAME} are missing: '{path}' does not exist (reinstall "
-                "vidgen-tf, or retrain them with `python -m vidgen_tf.metrics.train_digits`)."
-            )
         model = build_reader()
-        try:
-            model.load_weights(str(path))
-        except Exception as error:  # h5py raises OSError, Keras ValueError for a wrong layout
-            raise ValueError(
-                f"The weights file '{path}' of the digit reader {NAME} cannot be loaded ({error}); reinstall "
-                "vidgen-tf or retrain it with `python -m vidgen_tf.metrics.train_digits`."
-            ) from error
+        load_shipped_weights(model, path, f"the digit reader {NAME}", "vidgen_tf.metrics.train_digits")
         predict = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
         _CACHE[key] = (predict, weights_fingerprint(model))
         return _CACHE[key]

@@ -47,6 +47,25 @@ REFERENCE_NETWORKS = {
 }
 
 
+def load_shipped_weights(model, path, what, retrain_module):
+    """Loads the weights file `path` into `model`; a missing or unreadable file is an error naming it.
+
+    Args:
+        model: a Keras model of the file's architecture.
+        path: Path. The weights file.
+        what: str. What the weights are, for the messages (e.g. "the digit reader vidgen-digits-v1").
+        retrain_module: str. The module that retrains them (`python -m MODULE`).
+    """
+    if not path.is_file():
+        raise FileNotFoundError(f"The weights of {what} are missing: '{path}' does not exist (reinstall vidgen-tf, "
+                                f"or retrain them with `python -m {retrain_module}`).")
+    try:
+        model.load_weights(str(path))
+    except Exception as error:  # h5py raises OSError, Keras ValueError for a wrong layout
+        raise ValueError(f"The weights file '{path}' of {what} cannot be loaded ({error}); reinstall vidgen-tf or "
+                         f"retrain it with `python -m {retrain_module}`.") from error
+
+
 def weights_fingerprint(model):
     """A short sha1 of a Keras model's (or tf.Module's) weight values, in their order; None without weights."""
     weights = getattr(model, "weights", None)
