@@ -270,3 +270,14 @@ def test_a_moving_digits_preset_is_scored_by_the_digit_reader_beside_real_clips(
     entry = scores["digit_consistency"]
     assert (f"| digit_consistency | {entry['value']:.4g} | 8 real, 8 generated, seed 1, features: vidgen-digits-v1, "
             f"real clips {entry['real_value']:.3g} |") in card
+
+
+def test_a_conditional_run_is_published_with_a_sample_of_its_classes(tmp_path_factory, tmp_path):
+    out = tmp_path_factory.mktemp("runs") / "conditional"
+    assert cli.main([*TRAIN, "--set", "num_classes=4", "--out", str(out)]) == 0
+    zoo = tmp_path / "zoo"
+    zoo.mkdir()
+    assert cli.main(["publish", str(out), "--name", "tiny_preset", "--zoo", str(zoo), "--metrics", "motion",
+                     "--num-videos", "8", "--batch-size", "4"]) == 0
+    with Image.open(zoo / "tiny_preset" / "sample.gif") as gif:
+        assert gif.n_frames == 4

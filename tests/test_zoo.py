@@ -25,7 +25,8 @@ SCORED = [name for name in PRESETS if "scored_by" in metadata_of(name)]
 @pytest.mark.parametrize("name", PRESETS)
 def test_every_preset_loads_and_generates(name):
     model = vidgen_tf.from_preset(name)
-    videos = model.generate(2, seed=0).numpy()
+    labels = [0, 1] if model.num_classes else None  # a conditional preset draws the classes it is given
+    videos = model.generate(2, seed=0, labels=labels).numpy()
     assert videos.shape == (2, model.num_frames, model.height, model.width, model.channels)
     assert np.isfinite(videos).all() and np.abs(videos).max() <= 1.0
     assert (presets.resolve_preset(name) / "README.md").is_file(), f"{name} has no model card"

@@ -371,7 +371,10 @@ def cmd_publish(args):
         # How to score it again: tests/test_zoo.py reruns this and compares.
         metadata["scored_by"] = {"command": eval_command, "num_videos": args.num_videos, "seed": args.seed,
                                  "batch_size": args.batch_size, "metrics": metrics, "baselines": baselines}
-        videos = model.generate(8, seed=0).numpy()
+        # A conditional model's sample shows its classes in turn (0, 1, 2, ...).
+        from vidgen_tf.callbacks._common import sample_labels
+
+        videos = model.generate(8, seed=0, labels=sample_labels(model, 8, None)).numpy()
         video_io.write_video(staging / SAMPLE_FILE, videos, fps=8, scale=3)
         metadata["real_sample"] = write_real_sample(model, metadata, staging / REAL_FILE)
         if metadata["real_sample"] is None:
