@@ -379,7 +379,8 @@ class DiffusionModel(VideoModel):
 
         The loop's steps run as one graph instead of op by op: 1.9x faster than eager sampling
         for the moving-digits preset's network (16 clips of 8x32x32, 20 steps, this CPU). Python
-        settings (sampler, eta, guidance exactly 1 (one network call) or not) choose the graph; tensors (noise, labels, step count, guidance scale, seed) feed it.
+        settings (sampler, eta, guidance exactly 1 (one network call) or not) choose the graph;
+        tensors (noise, labels, step count, guidance scale, seed) feed it.
         """
         graphs = _SAMPLE_GRAPHS.setdefault(self, {})
         network = self.inference_generator

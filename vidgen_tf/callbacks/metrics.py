@@ -382,7 +382,6 @@ class MetricsCallback(keras.callbacks.Callback):
                  "digit_classes": summary["class_fractions"]}
         labels = sample_labels(self.model, len(videos), None)
         if labels is not None:
-            read = np.array([np.bincount(clip, minlength=digits.NUM_DIGITS).argmax()
-                             for clip in readings.argmax(axis=-1)])
+            read = digits.modal_digits(readings)
             found["digit_label_match"] = float(np.mean(read == np.asarray(labels)))
         return found

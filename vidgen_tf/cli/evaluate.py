@@ -82,7 +82,8 @@ def cmd_eval(args):
     if "digits" in eval_names and name != "moving_digits":
         raise UsageError(f"--metrics digits reads handwritten digits: it scores moving_digits models only, "
                          f"not {name}; leave digits out.")
-    clip_network = _clip_network(args, [n for n in eval_names if n not in _READERLESS], scorer_network)
+    feature_eval_names = [n for n in eval_names if n not in _READERLESS]
+    clip_network = _clip_network(args, feature_eval_names, scorer_network)
     report = {"model": model.registered_name, "dataset": name, "data_options": options,
               "num_videos": args.num_videos, "seed": args.seed}
     geometry = f"{model.height}x{model.width}x{model.channels}"
@@ -112,7 +113,6 @@ def cmd_eval(args):
             fake_features = scorer.fake_features(fake)
         stages.begin("scoring", "scoring " + ", ".join(metric_names))
         results = scorer.score(fake, fake_features)
-    feature_eval_names = [n for n in eval_names if n not in _READERLESS]
     if feature_eval_names:
         stages.begin("diversity", "scoring " + ", ".join(feature_eval_names))
         results.update(_diversity(args, clip_network, feature_eval_names, real, fake, name, model, options, report))
@@ -377,13 +377,12 @@ def _digits(args, real, fake, model):
 
     n = args.num_videos  # the first draw: as many real clips as generated
     readings = digits.read_digits(fake[:n])
-    result = {**digits.summarise_readings(readings), "reader": digits.digit_consistency(fake[:1])["reader"]}
+    result = {**digits.summarise_readings(readings), "reader": digits.reader_label()}
     result["real"] = {k: v for k, v in digits.digit_consistency(real[:n]).items() if k != "reader"}
     labels = sample_labels(model, n, None)
     if labels is not None:
         labels = np.asarray(labels)
-        counts = np.stack([(readings.argmax(-1) == d).sum(axis=1) for d in range(digits.NUM_DIGITS)], axis=1)
-        read = counts.argmax(axis=1)
+        read = digits.modal_digits(readings)
         first, end = builtin.CLASS_BLOCKS["moving_digits"]
         logits = extract_features(fake[:n], builtin_feature_network("logits"), None, args.batch_size, args.seed)
         head = np.asarray(logits)[:, first:end].argmax(axis=1)

@@ -124,13 +124,28 @@ def read_digits(videos, batch_size=256, weights_path=None):
     return np.concatenate(probabilities).reshape(n, t, NUM_DIGITS)
 
 
+def _digit_counts(probabilities):
+    """`(N, 10)`: how many frames of each clip read as each digit, from readings `(N, T, 10)`."""
+    digits = np.asarray(probabilities).argmax(axis=-1)  # (N, T)
+    return np.stack([(digits == d).sum(axis=1) for d in range(NUM_DIGITS)], axis=1)
+
+
+def modal_digits(probabilities):
+    """Each clip's most common digit `(N,)` from readings `(N, T, 10)`; ties go to the smaller digit."""
+    return _digit_counts(probabilities).argmax(axis=1)
+
+
+def reader_label(weights_path=None):
+    """The reader's name and weights fingerprint, as its figures are labelled."""
+    return f"{NAME}, weights {load_reader(weights_path)[1]}"
+
+
 def summarise_readings(probabilities):
     """The figures of `digit_consistency` from the readings `(N, T, 10)` of `read_digits`."""
     probabilities = np.asarray(probabilities)
-    digits = probabilities.argmax(axis=-1)  # (N, T)
-    counts = np.stack([(digits == d).sum(axis=1) for d in range(NUM_DIGITS)], axis=1)  # (N, 10)
-    modal = counts.argmax(axis=1)  # ties go to the smaller digit
-    consistency = counts.max(axis=1) / digits.shape[1]
+    counts = _digit_counts(probabilities)
+    modal = counts.argmax(axis=1)  # ties go to the smaller digit, as in `modal_digits`
+    consistency = counts.max(axis=1) / probabilities.shape[1]
     fractions = np.bincount(modal, minlength=NUM_DIGITS) / len(modal)
     present = fractions[fractions > 0]
     return {
@@ -160,5 +175,5 @@ def digit_consistency(videos, batch_size=256, weights_path=None):
     if videos.ndim != 5 or videos.shape[0] < 1 or videos.shape[1] < 1:
         raise ValueError(f"digit_consistency needs videos (N, T, H, W, C) with N, T >= 1; got shape {videos.shape}.")
     result = summarise_readings(read_digits(videos, batch_size=batch_size, weights_path=weights_path))
-    result["reader"] = f"{NAME}, weights {load_reader(weights_path)[1]}"
+    result["reader"] = reader_label(weights_path)
     return result
