@@ -32,13 +32,14 @@ def main(zoo):
     clips = []
     for name in names:
         model = vidgen_tf.from_preset(name)
-        video = np.asarray(model.generate(2, seed=0))
+        labels = [0, 1] if model.num_classes else None  # a conditional preset draws the classes it is given
+        video = np.asarray(model.generate(2, seed=0, labels=labels))
         shape = (2, model.num_frames, model.height, model.width, model.channels)
         if video.shape != shape or video.dtype != np.float32:
             raise SystemExit(f"{name} generated {video.dtype} {video.shape}, expected float32 {shape}.")
         if not np.all(np.isfinite(video)) or video.min() < -1.0 or video.max() > 1.0:
             raise SystemExit(f"{name} generated values in [{video.min()}, {video.max()}], outside [-1, 1].")
-        print(f"  {name:<28} {model.registered_name:<10} {video.shape} in [{video.min():.2f}, {video.max():.2f}]")
+        print(f"  {name:<34} {model.registered_name:<10} {video.shape} in [{video.min():.2f}, {video.max():.2f}]")
         if video.shape[1] >= builtin.NUM_FRAMES:
             clips.append(video)
     if not Path(builtin.WEIGHTS_PATH).resolve().is_relative_to(package):
