@@ -21,6 +21,21 @@ and gRPC protobuf bytes (the messages of export/grpc_client.py; the response
 with the video in `int_val`, as TF Serving sends it, and in `tensor_content`).
 Bytes on the wire and encode / decode milliseconds, printed as a table and
 recorded in the JSON under `encoding`. `--encoding-only` stops after it.
+
+Then the per-frame noise draw alone (`vidgen_tf.base.frame_noise`, 10 numbers
+per frame) in a `tf.function`: a frame count known when the graph is built
+(drawn side by side) against one given at run time (a `map_fn` over frames),
+recorded under `noise_draw`.
+
+Beside `serving_default`, the SavedModel's signatures that draw their own
+noise or carry a state are timed too, recorded per row under
+`signatures_ms`: `generate` (batch size and seed in, video out; the model's
+own frame count) and, for streaming models, `generate_chunk` on one chunk of
+the preset's frame count (the state from `initial_state`, the noise drawn as
+the description says).
+
+The diffusion family is left out unless named: its `serving_default` runs
+the whole sampling loop (`bench/diffusion_vs_pytorch.py` times its step).
 """
 
 import argparse
@@ -109,6 +124,51 @@ def encoding_costs(batch_sizes, repeats, num_frames=16, height=64, width=64, cha
     return rows
 
 
+def noise_draw_costs(batch_sizes, repeats, frame_counts=(8, 16), event_size=10):
+    """ms of `frame_noise` in a tf.function: frame count static (side by side) against a run-time input (map_fn)."""
+    from vidgen_tf.base import frame_noise
+
+    seed = tf.constant([1, 2], tf.int64)
+    rows = []
+    print(f"\nper-frame noise draw ({event_size} numbers per frame), best of {repeats}")
+    print(f"{'batch':>5} {'frames':>6} {'static ms':>10} {'run-time ms':>12}")
+    for batch in batch_sizes:
+        for frames in frame_counts:
+            static = tf.function(lambda s, b=batch, t=frames: frame_noise(s, b, t, [event_size]))
+            dynamic = tf.function(lambda s, t, b=batch: frame_noise(s, b, t, [event_size]))
+            row = {"batch_size": batch, "num_frames": frames,
+                   "static_ms": best_of(lambda: static(seed).numpy(), repeats),
+                   "run_time_ms": best_of(lambda: dynamic(seed, tf.constant(frames)).numpy(), repeats)}
+            rows.append(row)
+            print(f"{batch:>5} {frames:>6} {row['static_ms']:>10.3f} {row['run_time_ms']:>12.3f}", flush=True)
+    return rows
+
+
+def signature_inputs(model, loaded, batch):
+    """`{signature: inputs}` of `generate` and, for a streaming model, `generate_chunk` (one chunk of T frames)."""
+    from vidgen_tf.exporting import streaming
+
+    generate = {"batch_size": tf.constant(batch, tf.int32), "seed": tf.constant(3, tf.int64)}
+    if model.variable_length:
+        generate["num_frames"] = tf.constant(model.num_frames, tf.int32)
+    labels = tf.zeros([batch], tf.int32) if model.num_classes else None
+    if labels is not None:
+        generate["label"] = labels
+    cases = {"generate": generate}
+    if streaming.is_streaming(model):
+        noise = model.sample_noise(batch, tf.constant([3, 1], tf.int64), num_frames=model.num_frames)
+        state = {}
+        if streaming.INITIAL_STATE in loaded.signatures:
+            clip = {k: v for k, v in noise.items() if k not in model.frame_noise_names}
+            if labels is not None:
+                clip["label"] = labels
+            if not clip:
+                clip["batch_size"] = tf.constant(batch, tf.int32)
+            state = loaded.signatures[streaming.INITIAL_STATE](**clip)
+        cases[streaming.GENERATE_CHUNK] = {**state, **{k: noise[k] for k in model.frame_noise_names}}
+    return cases
+
+
 def main():
     import onnxruntime
 
@@ -124,18 +184,22 @@ def main():
     if args.encoding_only:
         write_json(args.json, [], repeats=args.repeats, encoding=encoding)
         return
+    noise_draw = noise_draw_costs(args.batch_sizes, max(args.repeats, 20))
+    names = model_names(args.models) if args.models else [n for n in model_names(None) if n != "video_diffusion"]
     peak = matmul_peak_gflops()
     print(f"float32 matmul peak: TensorFlow {peak['tensorflow']:.1f} GFLOP/s, numpy {peak['numpy']:.1f} GFLOP/s "
           f"({peak['size']}x{peak['size']}, best of {peak['repeats']})", flush=True)
     rows = []
     print(f"{'setting':<32} {'batch':>5} {'keras ms':>9} {'savedmodel ms':>14} {'onnxruntime ms':>15}   ratios to fastest")
-    for label, name, config in settings(model_names(args.models), include_paper=False):
+    signature_lines = []
+    for label, name, config in settings(names, include_paper=False):
         model = vidgen_tf.build(name, **config)
         per_clip = generation_multiply_adds(model)
         with tempfile.TemporaryDirectory() as scratch:
             version = vidgen_tf.export_savedmodel(model, scratch)
             onnx_path = vidgen_tf.export_onnx(model, f"{scratch}/model.onnx", savedmodel_dir=version)
-            serving = tf.saved_model.load(str(version)).signatures["serving_default"]
+            loaded = tf.saved_model.load(str(version))
+            serving = loaded.signatures["serving_default"]
             session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
             video_fn = exporting._float_video_fn(model)
             keras_fn = tf.function(lambda inputs: exporting.to_uint8_video(video_fn(inputs)))
@@ -147,10 +211,18 @@ def main():
                     "savedmodel": best_of(lambda: serving(**tensors)["video"].numpy(), args.repeats),
                     "onnxruntime": best_of(lambda: session.run(["video"], inputs), args.repeats),
                 }
+                signatures = {}
+                for signature, call_inputs in signature_inputs(model, loaded, batch).items():
+                    function = loaded.signatures[signature]
+                    signatures[signature] = best_of(lambda: function(**call_inputs)["video"].numpy(), args.repeats)
+                signature_lines.append(f"{label:<32} {batch:>5} {times['savedmodel']:>16.1f} "
+                                       f"{signatures['generate']:>12.1f} "
+                                       f"{signatures.get('generate_chunk', float('nan')):>16.1f}")
                 fastest = min(times.values())
                 ratios = {k: v / fastest for k, v in times.items()}
                 rates = {k: achieved(per_clip, batch / (v / 1000), peak["tensorflow"]) for k, v in times.items()}
                 rows.append({"setting": label, "model": name, "batch_size": batch, "ms": times, "ratio_to_fastest": ratios,
+                             "signatures_ms": signatures,
                              "multiply_adds_per_clip": per_clip,
                              "gflops": {k: gflops for k, (gflops, _) in rates.items()},
                              "percent_of_peak": {k: percent for k, (_, percent) in rates.items()}})
@@ -158,12 +230,15 @@ def main():
                       + " ".join(f"{k} {v:.2f}x" for k, v in ratios.items()), flush=True)
                 print(f"{'':<32} {'':>5} GFLOP/s ({per_clip / 1e6:.1f}M multiply-adds per clip): "
                       + ", ".join(f"{k} {g:.2f} ({p:.1f}% of peak)" for k, (g, p) in rates.items()), flush=True)
+    print(f"\nSavedModel signatures, ms (best of {args.repeats}; generate_chunk: one chunk of the preset's frames)")
+    print(f"{'setting':<32} {'batch':>5} {'serving_default':>16} {'generate':>12} {'generate_chunk':>16}")
+    print("\n".join(signature_lines), flush=True)
     # Measured again at the end: on a shared machine the peak moves with the load.
     end = matmul_peak_gflops()
     print(f"float32 matmul peak at the end: TensorFlow {end['tensorflow']:.1f} GFLOP/s, numpy {end['numpy']:.1f} "
           "GFLOP/s (percentages use the start's)", flush=True)
     write_json(args.json, rows, repeats=args.repeats, matmul_peak_gflops=peak, matmul_peak_gflops_end=end,
-               encoding=encoding)
+               encoding=encoding, noise_draw=noise_draw)
 
 
 if __name__ == "__main__":

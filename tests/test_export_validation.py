@@ -218,3 +218,27 @@ def test_onnx_reports_inputs_the_savedmodel_refuses_in_inputs_valid(limited_hmm,
         mismatched = False
     assert not mismatched
     assert not valid(**{k: v.numpy() for k, v in harness.fixed_noise(model, batch_size=5).items()})  # above 4
+
+
+# ------------------------------------------------------------------ the checks' cost
+def test_a_signature_s_checks_format_their_message_only_when_one_fails():
+    """Every check's message (and the min / max it prints) sits inside the branch a failure takes:
+    on a passing call no string is formatted and no value is reduced for printing."""
+    from vidgen_tf.exporting import catalog, validation
+
+    model = tiny("hmm")
+    described = catalog.signature_descriptions(model)["serving_default"]
+    noise = {k: tf.convert_to_tensor(v) for k, v in harness.fixed_noise(model).items()}
+    checked = tf.function(lambda inputs: validation.checked_inputs(described, inputs))
+    graph = checked.get_concrete_function(noise).graph
+    top_level = {op.type for op in graph.get_operations()}
+    assert "StringFormat" not in top_level and "Min" not in top_level, sorted(top_level)
+    branches = [f for f in graph.as_graph_def().library.function]
+    assert any(node.op == "StringFormat" for f in branches for node in f.node_def)
+    values = checked(noise)
+    for name in noise:
+        np.testing.assert_array_equal(values[name].numpy(), noise[name].numpy())
+    bad = dict(noise)
+    bad["state_noise"] = tf.fill(tf.shape(noise["state_noise"]), 1.5)  # outside U[0, 1)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"state_noise: expected values in \[0.*got 1.5"):
+        checked(bad)

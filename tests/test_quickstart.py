@@ -2,6 +2,7 @@
 
 import json
 
+import keras
 import numpy as np
 import pytest
 
@@ -101,6 +102,33 @@ def test_train_with_r1_and_an_ema_generator(tmp_path):
 def test_bad_gan_training_flags_are_named(tmp_path, capsys, flags, message):
     assert cli.main([*GAN_TRAIN, "--out", str(tmp_path / "run"), *flags]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_class_weight_scales_the_auxiliary_class_loss_of_a_conditional_gan(tmp_path, capsys):
+    clips = np.random.default_rng(0).integers(0, 256, (8, 4, 16, 16, 1), dtype=np.uint8)
+    np.savez(tmp_path / "clips.npz", videos=clips, labels=np.arange(8) % 3)
+    conditional = ["--data", "npz", "--path", str(tmp_path / "clips.npz"), "--set", "num_classes=3", "--steps", "1",
+                   "--checkpoint-every", "1"]
+    first = {}
+    for weight in ("0", "3"):
+        argv = [*GAN_TRAIN, *conditional, "--out", str(tmp_path / weight), "--class-weight", weight]
+        keras.utils.set_random_seed(0)  # the same initial weights in both runs
+        assert cli.main(_without_data(argv)) == 0
+        first[weight] = read_metrics_jsonl(tmp_path / weight / "losses.jsonl")[0]
+        metadata = json.loads((tmp_path / weight / "metadata.json").read_text())
+        assert f"--class-weight {weight}" in metadata["command"][-1]
+    # The same first step (same seed, same weights): only the class term's weight differs.
+    assert first["0"]["class_loss"] == pytest.approx(first["3"]["class_loss"], rel=1e-5)
+    assert first["3"]["d_loss"] - first["0"]["d_loss"] == pytest.approx(3 * first["3"]["class_loss"], rel=1e-4)
+    capsys.readouterr()
+    assert cli.main([*GAN_TRAIN, "--out", str(tmp_path / "unconditional"), "--class-weight", "2"]) == 2
+    assert "--class-weight applies to conditional GANs whose discriminator classifies" in capsys.readouterr().err
+
+
+def _without_data(argv):
+    """`argv` with its first `--data NAME` pair removed (a later one takes its place)."""
+    index = argv.index("--data")
+    return argv[:index] + argv[index + 2:]
 
 
 def test_gan_flags_on_a_likelihood_model_are_named(tmp_path, capsys):

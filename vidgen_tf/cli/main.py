@@ -120,6 +120,9 @@ def build_parser():
     p.add_argument("--loss", help="GAN loss: minimax, non_saturating, lsgan, wasserstein, wgan_gp, hinge")
     p.add_argument("--r1-weight", type=float, default=0.0,
                    help="GANs: weight of the R1 penalty on real clips (Mescheder et al. 2018; default 0: off)")
+    p.add_argument("--class-weight", type=float,
+                   help="conditional GANs whose discriminator classifies (e.g. MoCoGAN with num_classes): weight "
+                        "of the auxiliary class cross-entropy in both players' losses (default 1)")
     p.add_argument("--ema-decay", type=float,
                    help="GANs: keep an exponential moving average of the generator with this decay (e.g. 0.999); "
                         "samples, presets and exports use it (default: none); video_diffusion: of its network "

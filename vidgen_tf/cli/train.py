@@ -95,6 +95,13 @@ def _compile(model, args):
             raise UsageError(f"--r1-weight must be >= 0, got {r1_weight}.")
         if ema_decay is not None and not 0.0 < ema_decay < 1.0:
             raise UsageError(f"--ema-decay must be in (0, 1), got {ema_decay}.")
+        class_weight = getattr(args, "class_weight", None)
+        if class_weight is not None:
+            if not (model.num_classes and model.classifies):
+                raise UsageError(f"--class-weight applies to conditional GANs whose discriminator classifies; "
+                                 f"{model.registered_name} with num_classes={model.num_classes} has no class loss.")
+            if not class_weight >= 0:
+                raise UsageError(f"--class-weight must be >= 0, got {class_weight}.")
         model.compile(
             g_optimizer=model.make_optimizer(args.lr),
             d_optimizer=model.make_optimizer(args.lr),
@@ -102,9 +109,11 @@ def _compile(model, args):
             r1_weight=r1_weight,
             ema_decay=ema_decay,
             seed=args.seed,
+            **({} if class_weight is None else {"class_weight": class_weight}),
         )
     elif getattr(model, "is_diffusion", False):
-        for flag, value in (("--loss", args.loss), ("--r1-weight", r1_weight or None)):
+        for flag, value in (("--loss", args.loss), ("--r1-weight", r1_weight or None),
+                            ("--class-weight", getattr(args, "class_weight", None))):
             if value is not None:
                 raise UsageError(f"{flag} applies to GANs; {model.registered_name} is a diffusion model.")
         if not args.dequantize:
@@ -116,7 +125,8 @@ def _compile(model, args):
         model.compile(optimizer=model.make_optimizer(args.lr), seed=args.seed,
                       **({} if ema_decay is None else {"ema_decay": ema_decay}))
     else:
-        for flag, value in (("--loss", args.loss), ("--r1-weight", r1_weight or None), ("--ema-decay", ema_decay)):
+        for flag, value in (("--loss", args.loss), ("--r1-weight", r1_weight or None), ("--ema-decay", ema_decay),
+                            ("--class-weight", getattr(args, "class_weight", None))):
             if value is not None:
                 raise UsageError(f"{flag} applies to GANs; {model.registered_name} is trained by likelihood.")
         # A continuous density is trained on dequantised videos, so its bits/dim

@@ -146,7 +146,7 @@ def _checked(described, inputs, limits=None):
         if kind == "time":
             ok = tf.reduce_all((x >= 0.0) & (x <= 1.0))
             checks.append(validation._assert(ok, f"{name}: expected times in [0, 1], got {{}}",
-                                             [validation._offending(x, ~(x >= 0.0))]))
+                                             validation._offending(x, lambda v: ~(v >= 0.0))))
         elif kind == "guidance":
             checks.append(validation._assert(x >= 0.0, f"{name}: expected a guidance scale >= 0, got {{}}", [x]))
     with tf.control_dependencies(checks):

@@ -36,13 +36,30 @@ COUNT_LIMITS = {"batch_size": "max_batch_size", "num_frames": "max_frames", "num
 
 
 def _assert(condition, template, values):
-    """An Assert whose message is `template` formatted with `values` (computed only to print)."""
-    return tf.debugging.Assert(condition, [tf.strings.format(template, values, summarize=8)])
+    """A check of `condition` whose failure message is `template` formatted with `values`.
+
+    `values` is a list of tensors or a function returning one. The message (and
+    the values, when given as a function) is computed only when the condition
+    fails, inside a `tf.cond`: formatted on every call, the strings and the
+    reductions they print cost a small model's signature about a third of its
+    latency (HMM, batch 32; `bench/generate_latency.py`). Returns a bool tensor
+    to use as a control dependency.
+    """
+    condition = tf.convert_to_tensor(condition)
+
+    def fail():
+        shown = values() if callable(values) else values
+        check = tf.debugging.Assert(condition, [tf.strings.format(template, shown, summarize=8)])
+        with tf.control_dependencies([check]):
+            return tf.identity(condition)
+
+    return tf.cond(condition, lambda: tf.identity(condition), fail)
 
 
 def _offending(values, too_low):
-    """The smallest value when some are below the range, else the largest: what to print as 'got'."""
-    return tf.where(tf.reduce_any(too_low), tf.reduce_min(values), tf.reduce_max(values))
+    """A function giving the smallest of `values` when some are too low (`too_low(values)` a bool
+    tensor), else the largest: what a failed check prints as 'got', computed only then (`_assert`)."""
+    return lambda: [tf.where(tf.reduce_any(too_low(values)), tf.reduce_min(values), tf.reduce_max(values))]
 
 
 def _shape_text(tensor):
@@ -60,13 +77,13 @@ def _range_condition(name, x, distribution, limits):
         return (tf.reduce_all(tf.math.is_finite(x)), f"{name}: expected finite values ({what}), got NaN or Inf", [])
     if kind == "uniform":
         low, high = distribution["low"], distribution["high"]
-        too_low = ~(x >= low)  # NaN counts as out of range
         ok = tf.reduce_all((x >= low) & (x < high))
-        return ok, f"{name}: expected values in [{low}, {high}) (uniform noise), got {{}}", [_offending(x, too_low)]
+        return (ok, f"{name}: expected values in [{low}, {high}) (uniform noise), got {{}}",
+                _offending(x, lambda v: ~(v >= low)))  # NaN counts as out of range
     if kind == "label":
         n = distribution["num_classes"]
         ok = tf.reduce_all((x >= 0) & (x < n))
-        return ok, f"{name}: expected integers in [0, {n}), got {{}}", [_offending(x, x < 0)]
+        return ok, f"{name}: expected integers in [0, {n}), got {{}}", _offending(x, lambda v: v < 0)
     if kind == "count":
         minimum = distribution["min"]
         limit = COUNT_LIMITS.get(name)
@@ -80,10 +97,9 @@ def _range_condition(name, x, distribution, limits):
     if kind == "video" and x.dtype.is_floating:
         low, high = distribution["low"], distribution["high"]
         low_t, high_t = low - VIDEO_RANGE_TOLERANCE, high + VIDEO_RANGE_TOLERANCE
-        too_low = ~(x >= low_t)
         ok = tf.reduce_all((x >= low_t) & (x <= high_t))
         return (ok, f"{name}: expected floats in [{low:g}, {high:g}] (uint8 videos go to the uint8 signature), "
-                    "got {}", [_offending(x, too_low)])
+                    "got {}", _offending(x, lambda v: ~(v >= low_t)))
     return None  # seeds take any value; uint8 videos cannot leave [0, 255]
 
 
