@@ -45,3 +45,27 @@ def test_dynamic_frame_count_and_round_trip(tmp_path):
     assert loaded(np.ones((1, 3, 4, 4, 1), "float32")).shape == (1, 6, 4, 6, 1)
     with pytest.raises(ValueError, match="channels_last only"):
         ZeroPadding3D(1, data_format="channels_first")
+
+
+def test_a_gradient_penalty_s_second_order_graph_has_no_pad_op_and_keras_s_values():
+    """R1's gradient of a gradient: the padding's crop is differentiated back into concatenated zeros."""
+    ours, theirs = ZeroPadding3D(((1, 0), (1, 2), (0, 1))), keras.layers.ZeroPadding3D(((1, 0), (1, 2), (0, 1)))
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(size=(2, 3, 4, 5, 2)).astype("float32"))
+    weight = tf.constant(rng.normal(size=(2, 4, 7, 6, 2)).astype("float32"))
+
+    @tf.function
+    def penalty_gradient(x, layer):
+        with tf.GradientTape() as outer:
+            outer.watch(x)
+            with tf.GradientTape() as inner:
+                inner.watch(x)
+                score = tf.reduce_sum(layer(x) ** 2 * weight)
+            first = inner.gradient(score, x)
+            penalty = tf.reduce_sum(first ** 2)
+        return first, outer.gradient(penalty, x)
+
+    graph = penalty_gradient.get_concrete_function(x, ours).graph
+    assert not [op.type for op in graph.get_operations() if op.type in ("Pad", "PadV2")]
+    for a, b in zip(penalty_gradient(x, ours), penalty_gradient(x, theirs)):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6)

@@ -2,6 +2,7 @@
 
 from vidgen_tf.layers.conditioning import LabelEmbedding, ProjectionHead
 from vidgen_tf.layers.conv3d import Conv3D, Conv3DTranspose
+from vidgen_tf.layers.activations import LeakyReLU, leaky_relu
 from vidgen_tf.layers.blocks import Down2D, Down3D, Up2D, Up3D
 from vidgen_tf.layers.conv_gru import ConvGRU2D, ConvGRU2DCell
 from vidgen_tf.layers.geometry import doubling_stages
@@ -20,10 +21,12 @@ __all__ = [
     "Down2D",
     "Down3D",
     "LabelEmbedding",
+    "LeakyReLU",
     "ProjectionHead",
     "SpectralNorm",
     "Up2D",
     "Up3D",
     "ZeroPadding3D",
     "doubling_stages",
+    "leaky_relu",
 ]

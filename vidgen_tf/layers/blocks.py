@@ -18,6 +18,7 @@ Normalisations (`norm`):
 
 import keras
 
+from vidgen_tf.layers.activations import leaky_relu
 from vidgen_tf.layers.conv3d import Conv3D, Conv3DTranspose
 from vidgen_tf.layers.normalization import BatchNormalization
 from vidgen_tf.layers.spectral_norm import SpectralNorm
@@ -94,7 +95,8 @@ class _SamplingBlock(keras.layers.Layer):
             )
         else:
             self.norm = None
-        self._activation_fn = keras.activations.get(activation)
+        # LeakyReLU differentiated through its output, which the CPU remapper can fuse (`activations`).
+        self._activation_fn = leaky_relu if activation == "leaky_relu" else keras.activations.get(activation)
 
         # === Config ===
         self.filters = filters

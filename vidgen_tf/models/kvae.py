@@ -53,7 +53,7 @@ import tensorflow as tf
 from keras import layers
 
 from vidgen_tf.base import check_positive_int, frame_noise
-from vidgen_tf.layers import doubling_stages
+from vidgen_tf.layers import LeakyReLU, doubling_stages
 from vidgen_tf.likelihood import LikelihoodModel
 from vidgen_tf.models import kalman
 from vidgen_tf.models.kalman import rts_smoother
@@ -72,11 +72,11 @@ def _encoder(frame_shape, stages, base_filters, observation_dim):
     """Frames `(N, H, W, C)` -> parameters of q(a_t | x_t) `(N, 2 * observation_dim)`."""
     stack = [keras.Input(frame_shape)]
     for stage in range(stages):
-        stack += [layers.Conv2D(base_filters * 2**stage, 4, strides=2, padding="same"), layers.LeakyReLU(0.2)]
+        stack += [layers.Conv2D(base_filters * 2**stage, 4, strides=2, padding="same"), LeakyReLU(0.2)]
     stack += [
         layers.Flatten(),
         layers.Dense(8 * base_filters),
-        layers.LeakyReLU(0.2),
+        LeakyReLU(0.2),
         layers.Dense(2 * observation_dim, dtype="float32", name="posterior"),
     ]
     return keras.Sequential(stack, name="encoder")
@@ -90,15 +90,15 @@ def _decoder(frame_shape, stages, base_filters, observation_dim, outputs):
     stack = [
         keras.Input((observation_dim,)),
         layers.Dense(8 * base_filters),
-        layers.LeakyReLU(0.2),
+        LeakyReLU(0.2),
         layers.Dense(grid[0] * grid[1] * filters),
-        layers.LeakyReLU(0.2),
+        LeakyReLU(0.2),
         layers.Reshape(grid + (filters,)),
     ]
     for stage in reversed(range(stages)):
         stack += [
             layers.Conv2DTranspose(base_filters * 2**stage, 4, strides=2, padding="same"),
-            layers.LeakyReLU(0.2),
+            LeakyReLU(0.2),
         ]
     stack.append(layers.Conv2D(outputs, 3, padding="same", dtype="float32", name="pixel_parameters"))
     return keras.Sequential(stack, name="decoder")

@@ -26,7 +26,7 @@ from keras import layers, ops
 from vidgen_tf.adversarial import AdversarialModel
 from vidgen_tf.distribute import global_uniform_ints
 from vidgen_tf.base import check_positive_int, frame_noise
-from vidgen_tf.layers import BatchNormalization, Conv3D, ZeroPadding3D, doubling_stages
+from vidgen_tf.layers import BatchNormalization, Conv3D, LeakyReLU, ZeroPadding3D, doubling_stages
 from vidgen_tf.registry import register
 
 
@@ -113,13 +113,13 @@ def _image_discriminator(channels, width_multiplier, name="image_discriminator")
     return keras.Sequential(
         [
             layers.Conv2D(width_multiplier, 4, strides=2, padding="same", use_bias=False),
-            layers.LeakyReLU(0.2),
+            LeakyReLU(0.2),
             layers.Conv2D(width_multiplier * 2, 4, strides=2, padding="same", use_bias=False),
             _batch_norm(),
-            layers.LeakyReLU(0.2),
+            LeakyReLU(0.2),
             layers.Conv2D(width_multiplier * 4, 4, strides=2, padding="same", use_bias=False),
             _batch_norm(),
-            layers.LeakyReLU(0.2),
+            LeakyReLU(0.2),
             layers.Conv2D(1, 4, strides=2, padding="same", use_bias=False, dtype="float32"),
             layers.Reshape((-1,), dtype="float32"),
         ],
@@ -173,7 +173,7 @@ def _video_discriminator(height, width, num_frames, width_multiplier, outputs, n
         ]
         if i:
             stack.append(_batch_norm())
-        stack.append(layers.LeakyReLU(0.2))
+        stack.append(LeakyReLU(0.2))
     grid = (height >> stages, width >> stages)
     stack.append(Conv3D(outputs, (kernels[-1],) + grid, padding="valid", use_bias=False, dtype="float32"))
     return keras.Sequential(stack, name=name)

@@ -51,7 +51,7 @@ import tensorflow as tf
 from keras import layers
 
 from vidgen_tf.base import check_positive_int
-from vidgen_tf.layers import Conv3D, Conv3DTranspose, doubling_stages
+from vidgen_tf.layers import Conv3D, Conv3DTranspose, LeakyReLU, doubling_stages
 from vidgen_tf.likelihood import LikelihoodModel
 from vidgen_tf.models import _latent
 from vidgen_tf.models._latent import INFERENCE_SEED, MIN_POSTERIOR_SCALE, posterior_noise  # noqa: F401
@@ -113,7 +113,7 @@ def _encoder(video_shape, stages, base_filters, latent_dim):
         # Halve the frames, keep the frames' count: the clip length is fixed and short.
         stack += [
             Conv3D(base_filters * 2**stage, (3, 4, 4), strides=(1, 2, 2), padding="same"),
-            layers.LeakyReLU(0.2),
+            LeakyReLU(0.2),
         ]
     stack += [
         layers.Flatten(),
@@ -131,13 +131,13 @@ def _decoder(video_shape, stages, base_filters, latent_dim, outputs):
     stack = [
         keras.Input((latent_dim,)),
         layers.Dense(grid[0] * grid[1] * grid[2] * filters, name="project"),
-        layers.LeakyReLU(0.2),
+        LeakyReLU(0.2),
         layers.Reshape(grid + (filters,)),
     ]
     for stage in reversed(range(stages)):
         stack += [
             Conv3DTranspose(base_filters * 2**stage, (3, 4, 4), strides=(1, 2, 2), padding="same"),
-            layers.LeakyReLU(0.2),
+            LeakyReLU(0.2),
         ]
     stack.append(Conv3D(outputs, 3, padding="same", dtype="float32", name="pixel_parameters"))
     return keras.Sequential(stack, name="decoder")
