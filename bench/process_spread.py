@@ -10,9 +10,13 @@ default `jit_compile=False`, as `bench/train_throughput.py`), runs `--warmup`
 untimed `train_on_batch` steps on one batch held in memory (the first traces
 the graph) and then times `--steps` steps one by one: wall time by
 `time.perf_counter`, CPU time of the process (user + system, every thread) by
-`time.process_time`; peak resident memory of the timed steps (VmHWM after
-resetting it, as `bench/vs_pytorch.py`) and of the process before them. A process's figure is the median of its timed steps; the
-spread of a variant is its slowest process's figure over its fastest.
+`time.process_time`; resident memory after importing TensorFlow and after
+building, and the peak of the timed steps (VmHWM after resetting it, as
+`bench/vs_pytorch.py`) and of the process before them. With
+`TF_CPU_ALLOCATOR_USE_BFC=1` in a variant's environment, TensorFlow's own
+count of its tensors too (after building, and the peak of the timed steps).
+A process's figure is the median of its timed steps; the spread of a variant
+is its slowest process's figure over its fastest.
 
 A variant is a set of environment variables given to its processes (for
 example `inter1:VIDGEN_BENCH_INTER_OP=1`, or a fixed Python hash seed,
@@ -30,7 +34,6 @@ the figures say nothing about the processes themselves.
 import argparse
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -38,20 +41,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-
-
-def _status_kib(field):
-    match = re.search(rf"^{field}:\s+(\d+) kB", Path("/proc/self/status").read_text(), re.MULTILINE)
-    return int(match.group(1))
-
-
-def _reset_peak_rss():
-    """Resets this process's VmHWM to its current RSS (Linux >= 4.0); False if the kernel refuses."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
+sys.path.insert(0, str(HERE))
+from _memory import reset_peak_rss, status_kib  # noqa: E402
 
 
 def _child(args):
@@ -59,6 +50,7 @@ def _child(args):
     import numpy as np
     import tensorflow as tf
 
+    rss_after_import = status_kib("VmRSS")
     inter = os.environ.get("VIDGEN_BENCH_INTER_OP")
     intra = os.environ.get("VIDGEN_BENCH_INTRA_OP")
     if inter:
@@ -66,7 +58,6 @@ def _child(args):
     if intra:
         tf.config.threading.set_intra_op_parallelism_threads(int(intra))
 
-    sys.path.insert(0, str(HERE))
     import _common
 
     import vidgen_tf
@@ -74,12 +65,18 @@ def _child(args):
     config = _common.PAPER_SETTINGS[args.model] if args.setting == "paper" else _common.small_config(args.model)
     model = vidgen_tf.build(args.model, **config)
     model.compile(seed=0)
+    rss_after_build = status_kib("VmRSS")
+    # With TF_CPU_ALLOCATOR_USE_BFC=1 TensorFlow's allocator keeps statistics of its tensors.
+    tensors = os.environ.get("TF_CPU_ALLOCATOR_USE_BFC", "").lower() in ("1", "true")
+    tensors_after_build = tf.config.experimental.get_memory_info("CPU:0")["current"] if tensors else None
     rng = np.random.default_rng(0)
     videos = tf.constant(rng.uniform(-1.0, 1.0, (args.batch_size, *model.video_shape)).astype("float32"))
     for _ in range(args.warmup):
         model.train_on_batch(videos, return_dict=True)
-    peak_before = _status_kib("VmHWM")
-    reset = _reset_peak_rss()
+    peak_before = status_kib("VmHWM")
+    reset = reset_peak_rss()
+    if tensors:
+        tf.config.experimental.reset_memory_stats("CPU:0")
     walls, cpus = [], []
     for _ in range(args.steps):
         wall, cpu = time.perf_counter(), time.process_time()
@@ -88,8 +85,12 @@ def _child(args):
         cpus.append(time.process_time() - cpu)
     result = dict(
         pid=os.getpid(),
-        peak_rss_mib=_status_kib("VmHWM") / 1024 if reset else None,
+        peak_rss_mib=status_kib("VmHWM") / 1024 if reset else None,
         peak_rss_before_steps_mib=peak_before / 1024,
+        rss_after_import_mib=rss_after_import / 1024,
+        rss_after_build_mib=rss_after_build / 1024,
+        tensors_after_build_mib=tensors_after_build / 2**20 if tensors else None,
+        tensors_peak_of_steps_mib=tf.config.experimental.get_memory_info("CPU:0")["peak"] / 2**20 if tensors else None,
         wall_seconds=walls,
         cpu_seconds=cpus,
         median_wall=statistics.median(walls),
@@ -156,16 +157,14 @@ def main():
     for label, env in variants:
         walls = [r["median_wall"] for r in results[label]]
         cpus = [r["median_cpu"] for r in results[label]]
+        peaks = [r["peak_rss_mib"] for r in results[label] if r["peak_rss_mib"] is not None]
         row = dict(variant=label, env=env, model=args.model, setting=args.setting, batch_size=args.batch_size,
                    step_seconds=walls, cpu_seconds=cpus, fastest=min(walls), slowest=max(walls),
-                   spread=max(walls) / min(walls), processes=results[label])
+                   spread=max(walls) / min(walls), peak_rss_mib=peaks, processes=results[label])
         rows.append(row)
-        peaks = [r["peak_rss_mib"] for r in results[label] if r["peak_rss_mib"] is not None]
-        row["peak_rss_mib"] = peaks
         print(f"{label:>12}: fastest {row['fastest']:.3f} s, slowest {row['slowest']:.3f} s, "
               f"spread {row['spread']:.3f}; CPU {min(cpus):.2f}-{max(cpus):.2f} s a step"
               + (f"; peak RSS of the steps {min(peaks):.0f}-{max(peaks):.0f} MiB" if peaks else ""))
-    sys.path.insert(0, str(HERE))
     import _common
 
     _common.write_json(args.json, rows, started=start, load_before=load_before, load_after=os.getloadavg(),

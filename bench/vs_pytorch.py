@@ -72,29 +72,15 @@ import argparse
 import math
 import multiprocessing
 import os
-import re
 import sys
 import time
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, BENCH)
+from _memory import reset_peak_rss, status_kib  # noqa: E402  (standard library only: no framework)
+
 SETTINGS = ("paper", "small")
 TWINNED = ("mocogan", "vgan")
-
-
-# ----------------------------------------------------------------- memory
-def _status_kib(field):
-    match = re.search(rf"^{field}:\s+(\d+) kB", open("/proc/self/status").read(), re.MULTILINE)
-    return int(match.group(1)) if match else None
-
-
-def _reset_peak_rss():
-    """Resets this process's VmHWM to its current RSS (Linux >= 4.0); False if the kernel refuses."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
 
 
 # ----------------------------------------------------------------- configs
@@ -208,15 +194,15 @@ def worker(framework, name, config_or_spec, options, conn):
             start = time.perf_counter()
             step()
             warmup.append(time.perf_counter() - start)
-        rss_before = _status_kib("VmRSS")
-        peak_before = _status_kib("VmHWM")
-        reset = _reset_peak_rss()
+        rss_before = status_kib("VmRSS")
+        peak_before = status_kib("VmHWM")
+        reset = reset_peak_rss()
         step()
         info.update(
             warmup_s=warmup,
             rss_before_step_mib=rss_before / 1024,
             peak_rss_before_step_mib=peak_before / 1024,
-            peak_rss_step_mib=_status_kib("VmHWM") / 1024 if reset else None,
+            peak_rss_step_mib=status_kib("VmHWM") / 1024 if reset else None,
             peak_reset=reset,
         )
         conn.send(("ready", info))
@@ -232,7 +218,7 @@ def serve_steps(conn, step):
     while True:
         command, count = conn.recv()
         if command == "stop":
-            conn.send(("stopped", {"peak_rss_process_mib": _status_kib("VmHWM") / 1024}))
+            conn.send(("stopped", {"peak_rss_process_mib": status_kib("VmHWM") / 1024}))
             return
         times = []
         for _ in range(count):
